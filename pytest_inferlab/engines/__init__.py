@@ -1,0 +1,56 @@
+"""Engines: the narrow interface every backend implements, and the registry that finds them.
+
+Backends are registered as lazy ``"module:Class"`` strings so that loading the plugin imports
+neither torch nor vllm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Sequence
+
+from ..device import Device
+from ..registry import Registry
+from ..specs import ModelSpec, SamplingSpec
+from ..trace import Request, RequestTrace
+
+
+@dataclass(frozen=True, slots=True)
+class EngineInfo:
+    """Facts about a loaded engine that go into every record it produces."""
+
+    engine: str
+    model: ModelSpec
+    device: Device
+    dtype: str
+    parameters: int
+    model_bytes: int
+    vocab_size: int
+    facts: dict[str, Any] = field(default_factory=dict)  # architecture, weights file, GGUF type...
+
+
+class Engine(Protocol):
+    """A loaded model that generates for a batch of requests and timestamps every delivery.
+
+    Example::
+
+        engine = load_engine("transformers", resolve_model("dummy:tiny"), CPU)
+        ids = engine.encode("Hello", chat=True)
+        [trace] = engine.generate([Request(0, tuple(ids), 8)], SamplingSpec())
+    """
+
+    info: EngineInfo
+
+    def encode(self, text: str, chat: bool) -> list[int]:
+        """Token ids of ``text``, wrapped in the chat template when ``chat`` and one exists."""
+
+    def generate(self, batch: Sequence[Request], sampling: SamplingSpec) -> list[RequestTrace]:
+        """Generate for ``batch`` together; failures come back as ``ok=False`` traces."""
+
+
+engines: Registry[Any] = Registry("engines")
+engines.register("transformers", "pytest_inferlab.engines.transformers_engine:TransformersEngine")
+
+
+def load_engine(name: str, spec: ModelSpec, device: Device) -> Engine:
+    return engines.get(name).load(spec, device)

@@ -1,0 +1,158 @@
+"""In-process transformers engine: ``model.generate`` on the calling thread, timed by a streamer.
+
+DESIGN §8: a streamer whose ``put`` records ``perf_counter`` costs nothing measurable, and
+``generate`` must run on the calling thread (a worker thread loses the thread settings).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+import torch
+from transformers import GenerationConfig
+from transformers.generation.streamers import BaseStreamer
+
+from ..device import Device
+from ..sources import model_sources
+from ..specs import ModelSpec, SamplingSpec
+from ..trace import Request, RequestTrace
+from . import EngineInfo
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def resolve_dtype(name: str, device: Device) -> torch.dtype:
+    if name == "auto":
+        return torch.bfloat16 if device.is_cuda else torch.float32
+    try:
+        return DTYPES[name]
+    except KeyError:
+        raise ValueError(f"unknown dtype {name!r}; use auto or one of {', '.join(DTYPES)}") from None
+
+
+def weight_bytes(model: torch.nn.Module) -> tuple[int, int]:
+    """(parameters, bytes) of weights and buffers, each tied tensor counted once."""
+    seen: set[int] = set()
+    params = nbytes = 0
+    for tensor in [*model.parameters(), *model.buffers()]:
+        if tensor.device.type == "meta" or tensor.data_ptr() in seen:
+            continue
+        seen.add(tensor.data_ptr())
+        nbytes += tensor.numel() * tensor.element_size()
+        if isinstance(tensor, torch.nn.Parameter):
+            params += tensor.numel()
+    return params, nbytes
+
+
+class TimingStreamer(BaseStreamer):
+    """Records when each generation step delivers, and what it delivered per row."""
+
+    def __init__(self) -> None:
+        self.prompt_seen = False
+        self.times: list[float] = []
+        self.steps: list[list[int]] = []  # steps[k][row] = token id delivered at step k
+
+    def put(self, value: torch.Tensor) -> None:
+        now = time.perf_counter()
+        if not self.prompt_seen:  # the first put is the prompt itself
+            self.prompt_seen = True
+            return
+        self.times.append(now)
+        self.steps.append(value.reshape(value.shape[0], -1)[:, -1].tolist())
+
+    def end(self) -> None:
+        pass
+
+
+class TransformersEngine:
+    """``Engine`` over a transformers causal LM on CPU or one CUDA device."""
+
+    def __init__(self, model: Any, tokenizer: Any, info: EngineInfo) -> None:
+        self.model = model
+        self.tokenizer = tokenizer
+        self.info = info
+
+    @classmethod
+    def load(cls, spec: ModelSpec, device: Device) -> "TransformersEngine":
+        dtype = resolve_dtype(spec.dtype, device)
+        model, tokenizer, facts = model_sources.get(spec.source)().load(spec, device.torch_name, dtype)
+        model.eval()
+        params, nbytes = weight_bytes(model)
+        facts = {"architecture": model.config.model_type, "layers": model.config.num_hidden_layers, **facts}
+        info = EngineInfo(
+            engine="transformers", model=spec, device=device, dtype=str(dtype).removeprefix("torch."),
+            parameters=params, model_bytes=nbytes, vocab_size=model.config.vocab_size, facts=facts,
+        )
+        return cls(model, tokenizer, info)
+
+    def encode(self, text: str, chat: bool) -> list[int]:
+        if chat and getattr(self.tokenizer, "chat_template", None):
+            messages = [{"role": "user", "content": text}]
+            rendered = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+            return self.tokenizer(rendered, add_special_tokens=False)["input_ids"]
+        return self.tokenizer(text)["input_ids"]
+
+    def generation_config(self, batch: Sequence[Request], sampling: SamplingSpec) -> GenerationConfig:
+        new_tokens = max(r.max_new_tokens for r in batch)
+        return GenerationConfig(
+            max_new_tokens=new_tokens,
+            min_new_tokens=new_tokens if all(r.ignore_eos for r in batch) else 0,
+            do_sample=not sampling.greedy,
+            temperature=sampling.temperature if not sampling.greedy else None,
+            top_p=sampling.top_p if not sampling.greedy else None,
+            top_k=None,
+            pad_token_id=self.tokenizer.pad_token_id,
+            eos_token_id=self.tokenizer.eos_token_id,
+        )
+
+    def inputs(self, batch: Sequence[Request]) -> dict[str, torch.Tensor]:
+        """Left-padded ids and attention mask on the engine's device."""
+        width = max(len(r.prompt_ids) for r in batch)
+        pad = self.tokenizer.pad_token_id
+        ids = [[pad] * (width - len(r.prompt_ids)) + list(r.prompt_ids) for r in batch]
+        mask = [[0] * (width - len(r.prompt_ids)) + [1] * len(r.prompt_ids) for r in batch]
+        device = self.info.device.torch_name
+        return {"input_ids": torch.tensor(ids, device=device), "attention_mask": torch.tensor(mask, device=device)}
+
+    def generate(self, batch: Sequence[Request], sampling: SamplingSpec) -> list[RequestTrace]:
+        inputs = self.inputs(batch)
+        config = self.generation_config(batch, sampling)
+        streamer = TimingStreamer()
+        if not sampling.greedy:
+            torch.manual_seed(sampling.seed + batch[0].index)
+        self.info.device.sync()
+        t_send = time.perf_counter()
+        try:
+            with torch.inference_mode():
+                self.model.generate(**inputs, generation_config=config, streamer=streamer)
+        except Exception as exc:  # a failed request is data (DESIGN §4)
+            return [RequestTrace.failed(r, t_send, f"{type(exc).__name__}: {exc}") for r in batch]
+        self.info.device.sync()
+        return [self._row_trace(row, request, t_send, streamer) for row, request in enumerate(batch)]
+
+    def _row_trace(self, row: int, request: Request, t_send: float, streamer: TimingStreamer) -> RequestTrace:
+        ids: list[int] = []
+        for step in streamer.steps[: request.max_new_tokens]:
+            ids.append(step[row])
+            if not request.ignore_eos and step[row] == self.tokenizer.eos_token_id:
+                break
+        times = tuple(streamer.times[: len(ids)])
+        return RequestTrace(request.index, t_send, times, (1,) * len(ids), len(request.prompt_ids), tuple(ids))
+
+
+def bare_generate(engine: TransformersEngine, requests: Sequence[Request], sampling: SamplingSpec) -> tuple[int, float]:
+    """(output tokens, seconds) of a plain ``model.generate`` loop timed with ``perf_counter``.
+
+    The reference the recording path is compared against: no streamer, no traces.
+    """
+    prepared = [(engine.inputs([r]), engine.generation_config([r], sampling)) for r in requests]
+    tokens = 0
+    engine.info.device.sync()
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for inputs, config in prepared:
+            out = engine.model.generate(**inputs, generation_config=config)
+            tokens += out.shape[1] - inputs["input_ids"].shape[1]
+    engine.info.device.sync()
+    return tokens, time.perf_counter() - start

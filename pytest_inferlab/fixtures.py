@@ -1,0 +1,64 @@
+"""The suites' vocabulary: ``model``, ``workload``, ``lab`` (and the session/device behind them).
+
+Parametrize them directly or indirectly; stacked ``parametrize`` decorators compose a cross
+product, and expensive objects (loaded models, tokenized prompts) are cached per session by spec.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from .device import Device
+from .engines import Engine
+from .lab import Lab
+from .session import SESSION_KEY, LabSession
+from .sources import ModelSourceError
+from .specs import ModelSpec, WorkloadSpec
+from .workloads import resolve_workload
+
+
+@pytest.fixture(scope="session")
+def inferlab_session(pytestconfig: pytest.Config) -> LabSession:
+    """The run's LabSession (settings, device, caches)."""
+    return pytestconfig.stash[SESSION_KEY]
+
+
+@pytest.fixture(scope="session")
+def inferlab_device(inferlab_session: LabSession) -> Device:
+    """The device this run measures on: CPU, or the CUDA device given by --inferlab-gpu."""
+    return inferlab_session.device
+
+
+@pytest.fixture
+def model(request: pytest.FixtureRequest, inferlab_session: LabSession) -> Engine:
+    """The loaded model (an Engine): ``--inferlab-model``, or the indirect parameter (name or ModelSpec)."""
+    name: str | ModelSpec = getattr(request, "param", inferlab_session.settings.model)
+    try:
+        return inferlab_session.engine_for(name)
+    except ModelSourceError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture
+def workload_overrides() -> dict[str, Any]:
+    """Field overrides applied to every workload (override in a conftest.py to size the run)."""
+    return {}
+
+
+@pytest.fixture
+def workload(request: pytest.FixtureRequest, workload_overrides: dict[str, Any]) -> WorkloadSpec:
+    """The workload spec: the indirect parameter (registry name or WorkloadSpec), default short-chat."""
+    spec = resolve_workload(getattr(request, "param", "short-chat"))
+    try:
+        return dataclasses.replace(spec, **workload_overrides)
+    except (TypeError, ValueError) as exc:
+        raise pytest.UsageError(f"workload_overrides {workload_overrides!r} do not fit workload {spec.name!r}: {exc}")
+
+
+@pytest.fixture
+def lab(request: pytest.FixtureRequest, inferlab_session: LabSession) -> Lab:
+    """The recording fixture: ``lab.measure(model, workload, batch_size=...)`` measures and records."""
+    return Lab(inferlab_session, request)

@@ -1,0 +1,201 @@
+"""The recording fixture's object: warm-up and timed rounds through pytest-benchmark, then a record.
+
+pytest-benchmark owns the round loop (so --benchmark-json/-autosave/-compare keep working and carry
+the LLM metrics in ``extra_info``); when it is disabled (xdist, --benchmark-disable) the same
+rounds run here and the record says timing conditions were not exclusive.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import statistics
+import time
+from typing import Any, Callable
+
+import pytest
+
+from .engines import Engine
+from .metrics import SLO, Measurement, measure, scalar, summary_values
+from .probes.energy import EnergyMeter
+from .probes.memory import PeakMemory
+from .record import Record
+from .report import report_row
+from .runner import run_round
+from .session import REPORT_KEY, LabSession
+from .specs import RunSpec, SamplingSpec, WorkloadSpec, spec_dict
+from .trace import RoundTrace, output_digest
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def _param_value(value: Any) -> Any:
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return getattr(value, "name", None) or repr(value)
+
+
+class Lab:
+    """Measures one case per test and records it. Obtained through the ``lab`` fixture.
+
+    Example::
+
+        def test_latency(lab, model, workload):
+            record = lab.measure(model, workload, batch_size=4)
+            assert record.measurements["output_tok_per_s"].value > 0
+    """
+
+    def __init__(self, session: LabSession, request: pytest.FixtureRequest) -> None:
+        self._session = session
+        self._request = request
+        self._used = False
+
+    @property
+    def rounds(self) -> int:
+        return self._session.settings.rounds
+
+    @property
+    def warmup(self) -> int:
+        return self._session.settings.warmup
+
+    def measure(self, engine: Engine, workload: WorkloadSpec, *, batch_size: int = 1,
+                sampling: SamplingSpec | None = None, slo: SLO | None = None) -> Record:
+        """Run ``workload`` on ``engine`` (warm-up, then timed rounds) and write the record."""
+        self._claim(batch_size)
+        sampling = sampling or SamplingSpec(seed=self._session.settings.seed)
+        spec = RunSpec(engine.info.model, workload, batch_size, sampling, engine.info.device.kind)
+        requests = self._session.requests_for(engine, workload)
+        energy = EnergyMeter(engine.info.device)
+        traces: list[RoundTrace] = []
+
+        def one_round() -> None:
+            warm = len(traces) < self.warmup
+            if not warm and energy._start is None:
+                energy.start()
+            trace = run_round(engine, requests, batch_size, sampling, warmup=warm)
+            if not warm:
+                energy.stop()
+            traces.append(trace)
+            self._progress(len(traces), trace)
+
+        started = _now()
+        conditions, memory = self._drive(one_round, engine)
+        measurements, absent = measure(traces, slo or SLO())
+        failed = [r for t in traces if not t.warmup for r in t.requests if not r.ok]
+        if failed and len(failed) == sum(len(t.requests) for t in traces if not t.warmup):
+            pytest.fail(f"every request failed; first error: {failed[0].error}", pytrace=False)
+        output_tokens = sum(r.output_tokens for t in traces if not t.warmup for r in t.requests if r.ok)
+        self._add_energy(measurements, absent, energy, output_tokens)
+        note = f"{len(failed)} failed" if failed else ""
+        return self._finish(spec, engine, {**measurements, **memory[0]}, {**absent, **memory[1]}, started, conditions,
+                            note, output_digest(traces[-1]))
+
+    def measure_overhead(self, engine: Engine, workload: WorkloadSpec, *, sampling: SamplingSpec | None = None) -> Record:
+        """Tokens/s through the recording path vs a bare ``model.generate`` loop, interleaved.
+
+        Each timed round runs both, alternating which goes first; the overhead is
+        1 - median(recorded) / median(bare), in percent.
+        """
+        from .engines.transformers_engine import bare_generate
+
+        self._claim(1)
+        sampling = sampling or SamplingSpec(seed=self._session.settings.seed)
+        spec = RunSpec(engine.info.model, workload, 1, sampling, engine.info.device.kind, measure="overhead")
+        requests = self._session.requests_for(engine, workload)
+        recorded: list[float] = []
+        bare: list[float] = []
+        done = 0
+
+        def one_round() -> None:
+            nonlocal done
+            order = ("recorded", "bare") if done % 2 == 0 else ("bare", "recorded")
+            for path in order:
+                if path == "recorded":
+                    trace = run_round(engine, requests, 1, sampling)
+                    rate = sum(r.output_tokens for r in trace.requests) / (trace.t_end - trace.t_start)
+                else:
+                    tokens, seconds = bare_generate(engine, requests, sampling)
+                    rate = tokens / seconds
+                if done >= self.warmup:
+                    (recorded if path == "recorded" else bare).append(rate)
+            done += 1
+            self._session.progress(f"{self._request.node.name}: pair {done}/{self.warmup + self.rounds}")
+
+        started = _now()
+        conditions, memory = self._drive(one_round, engine)
+        overhead = (1 - statistics.median(recorded) / statistics.median(bare)) * 100
+        measurements: dict[str, Measurement] = {
+            "output_tok_per_s": Measurement("tok/s", statistics.median(recorded), tuple(recorded)),
+            "bare_output_tok_per_s": Measurement("tok/s", statistics.median(bare), tuple(bare)),
+            "harness_overhead_pct": scalar("harness_overhead_pct", overhead),
+            **memory[0],
+        }
+        return self._finish(spec, engine, measurements, memory[1], started, conditions, f"overhead {overhead:+.2f}%")
+
+    # ---- steps shared by every kind of case ---------------------------------------------------
+    def _claim(self, batch_size: int) -> None:
+        if self._used:
+            raise RuntimeError("lab measures one case per test (pytest-benchmark's fixture is single-use): "
+                               "parametrize the test instead of measuring twice")
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size={batch_size!r}: expected an integer >= 1")
+        self._used = True
+
+    def _drive(self, one_round: Callable[[], None], engine: Engine) -> tuple[dict[str, Any], tuple[dict, dict]]:
+        """Warm-up + timed rounds through pytest-benchmark, bracketed by the memory probe."""
+        benchmark = self._request.getfixturevalue("benchmark")
+        total = self.warmup + self.rounds
+        memory = PeakMemory(engine.info.device)
+        memory.start()
+        if benchmark.disabled:
+            benchmark.pedantic(lambda: [one_round() for _ in range(total)], rounds=1)
+        else:
+            benchmark.pedantic(one_round, rounds=self.rounds, warmup_rounds=self.warmup, iterations=1)
+        peaks, absent = memory.stop()
+        measured = {name: scalar(name, value) for name, value in peaks.items()}
+        conditions = {"benchmark_disabled": bool(benchmark.disabled), "xdist_worker": self._session.worker_id}
+        return conditions, (measured, absent)
+
+    def _add_energy(self, measurements: dict[str, Measurement], absent: dict[str, str], energy: EnergyMeter,
+                    output_tokens: int) -> None:
+        joules, reason = energy.result()
+        if joules is None:
+            absent["energy_j"] = absent["tok_per_j"] = reason or "energy counter not read"
+            return
+        measurements["energy_j"] = scalar("energy_j", joules)
+        if joules > 0:
+            measurements["tok_per_j"] = scalar("tok_per_j", output_tokens / joules)
+        else:
+            absent["tok_per_j"] = "energy counter did not advance"
+
+    def _progress(self, count: int, trace: RoundTrace) -> None:
+        label = "warm-up" if trace.warmup else "round"
+        tokens = sum(r.output_tokens for r in trace.requests)
+        seconds = trace.t_end - trace.t_start
+        self._session.progress(f"{self._request.node.name}: {label} {count}/{self.warmup + self.rounds} "
+                               f"{tokens} tok in {seconds:.1f} s ({tokens / seconds:.1f} tok/s)")
+
+    def _finish(self, spec: RunSpec, engine: Engine, measurements: dict[str, Measurement], absent: dict[str, str],
+                started: str, conditions: dict[str, Any], note: str, digest: str | None = None) -> Record:
+        info = engine.info
+        measurements = {**measurements, "model_bytes": scalar("model_bytes", info.model_bytes)}
+        node = self._request.node
+        callspec = getattr(node, "callspec", None)
+        params = {k: _param_value(v) for k, v in (callspec.params.items() if callspec else ())}
+        record = Record(
+            run_id=self._session.run_id, test_id=node.nodeid, params=params, spec=spec_dict(spec),
+            spec_id=spec.spec_id, measurements=measurements, absent=absent,
+            engine={**dataclasses.asdict(info), "model_spec_id": info.model.spec_id},
+            environment=self._session.environment, machine_id=self._session.machine_id,
+            seed=spec.sampling.seed, started_at=started, finished_at=_now(), rounds=self.rounds,
+            warmup_rounds=self.warmup, conditions=conditions, output_digest=digest,
+        )
+        path = self._session.write(record)
+        values = summary_values(measurements)
+        benchmark = self._request.getfixturevalue("benchmark")
+        benchmark.extra_info["inferlab"] = {"spec_id": spec.spec_id, "record": str(path), "metrics": values}
+        node.user_properties.append((REPORT_KEY, report_row(node.nodeid.split("::")[-1], info.model.name, values, note)))
+        return record
+

@@ -1,0 +1,194 @@
+"""Pure functions from traces to measurements (DESIGN §4). Units are in the names.
+
+Missing data is ``None`` (or an entry in ``absent`` with the reason), never 0.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from dataclasses import dataclass
+from typing import Iterable, Mapping, Sequence
+
+from .registry import Registry
+from .trace import RequestTrace, RoundTrace
+
+
+@dataclass(frozen=True, slots=True)
+class MetricDef:
+    """How to read a metric: its unit and which direction is better."""
+
+    name: str
+    unit: str
+    higher_is_better: bool
+    help: str
+
+
+metric_defs: Registry[MetricDef] = Registry("metrics")
+
+
+def _define(name: str, unit: str, higher_is_better: bool, help: str) -> None:
+    metric_defs.register(name, MetricDef(name, unit, higher_is_better, help))
+
+
+_define("ttft_ms", "ms", False, "time to first token: first delivery - send")
+_define("tpot_ms", "ms", False, "time per output token after the first: (e2e - ttft) / (N - 1), requests with N > 1")
+_define("itl_ms", "ms", False, "inter-token latency: every gap between successive deliveries, pooled")
+_define("e2e_ms", "ms", False, "end-to-end latency: last delivery - send")
+_define("tokens_per_delivery", "tokens", True, "tokens carried by one delivery (1 unless speculative or chunked)")
+_define("input_tokens", "tokens", True, "prompt length per request")
+_define("output_tok_per_s", "tok/s", True, "output tokens / measured window")
+_define("total_tok_per_s", "tok/s", True, "(input + output tokens) / measured window")
+_define("req_per_s", "req/s", True, "completed requests / measured window")
+_define("goodput_req_per_s", "req/s", True, "requests meeting every SLO / measured window")
+_define("failed_requests", "requests", False, "requests that ended with ok=False")
+_define("peak_mem_bytes", "B", False, "peak RSS (CPU) or torch peak allocated (CUDA) during the case")
+_define("peak_mem_reserved_bytes", "B", False, "torch peak reserved memory (CUDA)")
+_define("model_bytes", "B", False, "bytes of weights and buffers, tied tensors once")
+_define("energy_j", "J", False, "device energy counter delta over the timed rounds (whole device)")
+_define("tok_per_j", "tok/J", True, "output tokens per joule")
+_define("bare_output_tok_per_s", "tok/s", True, "output tokens/s of a bare model.generate loop (self-measurement)")
+_define("harness_overhead_pct", "%", False, "tokens/s lost by the recording path vs a bare generate loop")
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    """One metric of one case: a headline ``value`` plus the samples it came from.
+
+    Distributions (latencies) have mean/p50/p90/p99 and ``value`` = p50; rates have ``value`` =
+    the aggregate over all measured rounds and one sample per round.
+    """
+
+    unit: str
+    value: float | None
+    samples: tuple[float, ...] = ()
+    mean: float | None = None
+    p50: float | None = None
+    p90: float | None = None
+    p99: float | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        return {"unit": self.unit, "value": self.value, "mean": self.mean, "p50": self.p50, "p90": self.p90,
+                "p99": self.p99, "n": len(self.samples), "samples": list(self.samples)}
+
+
+@dataclass(frozen=True, slots=True)
+class SLO:
+    """Per-request service-level objectives; a request meets the SLO when it meets every bound set."""
+
+    ttft_ms: float | None = None
+    tpot_ms: float | None = None
+    e2e_ms: float | None = None
+
+    def is_set(self) -> bool:
+        return any(v is not None for v in (self.ttft_ms, self.tpot_ms, self.e2e_ms))
+
+
+def percentile(sorted_values: Sequence[float], q: float) -> float:
+    """Linear interpolation between closest ranks (numpy's default), on pre-sorted values."""
+    pos = (len(sorted_values) - 1) * q / 100.0
+    lo, hi = math.floor(pos), math.ceil(pos)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+
+
+def distribution(name: str, samples: Iterable[float]) -> Measurement | None:
+    values = tuple(samples)
+    if not values:
+        return None
+    ordered = sorted(values)
+    p50 = percentile(ordered, 50)
+    return Measurement(metric_defs.get(name).unit, p50, values, statistics.fmean(values), p50,
+                       percentile(ordered, 90), percentile(ordered, 99))
+
+
+def rate(name: str, numerators: Sequence[float], windows: Sequence[float]) -> Measurement | None:
+    """Aggregate over all windows; one sample per window (round) for run-to-run statistics."""
+    total_window = sum(windows)
+    if total_window <= 0:
+        return None
+    per_round = tuple(n / w for n, w in zip(numerators, windows) if w > 0)
+    return Measurement(metric_defs.get(name).unit, sum(numerators) / total_window, per_round)
+
+
+def ttft_ms(r: RequestTrace) -> float | None:
+    return (r.chunk_times[0] - r.t_send) * 1e3 if r.ok and r.chunk_times else None
+
+
+def e2e_ms(r: RequestTrace) -> float | None:
+    return (r.chunk_times[-1] - r.t_send) * 1e3 if r.ok and r.chunk_times else None
+
+
+def tpot_ms(r: RequestTrace) -> float | None:
+    if not r.ok or r.output_tokens <= 1:
+        return None
+    return (e2e_ms(r) - ttft_ms(r)) / (r.output_tokens - 1)
+
+
+def itl_ms(r: RequestTrace) -> list[float]:
+    if not r.ok:
+        return []
+    return [(b - a) * 1e3 for a, b in zip(r.chunk_times, r.chunk_times[1:])]
+
+
+def meets(r: RequestTrace, slo: SLO) -> bool:
+    checks = ((slo.ttft_ms, ttft_ms(r)), (slo.tpot_ms, tpot_ms(r)), (slo.e2e_ms, e2e_ms(r)))
+    return r.ok and all(bound is None or (value is not None and value <= bound) for bound, value in checks)
+
+
+def window_s(round_: RoundTrace) -> float:
+    """The measured window of a round: first send to last delivery (or the round's end)."""
+    starts = [r.t_send for r in round_.requests]
+    ends = [r.chunk_times[-1] for r in round_.requests if r.chunk_times]
+    if not starts:
+        return 0.0
+    return max(ends + [round_.t_end]) - min(starts) if ends else round_.t_end - min(starts)
+
+
+def _drop_none(values: Iterable[float | None]) -> list[float]:
+    return [v for v in values if v is not None]
+
+
+def measure(rounds: Sequence[RoundTrace], slo: SLO = SLO()) -> tuple[dict[str, Measurement], dict[str, str]]:
+    """Latency and throughput of the measured (non-warm-up) rounds: (measurements, absent reasons)."""
+    measured = [r for r in rounds if not r.warmup]
+    requests = [req for r in measured for req in r.requests]
+    ok = [req for req in requests if req.ok]
+    windows = [window_s(r) for r in measured]
+    out: dict[str, Measurement | None] = {
+        "ttft_ms": distribution("ttft_ms", _drop_none(map(ttft_ms, ok))),
+        "tpot_ms": distribution("tpot_ms", _drop_none(map(tpot_ms, ok))),
+        "itl_ms": distribution("itl_ms", [gap for req in ok for gap in itl_ms(req)]),
+        "e2e_ms": distribution("e2e_ms", _drop_none(map(e2e_ms, ok))),
+        "tokens_per_delivery": distribution("tokens_per_delivery", [n for req in ok for n in req.chunk_tokens]),
+        "input_tokens": distribution("input_tokens", [req.input_tokens for req in requests]),
+        "output_tok_per_s": rate("output_tok_per_s", [_out_tokens(r) for r in measured], windows),
+        "total_tok_per_s": rate("total_tok_per_s", [_out_tokens(r) + _in_tokens(r) for r in measured], windows),
+        "req_per_s": rate("req_per_s", [sum(q.ok for q in r.requests) for r in measured], windows),
+        "failed_requests": Measurement("requests", float(len(requests) - len(ok))) if requests else None,
+    }
+    absent: dict[str, str] = {}
+    if slo.is_set():
+        out["goodput_req_per_s"] = rate("goodput_req_per_s", [sum(meets(q, slo) for q in r.requests) for r in measured], windows)
+    else:
+        absent["goodput_req_per_s"] = "no SLO configured"
+    for name, value in out.items():
+        if value is None:
+            absent[name] = "no completed requests" if not ok else "no samples (e.g. every request produced one token)"
+    return {k: v for k, v in out.items() if v is not None}, absent
+
+
+def _out_tokens(round_: RoundTrace) -> int:
+    return sum(q.output_tokens for q in round_.requests if q.ok)
+
+
+def _in_tokens(round_: RoundTrace) -> int:
+    return sum(q.input_tokens for q in round_.requests if q.ok)
+
+
+def scalar(name: str, value: float | None) -> Measurement | None:
+    return None if value is None else Measurement(metric_defs.get(name).unit, float(value))
+
+
+def summary_values(measurements: Mapping[str, Measurement]) -> dict[str, float | None]:
+    """Headline numbers only (for pytest-benchmark's extra_info and report rows)."""
+    return {name: m.value for name, m in measurements.items()}

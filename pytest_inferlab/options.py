@@ -1,0 +1,128 @@
+"""Option names, converters and the resolved settings of a session.
+
+Every option is also an ini key (``--inferlab-rounds`` <-> ``inferlab_rounds``); the command line
+wins over the ini file, the ini file over the default. Bad values are usage errors naming the
+option (or ini key) and the accepted values.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+GPU = "--inferlab-gpu"
+MODEL = "--inferlab-model"
+THREADS = "--inferlab-threads"
+ROUNDS = "--inferlab-rounds"
+WARMUP = "--inferlab-warmup"
+SEED = "--inferlab-seed"
+RESULTS = "--inferlab-results"
+
+
+def _integer(text: str, minimum: int, what: str) -> int:
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer; expected {what}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"{value} is out of range; expected {what}")
+    return value
+
+
+def parse_device_index(text: str) -> int:
+    return _integer(text, 0, "a CUDA device index >= 0 (e.g. 0)")
+
+
+def parse_positive_int(text: str) -> int:
+    return _integer(text, 1, "an integer >= 1")
+
+
+def parse_non_negative_int(text: str) -> int:
+    return _integer(text, 0, "an integer >= 0")
+
+
+def parse_seed(text: str) -> int:
+    return _integer(text, 0, "an integer seed >= 0")
+
+
+def parse_model(text: str) -> str:
+    if not str(text).strip():
+        raise argparse.ArgumentTypeError("empty model name; expected an alias, dummy:<preset>, a path or a hub id")
+    return str(text).strip()
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    flag: str
+    parse: Callable[[str], Any]
+    default: Any
+    help: str
+
+    @property
+    def ini(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_")
+
+    @property
+    def dest(self) -> str:
+        return self.ini
+
+
+OPTIONS = (
+    Option(GPU, parse_device_index, None, "run on CUDA device N (default: CPU). A missing device is an error."),
+    Option(MODEL, parse_model, "smollm2-135m",
+           "model: embedded alias, dummy:<preset>, local folder, .gguf file or cached hub id (default: smollm2-135m)"),
+    Option(THREADS, parse_positive_int, None, "CPU threads for torch (default: torch's choice); recorded"),
+    Option(ROUNDS, parse_positive_int, 3, "timed rounds per case (default: 3)"),
+    Option(WARMUP, parse_non_negative_int, 1, "warm-up rounds per case, not measured (default: 1)"),
+    Option(SEED, parse_seed, 0, "seed for sampling and synthetic prompts (default: 0)"),
+    Option(RESULTS, str, ".inferlab", "directory for records (default: .inferlab)"),
+)
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("inferlab", "LLM inference measurements (pytest-inferlab)")
+    for option in OPTIONS:
+        group.addoption(option.flag, dest=option.dest, type=option.parse, default=None, help=option.help)
+        parser.addini(option.ini, help=f"default for {option.flag}: {option.help}", default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    gpu: int | None
+    model: str
+    threads: int | None
+    rounds: int
+    warmup: int
+    seed: int
+    results: Path
+
+
+def given(config: pytest.Config, flag: str) -> bool:
+    """Whether the user set ``flag`` on the command line or in the ini file (not defaulted)."""
+    option = next(o for o in OPTIONS if o.flag == flag)
+    return config.getoption(option.dest) is not None or config.getini(option.ini) not in (None, "", [])
+
+
+def read_settings(config: pytest.Config) -> Settings:
+    values: dict[str, Any] = {}
+    for option in OPTIONS:
+        value = config.getoption(option.dest)
+        if value is None:
+            raw = config.getini(option.ini)
+            value = _parse_ini(option, raw) if raw not in (None, "", []) else option.default
+        values[option.dest.removeprefix("inferlab_")] = value
+    values["results"] = Path(values["results"])
+    if not values["results"].is_absolute():
+        values["results"] = config.rootpath / values["results"]
+    return Settings(**values)
+
+
+def _parse_ini(option: Option, raw: Any) -> Any:
+    try:
+        return option.parse(raw)
+    except argparse.ArgumentTypeError as exc:
+        raise pytest.UsageError(f"ini option {option.ini} = {raw!r}: {exc}") from None

@@ -1,0 +1,59 @@
+"""pytest11 entry point: options, fixtures and hook implementations. Imports no torch."""
+
+from __future__ import annotations
+
+import pytest
+
+from . import hookspec
+from .device import CPU, cuda_device
+from .fixtures import inferlab_device, inferlab_session, lab, model, workload, workload_overrides  # noqa: F401
+from .options import MODEL, add_options, given, read_settings
+from .session import SESSION_KEY, LabSession, XdistHooks
+from .sources import ModelSourceError, embedded_gguf_path, resolve_model
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspec)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    settings = read_settings(config)
+    device = CPU
+    if settings.gpu is not None:
+        try:
+            device = cuda_device(settings.gpu)
+        except LookupError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    if given(config, MODEL):
+        _check_model(settings.model)
+    session = LabSession(config, settings, device)
+    config.stash[SESSION_KEY] = session
+    config.pluginmanager.register(session, "inferlab-session")
+    if config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(XdistHooks(session.run_id), "inferlab-xdist")
+
+
+def _check_model(name: str) -> None:
+    """A model named explicitly must resolve now, before any case runs (loading stays lazy)."""
+    try:
+        spec = resolve_model(name)
+        if spec.source == "embedded":
+            embedded_gguf_path(spec.location)
+    except ModelSourceError as exc:
+        raise pytest.UsageError(f"{MODEL}: {exc}") from None
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    session = config.stash.get(SESSION_KEY, None)
+    if session is None:
+        return None
+    s = session.settings
+    where = session.device.torch_name
+    return (f"inferlab: model={s.model} device={where} rounds={s.rounds} warmup={s.warmup} "
+            f"threads={s.threads or 'default'} results={s.results}")
+

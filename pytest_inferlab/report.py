@@ -1,0 +1,53 @@
+"""Terminal report: formatting only, no decisions."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+MiB = 2**20
+WIDTH = 100
+
+COLUMNS = (  # (header, row key, format, right-aligned)
+    ("model", "model", "{}", False),
+    ("TTFT ms", "ttft_ms", "{:.1f}", True),
+    ("TPOT ms", "tpot_ms", "{:.1f}", True),
+    ("out tok/s", "output_tok_per_s", "{:.1f}", True),
+    ("peak MiB", "peak_mem_mib", "{:.0f}", True),
+    ("note", "note", "{}", False),
+)
+LEGEND = "TTFT/TPOT: request medians · out tok/s: over the measured window · peak: RSS (CPU) or CUDA peak"
+
+
+def report_row(case: str, model: str, values: dict[str, float | None], note: str = "") -> dict[str, Any]:
+    peak = values.get("peak_mem_bytes")
+    return {"case": case, "model": model, "ttft_ms": values.get("ttft_ms"), "tpot_ms": values.get("tpot_ms"),
+            "output_tok_per_s": values.get("output_tok_per_s"),
+            "peak_mem_mib": peak / MiB if peak is not None else None, "note": note}
+
+
+def _cell(fmt: str, value: Any) -> str:
+    return "-" if value is None or value == "" else fmt.format(value)
+
+
+def _shorten(text: str, width: int) -> str:
+    """Keep both ends (test name and parameters), drop the middle."""
+    if len(text) <= width:
+        return text
+    head = (width - 1) // 2
+    return text[:head] + "…" + text[len(text) - (width - 1 - head):]
+
+
+def format_table(rows: Sequence[dict[str, Any]], width: int = WIDTH) -> list[str]:
+    """One line per case, at most ``width`` columns: long case names lose their middle."""
+    cells = [[_cell(fmt, row.get(key)) for _, key, fmt, _ in COLUMNS] for row in rows]
+    widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, (h, *_) in enumerate(COLUMNS)]
+    case_width = max(16, min(max(len(r["case"]) for r in rows), width - sum(widths) - 2 * len(COLUMNS)))
+
+    def line(first: str, values: Sequence[str]) -> str:
+        parts = [first.ljust(case_width)]
+        parts += [v.rjust(w) if right else v.ljust(w) for v, w, (*_, right) in zip(values, widths, COLUMNS)]
+        return "  ".join(parts).rstrip()
+
+    header = line("case", [h for h, *_ in COLUMNS])
+    body = [line(_shorten(row["case"], case_width), cell) for row, cell in zip(rows, cells)]
+    return [header, "-" * len(header), *body, LEGEND]

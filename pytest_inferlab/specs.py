@@ -1,0 +1,117 @@
+"""Frozen specs: what a case measures. Variants are derived with ``dataclasses.replace``.
+
+Every spec has a stable ``spec_id`` (a hash of its canonical JSON): the key for baselines and the
+parameter that identifies a series in the history.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+INPUT_DISTRIBUTIONS = ("fixed", "uniform", "lognormal")
+
+
+def stable_id(payload: Mapping[str, Any]) -> str:
+    """12 hex digits of sha256 over canonical JSON: equal specs give equal ids everywhere."""
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def spec_dict(spec: Any) -> dict[str, Any]:
+    return dataclasses.asdict(spec)
+
+
+@dataclass(frozen=True, slots=True)
+class ModelSpec:
+    """A model as the user named it, resolved to a source kind and a location."""
+
+    name: str = field(metadata={"help": "what the user typed: alias, path, hub id or dummy:<preset>"})
+    source: str = field(metadata={"help": "model source registry key: embedded, folder, gguf, hub, dummy"})
+    location: str = field(metadata={"help": "path, hub id or preset name the source loads from"})
+    dtype: str = field(default="auto", metadata={"help": "auto = float32 on CPU, bfloat16 on CUDA"})
+    seed: int = field(default=0, metadata={"help": "weight seed (dummy models only)"})
+
+    @property
+    def spec_id(self) -> str:
+        # The location of a local file is machine-specific; the name the user gave is not.
+        return stable_id({"name": self.name, "source": self.source, "dtype": self.dtype, "seed": self.seed})
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadSpec:
+    """Which prompts, how many, how long in and out: everything that fixes the work done."""
+
+    name: str = field(metadata={"help": "registry name of the workload"})
+    prompts: str = field(metadata={"help": "prompt set file (data/prompts/<prompts>.jsonl) or 'synthetic'"})
+    count: int = field(default=8, metadata={"help": "requests per round"})
+    output_tokens: int = field(default=64, metadata={"help": "new tokens per request"})
+    input_tokens: int | None = field(
+        default=None, metadata={"help": "prompt tokens: cap for text sets, mean for synthetic; None = natural"}
+    )
+    input_distribution: str = field(default="fixed", metadata={"help": "synthetic lengths: fixed, uniform, lognormal"})
+    input_spread: float = field(default=0.0, metadata={"help": "uniform: +/- fraction; lognormal: sigma"})
+    ignore_eos: bool = field(default=True, metadata={"help": "generate exactly output_tokens (EOS suppressed)"})
+    chat_template: bool = field(default=True, metadata={"help": "wrap text prompts in the tokenizer's chat template"})
+    seed: int = field(default=0, metadata={"help": "seed for synthetic prompts and prompt order"})
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.count < 1:
+            problems.append(f"count={self.count} (must be >= 1)")
+        if self.output_tokens < 1:
+            problems.append(f"output_tokens={self.output_tokens} (must be >= 1)")
+        if self.input_tokens is not None and self.input_tokens < 1:
+            problems.append(f"input_tokens={self.input_tokens} (must be >= 1 or None)")
+        if self.input_distribution not in INPUT_DISTRIBUTIONS:
+            problems.append(f"input_distribution={self.input_distribution!r} (one of {', '.join(INPUT_DISTRIBUTIONS)})")
+        if self.prompts == "synthetic" and self.input_tokens is None:
+            problems.append("synthetic prompts need input_tokens")
+        if problems:
+            raise ValueError(f"workload {self.name!r}: " + "; ".join(problems))
+
+    @classmethod
+    def from_mapping(cls, data: Mapping[str, Any]) -> "WorkloadSpec":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"unknown workload field(s) {unknown}; known: {sorted(names)}")
+        return cls(**data)
+
+    @property
+    def spec_id(self) -> str:
+        return stable_id(spec_dict(self))
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingSpec:
+    """Decoding: greedy unless a temperature is given; sampling is seeded."""
+
+    temperature: float = 0.0
+    top_p: float = 1.0
+    seed: int = 0
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class RunSpec:
+    """One measured case: a model on a device under a workload, with a batch size."""
+
+    model: ModelSpec
+    workload: WorkloadSpec
+    batch_size: int = 1
+    sampling: SamplingSpec = SamplingSpec()
+    device: str = "cpu"  # the kind ("cpu", "cuda"), not the index: the same case on GPU 0 or 1
+    measure: str = "latency"  # what the case measures: "latency" or "overhead" (self-measurement)
+
+    @property
+    def spec_id(self) -> str:
+        payload = spec_dict(self)
+        payload["model"] = {"spec_id": self.model.spec_id}
+        return stable_id(payload)
