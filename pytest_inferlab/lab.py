@@ -52,13 +52,23 @@ class Lab:
         self._request = request
         self._used = False
 
+    def _marker_setting(self, name: str, default: int, minimum: int) -> int:
+        marker = self._request.node.get_closest_marker("inferlab")
+        value = marker.kwargs.get(name, default) if marker else default
+        if not isinstance(value, int) or value < minimum:
+            raise pytest.UsageError(f"{self._request.node.nodeid}: @pytest.mark.inferlab({name}={value!r}) "
+                                    f"must be an integer >= {minimum}")
+        return value
+
     @property
     def rounds(self) -> int:
-        return self._session.settings.rounds
+        """Timed rounds: ``@pytest.mark.inferlab(rounds=N)``, else --inferlab-rounds."""
+        return self._marker_setting("rounds", self._session.settings.rounds, 1)
 
     @property
     def warmup(self) -> int:
-        return self._session.settings.warmup
+        """Warm-up rounds: ``@pytest.mark.inferlab(warmup=N)``, else --inferlab-warmup."""
+        return self._marker_setting("warmup", self._session.settings.warmup, 0)
 
     def measure(self, engine: Engine, workload: WorkloadSpec, *, batch_size: int = 1,
                 sampling: SamplingSpec | None = None, slo: SLO | None = None) -> Record:

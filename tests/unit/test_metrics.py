@@ -1,0 +1,104 @@
+"""Metric definitions (DESIGN §4) on tiny hand-built traces."""
+
+import pytest
+
+from pytest_inferlab.metrics import SLO, measure, percentile
+from pytest_inferlab.trace import RequestTrace, RoundTrace
+
+
+def req(index=0, t_send=0.0, times=(), tokens=None, input_tokens=10, ok=True, error=None):
+    tokens = tuple(tokens) if tokens is not None else (1,) * len(times)
+    return RequestTrace(index, t_send, tuple(times), tokens, input_tokens, ok=ok, error=error)
+
+
+def one_round(*requests, start=0.0, end=None, warmup=False):
+    end = end if end is not None else max([t for r in requests for t in r.chunk_times] + [start])
+    return RoundTrace(start, end, tuple(requests), warmup)
+
+
+def test_ttft_tpot_itl_e2e_of_one_request():
+    # sent at 0; tokens at 0.100, 0.120, 0.150, 0.160 s
+    m, _ = measure([one_round(req(times=(0.100, 0.120, 0.150, 0.160)))])
+    assert m["ttft_ms"].value == pytest.approx(100.0)
+    assert m["e2e_ms"].value == pytest.approx(160.0)
+    assert m["tpot_ms"].value == pytest.approx(20.0)  # (160 - 100) / 3
+    assert m["itl_ms"].samples == pytest.approx((20.0, 30.0, 10.0))
+    assert m["output_tok_per_s"].value == pytest.approx(4 / 0.160)
+    assert m["total_tok_per_s"].value == pytest.approx(14 / 0.160)
+    assert m["req_per_s"].value == pytest.approx(1 / 0.160)
+
+
+def test_single_token_request_has_ttft_but_no_tpot_or_itl():
+    m, absent = measure([one_round(req(times=(0.05,)))])
+    assert m["ttft_ms"].value == pytest.approx(50.0)
+    assert "tpot_ms" not in m and "itl_ms" not in m
+    assert "tpot_ms" in absent and "itl_ms" in absent
+
+
+def test_tpot_excludes_single_token_requests_only():
+    m, _ = measure([one_round(req(0, times=(0.05,)), req(1, times=(0.1, 0.2, 0.3)))])
+    assert m["tpot_ms"].samples == pytest.approx((100.0,))
+    assert m["ttft_ms"].samples == pytest.approx((50.0, 100.0))
+
+
+def test_empty_round_gives_absent_not_zero():
+    m, absent = measure([one_round(start=0.0, end=1.0)])
+    for name in ("ttft_ms", "tpot_ms", "itl_ms", "e2e_ms", "output_tok_per_s"):
+        assert name not in m
+    assert absent["ttft_ms"] == "no completed requests"
+
+
+def test_eos_shortened_request_counts_its_real_tokens():
+    # Stopped at EOS after 2 of a possible 8 tokens: throughput counts 2, tpot is one gap.
+    m, _ = measure([one_round(req(times=(0.1, 0.3)))])
+    assert m["output_tok_per_s"].value == pytest.approx(2 / 0.3)
+    assert m["tpot_ms"].value == pytest.approx(200.0)
+
+
+def test_failed_requests_are_counted_and_excluded_from_latency():
+    failed = req(1, times=(), ok=False, error="OOM")
+    m, _ = measure([one_round(req(0, times=(0.1, 0.2)), failed, end=0.2)])
+    assert m["failed_requests"].value == 1
+    assert m["ttft_ms"].samples == pytest.approx((100.0,))
+    assert m["req_per_s"].value == pytest.approx(1 / 0.2)
+
+
+def test_multi_token_deliveries_report_tokens_and_gaps_separately():
+    # Speculative-style: 3 deliveries carrying 1, 4 and 3 tokens.
+    m, _ = measure([one_round(req(times=(0.1, 0.2, 0.3), tokens=(1, 4, 3)))])
+    assert m["itl_ms"].samples == pytest.approx((100.0, 100.0))
+    assert m["tokens_per_delivery"].mean == pytest.approx(8 / 3)
+    assert m["tpot_ms"].value == pytest.approx(200.0 / 7)
+    assert m["output_tok_per_s"].value == pytest.approx(8 / 0.3)
+
+
+def test_warmup_rounds_are_excluded_and_rates_have_one_sample_per_round():
+    warm = one_round(req(times=(10.0,)), start=0.0, warmup=True)
+    r1 = one_round(req(t_send=20.0, times=(20.5, 21.0)), start=20.0)
+    r2 = one_round(req(t_send=30.0, times=(30.5, 32.0)), start=30.0)
+    m, _ = measure([warm, r1, r2])
+    assert m["ttft_ms"].samples == pytest.approx((500.0, 500.0))
+    assert m["output_tok_per_s"].samples == pytest.approx((2.0, 1.0))
+    assert m["output_tok_per_s"].value == pytest.approx(4 / 3.0)  # aggregate, not mean of rounds
+
+
+def test_goodput_counts_requests_meeting_every_slo():
+    fast = req(0, times=(0.05, 0.06, 0.07))
+    slow_first = req(1, times=(0.5, 0.51, 0.52))
+    slo = SLO(ttft_ms=100, tpot_ms=50)
+    m, absent = measure([one_round(fast, slow_first)], slo)
+    assert m["goodput_req_per_s"].value == pytest.approx(1 / 0.52)
+    assert "goodput_req_per_s" not in absent
+    _, absent = measure([one_round(fast)])
+    assert absent["goodput_req_per_s"] == "no SLO configured"
+
+
+def test_percentiles_interpolate_like_numpy():
+    values = sorted([1.0, 2.0, 3.0, 4.0, 10.0])
+    assert percentile(values, 50) == 3.0
+    assert percentile(values, 90) == pytest.approx(7.6)
+    assert percentile([5.0], 99) == 5.0
+    m, _ = measure([one_round(req(times=(0.001, 0.002, 0.003, 0.004, 0.005, 0.015)))])
+    # gaps 1, 1, 1, 1, 10 ms: numpy.percentile gives 6.4 and 9.64
+    assert m["itl_ms"].p90 == pytest.approx(6.4)
+    assert m["itl_ms"].p99 == pytest.approx(9.64)
