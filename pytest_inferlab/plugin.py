@@ -46,7 +46,7 @@ def _check_model(name: str) -> None:
         if spec.source == "embedded":
             embedded_gguf_path(spec.location)
     except ModelSourceError as exc:
-        raise pytest.UsageError(f"{MODEL}: {exc}") from None
+        raise pytest.UsageError(str(exc)) from None
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:

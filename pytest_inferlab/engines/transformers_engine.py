@@ -32,16 +32,19 @@ def resolve_dtype(name: str, device: Device) -> torch.dtype:
 
 
 def weight_bytes(model: torch.nn.Module) -> tuple[int, int]:
-    """(parameters, bytes) of weights and buffers, each tied tensor counted once."""
-    seen: set[int] = set()
-    params = nbytes = 0
-    for tensor in [*model.parameters(), *model.buffers()]:
-        if tensor.device.type == "meta" or tensor.data_ptr() in seen:
-            continue
-        seen.add(tensor.data_ptr())
-        nbytes += tensor.numel() * tensor.element_size()
-        if isinstance(tensor, torch.nn.Parameter):
-            params += tensor.numel()
+    """(parameters, bytes) of what the checkpoint holds: the state dict, each tied tensor once.
+
+    Non-persistent buffers (e.g. RoPE's recomputed ``inv_freq``) are not weights and are not counted.
+    """
+    def unique(tensors):
+        seen: set[int] = set()
+        for tensor in tensors:
+            if tensor.device.type != "meta" and tensor.data_ptr() not in seen:
+                seen.add(tensor.data_ptr())
+                yield tensor
+
+    params = sum(p.numel() for p in unique(model.parameters()))
+    nbytes = sum(t.numel() * t.element_size() for t in unique(model.state_dict().values()))
     return params, nbytes
 
 

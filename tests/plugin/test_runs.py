@@ -1,0 +1,154 @@
+"""Real runs of small suites on a dummy model: records, table, pytest-benchmark JSON, failures."""
+
+import json
+
+import pytest
+
+from pytest_inferlab.record import load_record
+
+TINY = ("--inferlab-model=dummy:tiny", "--inferlab-rounds=2", "--inferlab-warmup=1", "-p", "no:cacheprovider")
+TINY_PARAMS_BYTES = 3_268_928 * 4  # dummy:tiny has 3,268,928 float32 parameters
+
+CONFTEST = """
+import pytest
+
+@pytest.fixture
+def workload_overrides():
+    return {"count": 2, "output_tokens": 8}
+
+def pytest_inferlab_update_environment(config, environment):
+    environment["image_tag"] = "ci-123"
+
+class Corrupting:
+    '''A real engine whose request 0 carries a token id outside the vocabulary: the model raises.'''
+    def __init__(self, engine, every=False):
+        self.engine, self.info, self.every = engine, engine.info, every
+    def encode(self, text, chat):
+        return self.engine.encode(text, chat)
+    def generate(self, batch, sampling):
+        import dataclasses
+        bad = [dataclasses.replace(r, prompt_ids=r.prompt_ids + (10**9,)) if (self.every or r.index == 0) else r
+               for r in batch]
+        return self.engine.generate(bad, sampling)
+
+@pytest.fixture
+def corrupting(model):
+    return Corrupting(model)
+
+@pytest.fixture
+def always_failing(model):
+    return Corrupting(model, every=True)
+"""
+
+SUITE = """
+import pytest
+
+@pytest.mark.parametrize("batch_size", [1, 2])
+def test_latency(lab, model, workload, batch_size):
+    lab.measure(model, workload, batch_size=batch_size)
+
+def test_partly_failing(lab, corrupting, workload):
+    record = lab.measure(corrupting, workload)
+    assert record.measurements["failed_requests"].value == 2  # request 0 in each of 2 rounds
+"""
+
+
+def records(pytester):
+    runs = list((pytester.path / ".inferlab" / "runs").iterdir())
+    assert len(runs) == 1, runs
+    return {p.name: load_record(p) for p in runs[0].glob("*.json")}
+
+
+def test_a_small_suite_writes_records_table_and_benchmark_json(pytester):
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_suite=SUITE)
+    result = pytester.runpytest_subprocess(*TINY, "--benchmark-json=bench.json")
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines([
+        "*[[]inferlab[]] test_latency[[]1[]]: warm-up 1/3 16 tok in *",
+        "*[[]inferlab[]] test_latency[[]1[]]: round 3/3 16 tok in *",
+        "*= inferlab results =*",
+        "case * model * TTFT ms * TPOT ms * out tok/s * peak MiB * note",
+        "test_latency[[]1[]] * dummy:tiny *",
+        "test_latency[[]2[]] * dummy:tiny *",
+        "test_partly_failing * dummy:tiny * 2 failed",
+        "records: */.inferlab/runs/*",
+    ])
+    found = records(pytester)
+    assert len(found) == 3
+    by_test = {r["test_id"]: (name, r) for name, r in found.items()}
+    name, rec = by_test["test_suite.py::test_latency[1]"]
+    assert name == f"test_suite.py_test_latency_1-{rec['spec_id']}.json"
+    m = rec["measurements"]
+    assert 0 < m["ttft_ms"]["value"] < 5_000 and 0 < m["tpot_ms"]["value"] < 1_000
+    assert m["output_tok_per_s"]["value"] > 10 and len(m["output_tok_per_s"]["samples"]) == 2
+    assert m["itl_ms"]["n"] == 2 * 2 * 7  # 2 rounds x 2 requests x 7 gaps
+    assert m["model_bytes"]["value"] == TINY_PARAMS_BYTES
+    assert m["peak_mem_bytes"]["value"] > TINY_PARAMS_BYTES
+    assert m["failed_requests"]["value"] == 0
+    assert rec["absent"]["goodput_req_per_s"] == "no SLO configured"
+    assert "energy_j" in rec["absent"] and "energy_j" not in m
+    assert rec["params"] == {"batch_size": 1}
+    assert rec["spec"]["workload"]["count"] == 2 and rec["spec"]["batch_size"] == 1
+    env = rec["environment"]
+    assert env["image_tag"] == "ci-123" and env["threads"] >= 1 and env["libraries"]["torch"]
+    assert rec["engine"]["facts"]["dummy_preset"] == "tiny" and rec["seed"] == 0
+    assert len(rec["output_digest"]) == 12
+    # the failing request's error is data in the record, and the others were measured
+    _, partly = by_test["test_suite.py::test_partly_failing"]
+    assert partly["measurements"]["failed_requests"]["value"] == 2
+    assert partly["measurements"]["ttft_ms"]["n"] == 2  # request 1 in each round
+    bench = json.loads((pytester.path / "bench.json").read_text())
+    extra = {b["name"]: b["extra_info"]["inferlab"] for b in bench["benchmarks"]}
+    assert extra["test_latency[2]"]["spec_id"] == by_test["test_suite.py::test_latency[2]"][1]["spec_id"]
+    assert extra["test_latency[2]"]["metrics"]["output_tok_per_s"] > 0
+    assert all(b["stats"]["rounds"] == 2 for b in bench["benchmarks"])
+
+
+def test_a_case_whose_requests_all_fail_fails_alone_and_writes_no_record(pytester):
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_suite="""
+def test_broken(lab, always_failing, workload):
+    lab.measure(always_failing, workload)
+
+def test_fine(lab, model, workload):
+    lab.measure(model, workload)
+""")
+    result = pytester.runpytest_subprocess(*TINY)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*every request failed; first error: IndexError*", "*1 failed, 1 passed*"])
+    assert [r["test_id"] for r in records(pytester).values()] == ["test_suite.py::test_fine"]
+
+
+def test_lab_measures_once_per_test(pytester):
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_suite="""
+def test_twice(lab, model, workload):
+    lab.measure(model, workload)
+    lab.measure(model, workload)
+""")
+    result = pytester.runpytest_subprocess(*TINY)
+    result.stdout.fnmatch_lines(["*lab measures one case per test*parametrize the test instead*"])
+    assert result.ret == 1
+
+
+def test_records_survive_xdist_workers(pytester):
+    pytest.importorskip("xdist")
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_suite="""
+import pytest
+
+@pytest.mark.parametrize("batch_size", [1, 2])
+@pytest.mark.parametrize("workload", ["short-chat", "copy-edit"], indirect=True)
+def test_latency(lab, model, workload, batch_size):
+    lab.measure(model, workload, batch_size=batch_size)
+""")
+    result = pytester.runpytest_subprocess(*TINY, "-n", "2")
+    assert result.ret == 0, result.stdout.str()
+    found = records(pytester)  # one run folder shared by both workers
+    assert len(found) == 4
+    assert {r["environment"]["xdist_worker"] for r in found.values()} == {"gw0", "gw1"}
+    assert all(r["conditions"]["benchmark_disabled"] for r in found.values())
+    assert all(r["measurements"]["output_tok_per_s"]["n"] == 2 for r in found.values())
+    result.stdout.fnmatch_lines(["*= inferlab results =*", "test_latency[[]*", "test_latency[[]*",
+                                 "test_latency[[]*", "test_latency[[]*"])
