@@ -55,7 +55,7 @@ def workload(request: pytest.FixtureRequest, workload_overrides: dict[str, Any])
     try:
         return dataclasses.replace(spec, **workload_overrides)
     except (TypeError, ValueError) as exc:
-        raise pytest.UsageError(f"workload_overrides {workload_overrides!r} do not fit workload {spec.name!r}: {exc}")
+        pytest.fail(f"workload_overrides {workload_overrides!r} do not fit workload {spec.name!r}: {exc}", pytrace=False)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import pytest
 
 from .engines import Engine
-from .metrics import SLO, Measurement, measure, scalar, summary_values
+from .metrics import SLO, Measurement, bootstrap_median_ci, measure, scalar, summary_values
 from .probes.energy import EnergyMeter
 from .probes.memory import PeakMemory
 from .record import Record
@@ -82,7 +82,7 @@ class Lab:
 
         def one_round() -> None:
             warm = len(traces) < self.warmup
-            if not warm and energy._start is None:
+            if not warm and not energy.started:
                 energy.start()
             trace = run_round(engine, requests, batch_size, sampling, warmup=warm)
             if not warm:
@@ -105,10 +105,12 @@ class Lab:
     def measure_overhead(self, engine: Engine, workload: WorkloadSpec, *, sampling: SamplingSpec | None = None) -> Record:
         """Tokens/s through the recording path vs a bare ``model.generate`` loop, interleaved.
 
-        Each timed round runs both, alternating which goes first; the overhead is
-        1 - median(recorded) / median(bare), in percent.
+        Each timed round runs both, alternating which goes first; ``harness_overhead_pct`` is the
+        median over pairs of (1 - recorded / bare) with a bootstrap 95% interval. On a noisy
+        machine that interval is wide, so ``harness_cost_pct`` also times the recording path's own
+        code in isolation (samples: microseconds per token, per request) against the round time.
         """
-        from .engines.transformers_engine import bare_generate
+        from .engines.transformers_engine import bare_generate, harness_cost_s
 
         self._claim(1)
         sampling = sampling or SamplingSpec(seed=self._session.settings.seed)
@@ -120,29 +122,40 @@ class Lab:
 
         def one_round() -> None:
             nonlocal done
-            order = ("recorded", "bare") if done % 2 == 0 else ("bare", "recorded")
-            for path in order:
+            rates = {}
+            for path in (("recorded", "bare") if done % 2 == 0 else ("bare", "recorded")):
                 if path == "recorded":
                     trace = run_round(engine, requests, 1, sampling)
-                    rate = sum(r.output_tokens for r in trace.requests) / (trace.t_end - trace.t_start)
+                    rates[path] = sum(r.output_tokens for r in trace.requests) / (trace.t_end - trace.t_start)
                 else:
                     tokens, seconds = bare_generate(engine, requests, sampling)
-                    rate = tokens / seconds
-                if done >= self.warmup:
-                    (recorded if path == "recorded" else bare).append(rate)
+                    rates[path] = tokens / seconds
             done += 1
-            self._session.progress(f"{self._request.node.name}: pair {done}/{self.warmup + self.rounds}")
+            if done > self.warmup:
+                recorded.append(rates["recorded"])
+                bare.append(rates["bare"])
+            self._session.progress(f"{self._request.node.name}: pair {done}/{self.warmup + self.rounds} "
+                                   f"recorded {rates['recorded']:.2f} tok/s, bare {rates['bare']:.2f} tok/s")
 
         started = _now()
         conditions, memory = self._drive(one_round, engine)
-        overhead = (1 - statistics.median(recorded) / statistics.median(bare)) * 100
+        # Paired: each pair ran back to back, so the per-pair ratio cancels slow drift of the machine.
+        per_pair = tuple((1 - r / b) * 100 for r, b in zip(recorded, bare))
+        overhead = statistics.median(per_pair)
+        per_token_s, per_request_s = harness_cost_s(engine, requests[0], sampling)
+        tokens = sum(r.max_new_tokens for r in requests)
+        round_s = tokens / statistics.median(recorded)
+        cost = (per_token_s * tokens + per_request_s * len(requests)) / round_s * 100
         measurements: dict[str, Measurement] = {
             "output_tok_per_s": Measurement("tok/s", statistics.median(recorded), tuple(recorded)),
             "bare_output_tok_per_s": Measurement("tok/s", statistics.median(bare), tuple(bare)),
-            "harness_overhead_pct": scalar("harness_overhead_pct", overhead),
+            "harness_overhead_pct": Measurement("%", overhead, per_pair, statistics.fmean(per_pair), overhead,
+                                                ci95=bootstrap_median_ci(per_pair, spec.sampling.seed)),
+            "harness_cost_pct": Measurement("%", cost, (per_token_s * 1e6, per_request_s * 1e6)),
             **memory[0],
         }
-        return self._finish(spec, engine, measurements, memory[1], started, conditions, f"overhead {overhead:+.2f}%")
+        note = f"overhead {overhead:+.2f}%, harness cost {cost:.3f}%"
+        return self._finish(spec, engine, measurements, memory[1], started, conditions, note)
 
     # ---- steps shared by every kind of case ---------------------------------------------------
     def _claim(self, batch_size: int) -> None:

@@ -6,6 +6,7 @@ Missing data is ``None`` (or an entry in ``absent`` with the reason), never 0.
 from __future__ import annotations
 
 import math
+import random
 import statistics
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
@@ -48,7 +49,8 @@ _define("model_bytes", "B", False, "bytes of weights and buffers, tied tensors o
 _define("energy_j", "J", False, "device energy counter delta over the timed rounds (whole device)")
 _define("tok_per_j", "tok/J", True, "output tokens per joule")
 _define("bare_output_tok_per_s", "tok/s", True, "output tokens/s of a bare model.generate loop (self-measurement)")
-_define("harness_overhead_pct", "%", False, "tokens/s lost by the recording path vs a bare generate loop")
+_define("harness_overhead_pct", "%", False, "tokens/s lost by the recording path vs a bare generate loop (interleaved)")
+_define("harness_cost_pct", "%", False, "time in the recording path's own code (timed in isolation) / round time")
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,10 +68,14 @@ class Measurement:
     p50: float | None = None
     p90: float | None = None
     p99: float | None = None
+    ci95: tuple[float, float] | None = None  # confidence interval of ``value``, where one was computed
 
     def to_dict(self) -> dict[str, object]:
-        return {"unit": self.unit, "value": self.value, "mean": self.mean, "p50": self.p50, "p90": self.p90,
-                "p99": self.p99, "n": len(self.samples), "samples": list(self.samples)}
+        out = {"unit": self.unit, "value": self.value, "mean": self.mean, "p50": self.p50, "p90": self.p90,
+               "p99": self.p99, "n": len(self.samples), "samples": list(self.samples)}
+        if self.ci95 is not None:
+            out["ci95"] = list(self.ci95)
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +148,13 @@ def window_s(round_: RoundTrace) -> float:
     if not starts:
         return 0.0
     return max(ends + [round_.t_end]) - min(starts) if ends else round_.t_end - min(starts)
+
+
+def bootstrap_median_ci(samples: Sequence[float], seed: int = 0, resamples: int = 2000) -> tuple[float, float]:
+    """Percentile-bootstrap 95% interval of the median (seeded: the same samples give the same interval)."""
+    rng = random.Random(seed)
+    medians = sorted(statistics.median(rng.choices(samples, k=len(samples))) for _ in range(resamples))
+    return percentile(medians, 2.5), percentile(medians, 97.5)
 
 
 def _drop_none(values: Iterable[float | None]) -> list[float]:

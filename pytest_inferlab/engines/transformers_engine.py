@@ -159,3 +159,28 @@ def bare_generate(engine: TransformersEngine, requests: Sequence[Request], sampl
             tokens += out.shape[1] - inputs["input_ids"].shape[1]
     engine.info.device.sync()
     return tokens, time.perf_counter() - start
+
+
+def harness_cost_s(engine: TransformersEngine, request: Request, sampling: SamplingSpec,
+                   repeats: int = 200) -> tuple[float, float]:
+    """Seconds the recording path adds (per delivered token, per request), timed in isolation.
+
+    Per token: one ``TimingStreamer.put``. Per request: building inputs and the generation
+    config, and assembling the trace. On a noisy machine this bounds the overhead far more
+    precisely than comparing two noisy end-to-end timings can.
+    """
+    streamer = TimingStreamer()
+    streamer.put(torch.tensor([list(request.prompt_ids)]))
+    step = torch.tensor([1])
+    start = time.perf_counter()
+    for _ in range(repeats * request.max_new_tokens):
+        streamer.put(step)
+    per_token = (time.perf_counter() - start) / (repeats * request.max_new_tokens)
+    filled = TimingStreamer()
+    filled.prompt_seen, filled.times, filled.steps = True, streamer.times[: request.max_new_tokens], streamer.steps[: request.max_new_tokens]
+    start = time.perf_counter()
+    for _ in range(repeats):
+        engine.inputs([request])
+        engine.generation_config([request], sampling)
+        engine._row_trace(0, request, 0.0, filled)
+    return per_token, (time.perf_counter() - start) / repeats

@@ -56,6 +56,10 @@ class EnergyMeter:
         self._start: float | None = None
         self._end: float | None = None
 
+    @property
+    def started(self) -> bool:
+        return self._start is not None
+
     def start(self) -> None:
         if self.counter is not None:
             self._start = self.counter.read_j()

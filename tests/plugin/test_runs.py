@@ -152,3 +152,27 @@ def test_latency(lab, model, workload, batch_size):
     assert all(r["measurements"]["output_tok_per_s"]["n"] == 2 for r in found.values())
     result.stdout.fnmatch_lines(["*= inferlab results =*", "test_latency[[]*", "test_latency[[]*",
                                  "test_latency[[]*", "test_latency[[]*"])
+
+
+def test_self_measurement_records_both_overhead_figures(pytester):
+    pytester.makeconftest(CONFTEST)
+    pytester.makepyfile(test_suite="""
+import pytest
+
+@pytest.mark.inferlab(rounds=3, warmup=0)
+def test_overhead(lab, model, workload):
+    lab.measure_overhead(model, workload)
+""")
+    result = pytester.runpytest_subprocess(*TINY)
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["*pair 3/3 recorded * tok/s, bare * tok/s*",
+                                 "test_overhead * dummy:tiny * overhead *%, harness cost *%"])
+    [rec] = records(pytester).values()
+    m = rec["measurements"]
+    assert rec["spec"]["measure"] == "overhead"
+    assert m["harness_overhead_pct"]["n"] == 3 and len(m["bare_output_tok_per_s"]["samples"]) == 3
+    low, high = m["harness_overhead_pct"]["ci95"]
+    assert low <= m["harness_overhead_pct"]["value"] <= high
+    per_token_us, per_request_us = m["harness_cost_pct"]["samples"]
+    assert 0 < per_token_us < per_request_us  # a put() is cheaper than preparing a request
+    assert m["harness_cost_pct"]["value"] > 0

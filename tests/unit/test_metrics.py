@@ -102,3 +102,13 @@ def test_percentiles_interpolate_like_numpy():
     # gaps 1, 1, 1, 1, 10 ms: numpy.percentile gives 6.4 and 9.64
     assert m["itl_ms"].p90 == pytest.approx(6.4)
     assert m["itl_ms"].p99 == pytest.approx(9.64)
+
+
+def test_bootstrap_interval_contains_the_median_and_is_seeded():
+    from pytest_inferlab.metrics import bootstrap_median_ci
+
+    samples = [1.0, -2.0, 0.5, 3.0, -1.0, 0.0, 2.0, -0.5]
+    low, high = bootstrap_median_ci(samples, seed=1)
+    assert low <= 0.25 <= high and low >= -2.0 and high <= 3.0
+    assert bootstrap_median_ci(samples, seed=1) == (low, high)
+    assert bootstrap_median_ci([4.0] * 5) == (4.0, 4.0)
