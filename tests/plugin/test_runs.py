@@ -74,6 +74,7 @@ def test_a_small_suite_writes_records_table_and_benchmark_json(pytester):
         "test_partly_failing * dummy:tiny * 2 failed",
         "records: */.inferlab/runs/*",
     ])
+    assert result.stdout.str().count("loading dummy:tiny") == 1  # cached for the session, by spec
     found = records(pytester)
     assert len(found) == 3
     by_test = {r["test_id"]: (name, r) for name, r in found.items()}
