@@ -13,8 +13,9 @@ COLUMNS = (  # (header, row key, format, right-aligned)
     ("TPOT ms", "tpot_ms", "{:.1f}", True),
     ("out tok/s", "output_tok_per_s", "{:.1f}", True),
     ("peak MiB", "peak_mem_mib", "{:.0f}", True),
-    ("note", "note", "{}", False),
+    ("note", "short_note", "{}", False),
 )
+NOTE_WIDTH = 10  # longer notes go on a line of their own under the row
 LEGEND = "TTFT/TPOT: request medians · out tok/s: over the measured window · peak: RSS (CPU) or CUDA peak"
 
 
@@ -39,6 +40,7 @@ def _shorten(text: str, width: int) -> str:
 
 def format_table(rows: Sequence[dict[str, Any]], width: int = WIDTH) -> list[str]:
     """One line per case, at most ``width`` columns: long case names lose their middle."""
+    rows = [{**row, "short_note": row["note"] if len(row["note"]) <= NOTE_WIDTH else "↓"} for row in rows]
     cells = [[_cell(fmt, row.get(key)) for _, key, fmt, _ in COLUMNS] for row in rows]
     widths = [max([len(h)] + [len(c[i]) for c in cells]) for i, (h, *_) in enumerate(COLUMNS)]
     case_width = max(16, min(max(len(r["case"]) for r in rows), width - sum(widths) - 2 * len(COLUMNS)))
@@ -49,5 +51,9 @@ def format_table(rows: Sequence[dict[str, Any]], width: int = WIDTH) -> list[str
         return "  ".join(parts).rstrip()
 
     header = line("case", [h for h, *_ in COLUMNS])
-    body = [line(_shorten(row["case"], case_width), cell) for row, cell in zip(rows, cells)]
+    body = []
+    for row, cell in zip(rows, cells):
+        body.append(line(_shorten(row["case"], case_width), cell))
+        if row["short_note"] == "↓":
+            body.append(_shorten(f"  ↳ {row['note']}", width))
     return [header, "-" * len(header), *body, LEGEND]

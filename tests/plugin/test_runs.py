@@ -167,7 +167,7 @@ def test_overhead(lab, model, workload):
     result = pytester.runpytest_subprocess(*TINY)
     assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines(["*pair 3/3 recorded * tok/s, bare * tok/s*",
-                                 "test_overhead * dummy:tiny * overhead *%, harness cost *%"])
+                                 "test_overhead * dummy:tiny *↓", "  ↳ overhead *%, harness cost *%"])
     [rec] = records(pytester).values()
     m = rec["measurements"]
     assert rec["spec"]["measure"] == "overhead"

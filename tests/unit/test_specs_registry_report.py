@@ -78,9 +78,12 @@ def test_table_fits_100_columns_and_keeps_both_ends_of_long_names():
     long_case = "test_some_really_long_function_name_for_quantization[int8-weight-only-long-context-16]"
     rows = [report_row(long_case, "smollm2-135m", {"ttft_ms": 1234.5, "tpot_ms": 29.8,
                                                    "output_tok_per_s": 32.04, "peak_mem_bytes": 2**30}),
-            report_row("test_latency[short-chat-1]", "dummy:tiny", {"ttft_ms": None}, "2 failed")]
+            report_row("test_latency[short-chat-1]", "dummy:tiny", {"ttft_ms": None}, "2 failed"),
+            report_row("test_harness_overhead[short-chat]", "smollm2-135m", {}, "overhead +8.19%, harness cost 0.013%")]
     lines = format_table(rows)
     assert all(len(line) <= 100 for line in lines)
     assert "test_some" in lines[2] and "long-context-16]" in lines[2]
     assert "1234.5" in lines[2] and "1024" in lines[2]
     assert " - " in lines[3] and "2 failed" in lines[3]  # missing numbers print '-', never 0
+    assert lines[4].startswith("test_harness_overhead[short-chat]") and lines[4].endswith("↓")
+    assert lines[5] == "  ↳ overhead +8.19%, harness cost 0.013%"
