@@ -1,0 +1,97 @@
+"""Verdicts on hand-made histories: direction, tolerance, noise, invalid and new."""
+
+import math
+import random
+
+import pytest
+
+from pytest_inferlab.policy import MetricPolicy, parse_tolerances, policies_for
+from pytest_inferlab.verdict import NoiseModel, bonferroni_alpha, judge, judge_items, mcnemar
+
+TPOT = MetricPolicy("tpot_ms", "timing", higher_is_better=False, tolerance=0.05)
+TOKS = MetricPolicy("output_tok_per_s", "timing", higher_is_better=True, tolerance=0.05)
+HISTORY = [40.0, 40.4, 39.6, 40.2, 39.8, 40.1, 39.9, 40.3]  # ~0.7% run-to-run noise
+
+
+@pytest.mark.parametrize("current, outcome", [
+    (40.1, "unchanged"), (48.0, "regressed"), (33.0, "improved"), (42.5, "inconclusive"),
+])
+def test_timing_lower_is_better(current, outcome):
+    verdict = judge(TPOT, current, HISTORY, alpha=0.01)
+    assert verdict.outcome == outcome, verdict.reason
+    assert verdict.interval[0] < verdict.ratio < verdict.interval[1]
+
+
+@pytest.mark.parametrize("current, outcome", [(25.0, "unchanged"), (20.0, "regressed"), (30.0, "improved")])
+def test_timing_direction_flips_for_higher_is_better(current, outcome):
+    history = [25.0, 25.2, 24.8, 25.1, 24.9]
+    assert judge(TOKS, current, history, alpha=0.01).outcome == outcome
+
+
+def test_noisy_history_widens_the_interval_until_a_change_is_inconclusive():
+    noisy = [40.0, 48.0, 34.0, 44.0, 37.0]  # ~14% run-to-run noise, as on a shared 2-core VM
+    assert judge(TPOT, 46.0, noisy, alpha=0.01).outcome == "inconclusive"
+    assert judge(TPOT, 46.0, HISTORY, alpha=0.01).outcome == "regressed"
+
+
+def test_short_history_uses_the_prior_noise():
+    verdict = judge(TPOT, 44.0, [40.0], alpha=0.01, noise=NoiseModel(prior_run_noise=0.10))
+    assert verdict.outcome == "inconclusive" and "assumed (1 run(s) in history)" in verdict.reason
+    assert judge(TPOT, 80.0, [40.0], alpha=0.01).outcome == "regressed"
+
+
+def test_false_alarm_rate_of_unchanged_runs_stays_below_alpha():
+    rng = random.Random(0)
+    alarms = 0
+    for _ in range(2000):
+        history = [40 * math.exp(rng.gauss(0, 0.03)) for _ in range(10)]
+        current = 40 * math.exp(rng.gauss(0, 0.03))
+        alarms += judge(TPOT, current, history, alpha=0.01).outcome == "regressed"
+    assert alarms / 2000 <= 0.01
+
+
+def test_memory_is_deterministic_and_counts_any_increase():
+    mem = MetricPolicy("peak_mem_bytes", "memory", False, 0.05)
+    assert judge(mem, 104.0, [100.0], 0.01).outcome == "unchanged"
+    assert judge(mem, 106.0, [90.0, 100.0], 0.01).outcome == "regressed"  # against the latest
+    assert judge(mem, 90.0, [100.0], 0.01).outcome == "improved"
+    failed = MetricPolicy("failed_requests", "count", False, 0.0)
+    assert judge(failed, 1.0, [0.0], 0.01).outcome == "regressed"
+    assert judge(failed, 0.0, [0.0], 0.01).outcome == "unchanged"
+
+
+def test_new_invalid_missing_and_info():
+    assert judge(TPOT, 40.0, [], 0.01).outcome == "new"
+    assert judge(TPOT, 40.0, HISTORY, 0.01, invalid="other processes used 40% of the CPU").outcome == "invalid"
+    assert judge(TPOT, None, HISTORY, 0.01).outcome == "invalid"
+    assert judge(MetricPolicy("input_tokens", "info", True, 0.0), 3.0, [3.0], 0.01) is None
+
+
+def test_bonferroni_divides_the_budget():
+    assert bonferroni_alpha(0.05, 10) == pytest.approx(0.005)
+    assert bonferroni_alpha(0.05, 0) == 0.05
+
+
+def test_mcnemar_on_paired_items():
+    base = [True] * 80 + [False] * 20
+    worse = [True] * 60 + [False] * 40  # lost 20, gained 0
+    assert mcnemar(base, worse)[:2] == (20, 0) and mcnemar(base, worse)[2] < 1e-5
+    assert judge_items("acc", base, worse, alpha=0.01).outcome == "regressed"
+    assert judge_items("acc", base, base, alpha=0.01).outcome == "unchanged"
+    swapped = [False] * 5 + [True] * 75 + [True] * 5 + [False] * 15  # lost 5, gained 5
+    assert judge_items("acc", base, swapped, alpha=0.01).outcome == "unchanged"
+    with pytest.raises(ValueError, match="same items"):
+        mcnemar([True], [True, False])
+
+
+def test_policy_overrides_and_errors():
+    policies = policies_for(["tpot_ms", "input_tokens", "ttft_ms"], {"tpot_ms": 0.02}, {"ttft_ms": 0.3})
+    assert policies["tpot_ms"].tolerance == 0.02 and policies["ttft_ms"].tolerance == 0.3
+    assert policies["input_tokens"].kind == "info"
+    assert parse_tolerances("tpot_ms=0.03, ttft_ms=0.2", "ini") == {"tpot_ms": 0.03, "ttft_ms": 0.2}
+    with pytest.raises(ValueError, match="ini: 'tpot_ms' is not METRIC=TOLERANCE"):
+        parse_tolerances("tpot_ms", "ini")
+    with pytest.raises(ValueError, match=r"unknown metric\(s\) \['tpot'\]"):
+        policies_for(["tpot_ms"], {"tpot": 0.1}, {})
+    with pytest.raises(ValueError, match="is not a number"):
+        policies_for(["tpot_ms"], {}, {"tpot_ms": "fast"})
