@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import statistics
-import time
+import warnings
 from typing import Any, Callable
 
 import pytest
@@ -18,11 +18,12 @@ import pytest
 from .engines import Engine
 from .metrics import SLO, Measurement, bootstrap_median_ci, measure, scalar, summary_values
 from .probes.energy import EnergyMeter
+from .probes.interference import InterferenceProbe
 from .probes.memory import PeakMemory
 from .record import Record
-from .report import report_row
+from .report import report_row, verdict_rows, verdict_section
 from .runner import run_round
-from .session import REPORT_KEY, LabSession
+from .session import REPORT_KEY, VERDICT_KEY, LabSession
 from .specs import RunSpec, SamplingSpec, WorkloadSpec, spec_dict
 from .trace import RoundTrace, output_digest
 
@@ -171,14 +172,19 @@ class Lab:
         benchmark = self._request.getfixturevalue("benchmark")
         total = self.warmup + self.rounds
         memory = PeakMemory(engine.info.device)
+        interference = InterferenceProbe(engine.info.device)
         memory.start()
+        interference.start()
         if benchmark.disabled:
             benchmark.pedantic(lambda: [one_round() for _ in range(total)], rounds=1)
         else:
             benchmark.pedantic(one_round, rounds=self.rounds, warmup_rounds=self.warmup, iterations=1)
+        interference.stop()
         peaks, absent = memory.stop()
         measured = {name: scalar(name, value) for name, value in peaks.items()}
-        conditions = {"benchmark_disabled": bool(benchmark.disabled), "xdist_worker": self._session.worker_id}
+        conditions = {"benchmark_disabled": bool(benchmark.disabled), "xdist_worker": self._session.worker_id,
+                      "other_cpu_share": interference.other_cpu_share(),
+                      "gpu_other_processes": interference.gpu_others}
         return conditions, (measured, absent)
 
     def _add_energy(self, measurements: dict[str, Measurement], absent: dict[str, str], energy: EnergyMeter,
@@ -215,10 +221,33 @@ class Lab:
             seed=spec.sampling.seed, started_at=started, finished_at=_now(), rounds=self.rounds,
             warmup_rounds=self.warmup, conditions=conditions, output_digest=digest,
         )
+        judgement = self._session.judge(record.to_json(), self._marker_tolerance())
+        record = dataclasses.replace(record, verdicts=[dataclasses.asdict(v) for v in judgement.verdicts],
+                                     baseline=judgement.baseline)
         path = self._session.write(record)
         values = summary_values(measurements)
         benchmark = self._request.getfixturevalue("benchmark")
         benchmark.extra_info["inferlab"] = {"spec_id": spec.spec_id, "record": str(path), "metrics": values}
-        node.user_properties.append((REPORT_KEY, report_row(node.nodeid.split("::")[-1], info.model.name, values, note)))
+        case = node.nodeid.split("::")[-1]
+        node.user_properties.append((REPORT_KEY, report_row(case, info.model.name, values, note)))
+        node.user_properties.append((VERDICT_KEY, verdict_rows(case, judgement.verdicts, judgement.gating)))
+        section = verdict_section(judgement.verdicts, judgement.baseline, judgement.warning)
+        node.add_report_section("call", "inferlab verdicts", section)
+        if judgement.warning:
+            warnings.warn(InferlabWarning(f"{node.nodeid}: {judgement.warning}"), stacklevel=2)
+        if judgement.gating and any(v.outcome == "regressed" for v in judgement.verdicts):
+            regressed = ", ".join(v.metric for v in judgement.verdicts if v.outcome == "regressed")
+            pytest.fail(f"performance regression in {regressed} (record: {path})\n{section}", pytrace=False)
         return record
 
+    def _marker_tolerance(self) -> dict[str, Any]:
+        marker = self._request.node.get_closest_marker("inferlab")
+        tolerance = marker.kwargs.get("tolerance", {}) if marker else {}
+        if not isinstance(tolerance, dict):
+            raise pytest.UsageError(f"{self._request.node.nodeid}: @pytest.mark.inferlab(tolerance=...) must be a "
+                                    "dict such as {'tpot_ms': 0.05}")
+        return tolerance
+
+
+class InferlabWarning(pytest.PytestWarning):
+    """Results that are reported but cannot gate (e.g. a baseline of another machine)."""

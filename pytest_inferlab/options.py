@@ -21,6 +21,12 @@ ROUNDS = "--inferlab-rounds"
 WARMUP = "--inferlab-warmup"
 SEED = "--inferlab-seed"
 RESULTS = "--inferlab-results"
+BASELINES = "--inferlab-baselines"
+SAVE_BASELINE = "--inferlab-save-baseline"
+NO_GATE = "--inferlab-no-gate"
+ALPHA = "--inferlab-alpha"
+TOLERANCE = "--inferlab-tolerance"
+MAX_INTERFERENCE = "--inferlab-max-interference"
 
 
 def _integer(text: str, minimum: int, what: str) -> int:
@@ -31,6 +37,15 @@ def _integer(text: str, minimum: int, what: str) -> int:
     if value < minimum:
         raise argparse.ArgumentTypeError(f"{value} is out of range; expected {what}")
     return value
+
+
+def _ini_bool(text: str) -> bool:
+    value = str(text).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r} is not a boolean; expected true or false")
 
 
 def parse_device_index(text: str) -> int:
@@ -49,6 +64,25 @@ def parse_seed(text: str) -> int:
     return _integer(text, 0, "an integer seed >= 0")
 
 
+def parse_probability(text: str) -> float:
+    try:
+        value = float(str(text).strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; expected a fraction in (0, 1)") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is out of range; expected a fraction in (0, 1)")
+    return value
+
+
+def parse_tolerance_list(text: str) -> dict[str, float]:
+    from .policy import parse_tolerances
+
+    try:
+        return parse_tolerances(str(text), "tolerances")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def parse_model(text: str) -> str:
     if not str(text).strip():
         raise argparse.ArgumentTypeError("empty model name; expected an alias, dummy:<preset>, a path or a hub id")
@@ -61,6 +95,7 @@ class Option:
     parse: Callable[[str], Any]
     default: Any
     help: str
+    switch: bool = False  # a flag without a value (ini: true/false)
 
     @property
     def ini(self) -> str:
@@ -80,13 +115,24 @@ OPTIONS = (
     Option(WARMUP, parse_non_negative_int, 1, "warm-up rounds per case, not measured (default: 1)"),
     Option(SEED, parse_seed, 0, "seed for sampling and synthetic prompts (default: 0)"),
     Option(RESULTS, str, ".inferlab", "directory for records (default: .inferlab)"),
+    Option(BASELINES, str, "baselines", "baselines folder, one sub-folder per machine fingerprint (default: baselines)"),
+    Option(SAVE_BASELINE, _ini_bool, False, "append this run to the baselines (verdicts are reported, never gate)", True),
+    Option(NO_GATE, _ini_bool, False, "report verdicts without failing tests on regressions", True),
+    Option(ALPHA, parse_probability, 0.05, "false-alarm budget of the whole run, split over its series (default: 0.05)"),
+    Option(TOLERANCE, parse_tolerance_list, {}, "tolerances per metric, e.g. 'tpot_ms=0.03 ttft_ms=0.2'"),
+    Option(MAX_INTERFERENCE, parse_probability, 0.10,
+           "share of the CPU other processes may use during a case before it is invalid (default: 0.10)"),
 )
 
 
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("inferlab", "LLM inference measurements (pytest-inferlab)")
     for option in OPTIONS:
-        group.addoption(option.flag, dest=option.dest, type=option.parse, default=None, help=option.help)
+        if option.switch:
+            group.addoption(option.flag, dest=option.dest, action="store_const", const=True, default=None,
+                            help=option.help)
+        else:
+            group.addoption(option.flag, dest=option.dest, type=option.parse, default=None, help=option.help)
         parser.addini(option.ini, help=f"default for {option.flag}: {option.help}", default=None)
 
 
@@ -99,6 +145,12 @@ class Settings:
     warmup: int
     seed: int
     results: Path
+    baselines: Path
+    save_baseline: bool
+    no_gate: bool
+    alpha: float
+    tolerance: dict[str, float]
+    max_interference: float
 
 
 def given(config: pytest.Config, flag: str) -> bool:
@@ -115,9 +167,10 @@ def read_settings(config: pytest.Config) -> Settings:
             raw = config.getini(option.ini)
             value = _parse_ini(option, raw) if raw not in (None, "", []) else option.default
         values[option.dest.removeprefix("inferlab_")] = value
-    values["results"] = Path(values["results"])
-    if not values["results"].is_absolute():
-        values["results"] = config.rootpath / values["results"]
+    for folder in ("results", "baselines"):
+        values[folder] = Path(values[folder])
+        if not values[folder].is_absolute():
+            values[folder] = config.rootpath / values[folder]
     return Settings(**values)
 
 

@@ -35,6 +35,8 @@ class Record:
     warmup_rounds: int
     conditions: dict[str, Any] = field(default_factory=dict)  # e.g. xdist worker, benchmark disabled
     output_digest: str | None = None  # sha256 of the generated ids of the last round: did the output change?
+    verdicts: list[dict[str, Any]] = field(default_factory=list)  # one per judged metric, against `baseline`
+    baseline: dict[str, Any] | None = None  # which baseline file was compared, and whether it gated
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> dict[str, Any]:
@@ -46,6 +48,7 @@ class Record:
             "machine_id": self.machine_id, "seed": self.seed, "started_at": self.started_at,
             "finished_at": self.finished_at, "rounds": self.rounds, "warmup_rounds": self.warmup_rounds,
             "conditions": self.conditions, "output_digest": self.output_digest,
+            "verdicts": self.verdicts, "baseline": self.baseline,
         }
 
 

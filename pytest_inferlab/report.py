@@ -57,3 +57,38 @@ def format_table(rows: Sequence[dict[str, Any]], width: int = WIDTH) -> list[str
         if row["short_note"] == "↓":
             body.append(_shorten(f"  ↳ {row['note']}", width))
     return [header, "-" * len(header), *body, LEGEND]
+
+
+def verdict_rows(case: str, verdicts: Sequence[Any], gating: bool) -> list[dict[str, Any]]:
+    """Plain dicts (they travel through xdist) for the session summary."""
+    return [{"case": case, "metric": v.metric, "outcome": v.outcome, "ratio": v.ratio,
+             "interval": list(v.interval) if v.interval else None, "gating": gating} for v in verdicts]
+
+
+def verdict_section(verdicts: Sequence[Any], baseline: dict[str, Any] | None, warning: str | None) -> str:
+    """The test's report section: every verdict with its numbers and reason, worst first."""
+    order = {"regressed": 0, "invalid": 1, "inconclusive": 2, "improved": 3, "new": 4, "unchanged": 5}
+    lines = [f"baseline: {baseline['path']}" if baseline else "baseline: none (first run of this case here)"]
+    if warning:
+        lines.append(f"warning: {warning}")
+    for v in sorted(verdicts, key=lambda v: order[v.outcome]):
+        numbers = "" if v.baseline is None else f" current {v.current:.4g} vs baseline {v.baseline:.4g}:"
+        lines.append(f"{v.metric}: {v.outcome.upper()}{numbers} {v.reason}")
+    return "\n".join(lines)
+
+
+def format_verdict_summary(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Counts of every outcome, then one line per verdict that is not 'unchanged' or 'new'."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        counts[row["outcome"]] = counts.get(row["outcome"], 0) + 1
+    lines = ["verdicts: " + ", ".join(f"{n} {o}" for o, n in sorted(counts.items(), key=lambda kv: -kv[1]))]
+    notable = [r for r in rows if r["outcome"] not in ("unchanged", "new")]
+    if notable:
+        lines.append(f"{'case':<30}  {'metric':<18}  {'verdict':<12}  {'ratio':>7}  {'interval':<18}  gate")
+        for r in notable:
+            ratio = f"{r['ratio']:.3f}" if r["ratio"] is not None else "-"
+            interval = f"[{r['interval'][0]:.3f}, {r['interval'][1]:.3f}]" if r["interval"] else "-"
+            lines.append(f"{_shorten(r['case'], 30):<30}  {r['metric'][:18]:<18}  {r['outcome']:<12}  {ratio:>7}  "
+                         f"{interval[:18]:<18}  {'yes' if r['gating'] else 'no'}")
+    return lines

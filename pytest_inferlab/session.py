@@ -4,25 +4,40 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from .baselines import BaselineStore
 from .device import Device
 from .engines import Engine, load_engine
 from .env import collect_environment, machine_id
 from .options import Settings
+from .policy import policies_for
 from .record import Record
-from .report import format_table
+from .report import format_table, format_verdict_summary
 from .sources import resolve_model
 from .specs import ModelSpec, WorkloadSpec
 from .store import RecordStore
 from .trace import Request
+from .verdict import NoiseModel, Verdict, bonferroni_alpha, judge
 from .workloads import materialize
 
 SESSION_KEY = pytest.StashKey["LabSession"]()
 REPORT_KEY = "inferlab"  # key of the report row in item.user_properties (travels through xdist)
+VERDICT_KEY = "inferlab-verdicts"
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """Verdicts of one case and what they were judged against."""
+
+    verdicts: list[Verdict]
+    baseline: dict[str, Any] | None  # {"path", "machine_id", "same_machine", "gating"}
+    gating: bool
+    warning: str | None = None
 
 
 def new_run_id() -> str:
@@ -43,7 +58,10 @@ class LabSession:
         self._engines: dict[ModelSpec, Engine] = {}
         self._requests: dict[tuple[ModelSpec, WorkloadSpec], list[Request]] = {}
         self._environment: dict[str, Any] | None = None
+        self.baselines = BaselineStore(settings.baselines)
+        self.lab_cases = 1  # set at collection: the number of series divides the false-alarm budget
         self.rows: list[dict[str, Any]] = []
+        self.verdict_rows: list[dict[str, Any]] = []
         self.written: list[Path] = []
 
     # ---- cached expensive objects -------------------------------------------------------
@@ -83,6 +101,44 @@ class LabSession:
     def machine_id(self) -> str:
         return machine_id(self.environment)
 
+    # ---- verdicts ---------------------------------------------------------------------------
+    def judge(self, record: dict[str, Any], test_tolerance: dict[str, Any]) -> Judgement:
+        """Verdicts of ``record`` against its stored baseline; saves the baseline when asked to."""
+        baseline, same_machine = self.baselines.find(record["machine_id"], record["test_id"], record["spec_id"])
+        policies = policies_for(sorted(record["measurements"]), self.settings.tolerance, test_tolerance)
+        timing = [p for p in policies.values() if p.kind == "timing" and p.name in record["measurements"]]
+        alpha = bonferroni_alpha(self.settings.alpha, self.lab_cases * max(1, len(timing)))
+        invalid = self.invalid_reason(record["conditions"])
+        verdicts = []
+        for name, policy in policies.items():
+            history = baseline.history(name) if baseline else []
+            verdict = judge(policy, record["measurements"][name]["value"], history, alpha, NoiseModel(), invalid)
+            if verdict is not None:
+                verdicts.append(verdict)
+        gating = same_machine and not self.settings.no_gate and not self.settings.save_baseline
+        reference = warning = None
+        if baseline is not None:
+            reference = {"path": str(baseline.path), "machine_id": baseline.machine_id,
+                         "same_machine": same_machine, "gating": gating}
+            if not same_machine:
+                warning = (f"compared with the baseline of another machine fingerprint ({baseline.machine_id}, "
+                           f"this one is {record['machine_id']}): reported, never gating")
+        if self.settings.save_baseline:
+            self.baselines.save(record)
+        return Judgement(verdicts, reference, gating, warning)
+
+    def invalid_reason(self, conditions: dict[str, Any]) -> str | None:
+        """Why this case's timings cannot be trusted, or None."""
+        share = conditions.get("other_cpu_share")
+        if share is not None and share > self.settings.max_interference:
+            return (f"other processes used {share:.0%} of the CPU during the case "
+                    f"(limit {self.settings.max_interference:.0%}, --inferlab-max-interference)")
+        if conditions.get("gpu_other_processes"):
+            return f"other processes on the GPU during the case: pids {conditions['gpu_other_processes']}"
+        if conditions.get("xdist_worker"):
+            return "measured beside other pytest-xdist workers (parallel cases share the machine)"
+        return None
+
     # ---- output ---------------------------------------------------------------------------
     def write(self, record: Record) -> Path:
         path = self.store.write(record)
@@ -103,9 +159,15 @@ class LabSession:
             reporter.write_line(f"[inferlab] {text}")
 
     # ---- hooks ----------------------------------------------------------------------------
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        self.lab_cases = max(1, sum("lab" in getattr(item, "fixturenames", ()) for item in items))
+
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "call":
             self.rows.extend(value for key, value in report.user_properties if key == REPORT_KEY)
+            for key, value in report.user_properties:
+                if key == VERDICT_KEY:
+                    self.verdict_rows.extend(value)
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         if not self.rows:
@@ -114,6 +176,10 @@ class LabSession:
         for line in format_table(self.rows):
             terminalreporter.write_line(line)
         terminalreporter.write_line(f"records: {self.store.folder}")
+        if self.verdict_rows:
+            terminalreporter.write_sep("=", "inferlab verdicts")
+            for line in format_verdict_summary(self.verdict_rows):
+                terminalreporter.write_line(line)
 
 
 class XdistHooks:

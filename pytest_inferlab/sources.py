@@ -10,12 +10,13 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from .registry import Registry
-from .specs import ModelSpec
+from .specs import ModelSpec, stable_id
 
 DEFAULT_MODEL = "smollm2-135m"
 
@@ -105,11 +106,31 @@ def embedded_gguf_path(alias: str) -> Path:
     return path
 
 
+def cache_dir() -> Path:
+    """Where converted artefacts are kept between runs (``INFERLAB_CACHE_DIR`` overrides)."""
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pytest-inferlab"
+    return Path(os.environ.get("INFERLAB_CACHE_DIR", default))
+
+
 @functools.lru_cache(maxsize=8)
 def _gguf_tokenizer(path: str) -> Any:
+    """The tokenizer of a GGUF file. Converting it takes seconds, so the result is saved once
+    (keyed by the file's path, size and mtime) and later runs load the saved copy."""
     from transformers import AutoTokenizer
 
+    stat = os.stat(path)
+    key = stable_id({"path": os.path.abspath(path), "size": stat.st_size, "mtime": stat.st_mtime_ns})
+    saved = cache_dir() / "tokenizers" / key
+    if (saved / "tokenizer_config.json").is_file():
+        return _prepared(AutoTokenizer.from_pretrained(saved))
     tokenizer = AutoTokenizer.from_pretrained(os.path.dirname(path), gguf_file=os.path.basename(path))
+    try:  # publish whole or not at all: save into a temp folder, then rename
+        saved.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=saved.parent) as temp:
+            tokenizer.save_pretrained(temp)
+            os.replace(temp, saved)
+    except OSError:
+        pass  # another process published it first, or the cache is read-only: both are fine
     return _prepared(tokenizer)
 
 

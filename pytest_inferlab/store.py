@@ -48,6 +48,13 @@ def write_json_new(path: Path, data: Any) -> Path:
         temp.unlink()
 
 
+def write_json_replace(path: Path, data: Any) -> None:
+    """Atomically replace ``path`` (files meant to be updated, e.g. baselines): old or new, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = _fsynced_temp(path.parent, json.dumps(data, indent=1, allow_nan=False) + "\n")
+    os.replace(temp, path)
+
+
 class RecordStore:
     """``<results>/runs/<run_id>/<test slug>-<spec_id>.json``, one file per case."""
 

@@ -6,6 +6,7 @@ DESIGN §8: a streamer whose ``put`` records ``perf_counter`` costs nothing meas
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any, Sequence
 
@@ -48,10 +49,30 @@ def weight_bytes(model: torch.nn.Module) -> tuple[int, int]:
     return params, nbytes
 
 
+TEST_DELAY_ENV = "INFERLAB_TEST_TOKEN_DELAY_MS"
+
+
+def test_token_delay_s() -> float:
+    """Test-only knob: ``INFERLAB_TEST_TOKEN_DELAY_MS`` adds a sleep after every generated token.
+
+    It plants a real, known slowdown (for the regression gate's detection-power study and its
+    tests); never set it in a measurement you mean to keep.
+    """
+    raw = os.environ.get(TEST_DELAY_ENV, "").strip()
+    if not raw:
+        return 0.0
+    try:
+        delay_ms = float(raw)
+    except ValueError:
+        raise ValueError(f"{TEST_DELAY_ENV}={raw!r} is not a number of milliseconds") from None
+    return max(0.0, delay_ms) / 1e3
+
+
 class TimingStreamer(BaseStreamer):
     """Records when each generation step delivers, and what it delivered per row."""
 
-    def __init__(self) -> None:
+    def __init__(self, delay_s: float = 0.0) -> None:
+        self.delay_s = delay_s
         self.prompt_seen = False
         self.times: list[float] = []
         self.steps: list[list[int]] = []  # steps[k][row] = token id delivered at step k
@@ -63,6 +84,8 @@ class TimingStreamer(BaseStreamer):
             return
         self.times.append(now)
         self.steps.append(value.reshape(value.shape[0], -1)[:, -1].tolist())
+        if self.delay_s:
+            time.sleep(self.delay_s)
 
     def end(self) -> None:
         pass
@@ -121,7 +144,7 @@ class TransformersEngine:
     def generate(self, batch: Sequence[Request], sampling: SamplingSpec) -> list[RequestTrace]:
         inputs = self.inputs(batch)
         config = self.generation_config(batch, sampling)
-        streamer = TimingStreamer()
+        streamer = TimingStreamer(test_token_delay_s())
         if not sampling.greedy:
             torch.manual_seed(sampling.seed + batch[0].index)
         self.info.device.sync()

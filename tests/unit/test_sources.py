@@ -58,3 +58,21 @@ def test_dummy_too_large_for_memory_is_refused_before_allocating():
     # 8B parameters in float32 are 32 GB: more than this 24 GB machine has.
     with pytest.raises(ModelSourceError, match="needs 2[89].\\d GiB of weights"):
         load_engine("transformers", resolve_model("dummy:llama-3.1-8b"), CPU)
+
+
+def test_gguf_tokenizer_is_cached_on_disk_and_identical(tmp_path, monkeypatch):
+    monkeypatch.setenv("INFERLAB_CACHE_DIR", str(tmp_path))
+    path = str(sources.embedded_gguf_path("smollm2-135m"))
+    sources._gguf_tokenizer.cache_clear()
+    converted = sources._gguf_tokenizer(path)
+    [saved] = (tmp_path / "tokenizers").iterdir()
+    assert (saved / "tokenizer.json").is_file()
+    sources._gguf_tokenizer.cache_clear()
+    loaded = sources._gguf_tokenizer(path)
+    sources._gguf_tokenizer.cache_clear()
+    messages = [{"role": "user", "content": "Copy this: the river runs past the mill."}]
+    for tok in (converted, loaded):
+        assert tok.padding_side == "left" and tok.pad_token_id is not None
+    rendered = [t.apply_chat_template(messages, tokenize=False, add_generation_prompt=True) for t in (converted, loaded)]
+    assert rendered[0] == rendered[1]
+    assert converted(rendered[0])["input_ids"] == loaded(rendered[1])["input_ids"]

@@ -87,3 +87,17 @@ def test_table_fits_100_columns_and_keeps_both_ends_of_long_names():
     assert " - " in lines[3] and "2 failed" in lines[3]  # missing numbers print '-', never 0
     assert lines[4].startswith("test_harness_overhead[short-chat]") and lines[4].endswith("↓")
     assert lines[5] == "  ↳ overhead +8.19%, harness cost 0.013%"
+
+
+def test_verdict_summary_counts_everything_and_lists_what_needs_a_look():
+    from pytest_inferlab.report import format_verdict_summary
+
+    rows = [{"case": "test_latency[long-context-4]", "metric": "output_tok_per_s", "outcome": "regressed",
+             "ratio": 0.0631, "interval": [0.0412, 0.0973], "gating": False},
+            {"case": "test_latency[x]", "metric": "tpot_ms", "outcome": "unchanged", "ratio": 1.0,
+             "interval": [0.98, 1.02], "gating": True}]
+    lines = format_verdict_summary(rows)
+    assert lines[0] == "verdicts: 1 regressed, 1 unchanged"
+    assert len(lines) == 3 and all(len(line) <= 100 for line in lines)
+    assert lines[2].split() == ["test_latency[long-context-4]", "output_tok_per_s", "regressed", "0.063",
+                                "[0.041,", "0.097]", "no"]

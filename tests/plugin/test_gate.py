@@ -1,0 +1,101 @@
+"""The regression gate end to end on dummy:tiny: save, unchanged re-run, planted slowdown."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+ARGS = ("--inferlab-model=dummy:tiny", "--inferlab-rounds=3", "--inferlab-threads=1", "-p", "no:cacheprovider")
+# dummy:tiny makes a token in ~3 ms; 40 ms more per token is a planted slowdown no noise can hide
+PLANTED_MS = "40"
+
+SUITE = """
+import pytest
+
+@pytest.fixture
+def workload_overrides():
+    return {"count": 2, "output_tokens": 8}
+
+def test_latency(lab, model, workload):
+    lab.measure(model, workload)
+"""
+
+
+@pytest.fixture(scope="module")
+def baseline_folder(tmp_path_factory):
+    """A baseline of three saved runs, made once for the module (each run takes seconds)."""
+    root = tmp_path_factory.mktemp("gate")
+    (root / "test_suite.py").write_text(SUITE)
+    for _ in range(3):
+        done = subprocess.run([sys.executable, "-m", "pytest", *ARGS, "--inferlab-save-baseline"], cwd=root,
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout
+    return root / "baselines"
+
+
+@pytest.fixture
+def saved(pytester, baseline_folder):
+    """This test's copy of the suite and its baseline file."""
+    pytester.makepyfile(test_suite=SUITE)
+    shutil.copytree(baseline_folder, pytester.path / "baselines")
+    [path] = (pytester.path / "baselines").glob("*/*.json")
+    assert len(json.loads(path.read_text())["metrics"]["tpot_ms"]["history"]) == 3
+    return path
+
+
+def test_unchanged_rerun_passes_and_never_touches_the_baseline(pytester, saved):
+    before = saved.read_bytes()
+    result = pytester.runpytest_subprocess(*ARGS)
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["*= inferlab verdicts =*", "verdicts: *"])
+    result.stdout.no_fnmatch_line("*regressed*")
+    assert saved.read_bytes() == before
+
+
+def test_planted_slowdown_fails_the_test_with_a_readable_report(pytester, saved, monkeypatch):
+    monkeypatch.setenv("INFERLAB_TEST_TOKEN_DELAY_MS", PLANTED_MS)
+    result = pytester.runpytest_subprocess(*ARGS)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines([
+        "*performance regression in * (record: *.inferlab/runs/*)",
+        "*tpot_ms: REGRESSED current * vs baseline *: *x baseline, interval [[]*[]] at alpha *; tolerance 5%;*",
+        "*= inferlab verdicts =*",
+        "test_latency * tpot_ms * regressed * yes",
+    ])
+    [record_path] = sorted((pytester.path / ".inferlab" / "runs").iterdir())[-1].glob("*.json")  # newest run
+    record = json.loads(record_path.read_text())  # the regressed run is still recorded, with its verdicts
+    assert {v["metric"]: v["outcome"] for v in record["verdicts"]}["tpot_ms"] == "regressed"
+    assert record["baseline"]["gating"] is True
+
+
+def test_no_gate_reports_without_failing(pytester, saved, monkeypatch):
+    monkeypatch.setenv("INFERLAB_TEST_TOKEN_DELAY_MS", PLANTED_MS)
+    result = pytester.runpytest_subprocess(*ARGS, "--inferlab-no-gate")
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["test_latency * tpot_ms * regressed * no"])
+
+
+def test_baseline_of_another_machine_warns_and_never_gates(pytester, saved, monkeypatch):
+    shutil.move(saved.parent, saved.parent.with_name("nvidia-h100-80gb-hbm3-0000abcd"))
+    monkeypatch.setenv("INFERLAB_TEST_TOKEN_DELAY_MS", PLANTED_MS)
+    result = pytester.runpytest_subprocess(*ARGS)
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["*InferlabWarning*another machine fingerprint (nvidia-h100-80gb-hbm3-0000abcd*"])
+
+
+def test_a_corrupt_baseline_is_an_error_naming_the_file(pytester, saved):
+    saved.write_text("{not json")
+    result = pytester.runpytest_subprocess(*ARGS)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines([f"*baseline {saved} is unreadable*"])
+    assert saved.read_text() == "{not json"
+
+
+def test_first_run_of_a_case_is_new_not_a_failure(pytester):
+    pytester.makepyfile(test_suite=SUITE)
+    result = pytester.runpytest_subprocess(*ARGS)
+    assert result.ret == 0
+    result.stdout.fnmatch_lines(["verdicts: * new"])
+    assert not (pytester.path / "baselines").exists()  # a plain run never writes baselines
