@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 from .env import machine_fingerprint
-from .store import safe_name, write_json_replace
+from .jsonio import read_json_object, write_json_replace
+from .store import safe_name
 
 SCHEMA_VERSION = 1
 HISTORY_LIMIT = 50
@@ -43,12 +43,9 @@ class Baseline:
 
 def _parse(path: Path) -> dict[str, Any]:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BaselineError(f"baseline {path} is unreadable ({exc}); fix it or restore it from git "
-                            "(it is never treated as missing nor overwritten)") from exc
-    if not isinstance(data, dict):
-        raise BaselineError(f"baseline {path}: expected a JSON object")
+        data = read_json_object(path, BaselineError, "baseline")
+    except BaselineError as exc:
+        raise BaselineError(f"{exc}; fix it or restore it from git (it is never treated as missing nor overwritten)") from exc
     version = data.get("schema_version")
     if version != SCHEMA_VERSION:
         raise BaselineError(f"baseline {path} has schema_version {version!r}; this pytest-inferlab reads "

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from .jsonio import read_json_object
 from .metrics import Measurement
 
 SCHEMA_VERSION = 1
@@ -72,8 +72,4 @@ def parse_record(data: Any, source: str) -> dict[str, Any]:
 
 
 def load_record(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RecordError(f"{path}: unreadable record ({exc})") from exc
-    return parse_record(data, str(path))
+    return parse_record(read_json_object(path, RecordError, "record"), str(path))

@@ -7,7 +7,8 @@ import os
 import pytest
 
 from pytest_inferlab.record import RecordError, load_record, parse_record
-from pytest_inferlab.store import safe_name, write_json_new
+from pytest_inferlab.jsonio import write_json_new
+from pytest_inferlab.store import safe_name
 
 
 def test_write_never_overwrites_and_leaves_no_temp_files(tmp_path):
@@ -51,7 +52,7 @@ def test_safe_name_keeps_ids_readable_and_filesystem_safe():
 def test_unreadable_or_wrong_version_records_name_the_file(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text('{"schema_version": 1, "run_id": ')
-    with pytest.raises(RecordError, match=f"{bad}: unreadable record"):
+    with pytest.raises(RecordError, match=f"record {bad} is unreadable"):
         load_record(bad)
     with pytest.raises(RecordError, match="x.json: schema_version 99 is not supported"):
         parse_record({"schema_version": 99}, "x.json")

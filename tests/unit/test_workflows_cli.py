@@ -65,5 +65,5 @@ def test_save_baselines_refuses_bad_input_and_writes_nothing(tmp_path, capsys):
     (run / "a.json").write_text(json.dumps(record("r1", 40.0)))
     (run / "b.json").write_text("{broken")
     assert main(["save-baselines", str(run), "--baselines", str(tmp_path / "baselines")]) == 2
-    assert "b.json: unreadable record" in capsys.readouterr().err
+    assert "b.json is unreadable" in capsys.readouterr().err
     assert not (tmp_path / "baselines").exists()
