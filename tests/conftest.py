@@ -1,4 +1,7 @@
+import multiprocessing
 import os
+
+import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -10,3 +13,17 @@ def pytest_configure(config):
     config.addinivalue_line("filterwarnings", "error")
     # gguf and transformers' GGUF loader emit deprecation noise we do not own
     config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning")
+
+
+@pytest.fixture
+def run_in_processes():
+    """Run ``target(*args)`` in one spawned process per args tuple, concurrently; all must exit 0."""
+    def run(target, arg_tuples, timeout=120):
+        ctx = multiprocessing.get_context("spawn")
+        procs = [ctx.Process(target=target, args=args) for args in arg_tuples]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join(timeout)
+            assert proc.exitcode == 0
+    return run

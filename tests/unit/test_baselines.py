@@ -1,7 +1,6 @@
 """The baselines store: history, errors that name the file, locking and atomic replacement."""
 
 import json
-import multiprocessing
 import os
 import signal
 import subprocess
@@ -70,14 +69,8 @@ def _saver(root, worker, count):
         store.save(record(f"w{worker}-{i}", 40.0 + i))
 
 
-def test_concurrent_savers_lose_nothing(tmp_path):
-    ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_saver, args=(tmp_path, w, 10)) for w in range(4)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(120)
-        assert p.exitcode == 0
+def test_concurrent_savers_lose_nothing(tmp_path, run_in_processes):
+    run_in_processes(_saver, [(tmp_path, w, 10) for w in range(4)])
     baseline = BaselineStore(tmp_path).load("cpu-abc", "suites/t.py::test[x]", "0123456789ab")
     runs = sorted(h["run_id"] for h in baseline.data["metrics"]["tpot_ms"]["history"])
     assert runs == sorted(f"w{w}-{i}" for w in range(4) for i in range(10))

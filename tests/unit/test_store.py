@@ -1,7 +1,6 @@
 """Records are written whole, never overwritten, and survive concurrent writers."""
 
 import json
-import multiprocessing
 import os
 
 import pytest
@@ -30,14 +29,8 @@ def _writer(folder, worker, count):
         write_json_new(folder / "same-name.json", {"worker": worker, "i": i, "pad": "x" * 5000})
 
 
-def test_concurrent_processes_lose_nothing(tmp_path):
-    ctx = multiprocessing.get_context("spawn")
-    procs = [ctx.Process(target=_writer, args=(tmp_path, w, 25)) for w in range(4)]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join(60)
-        assert p.exitcode == 0
+def test_concurrent_processes_lose_nothing(tmp_path, run_in_processes):
+    run_in_processes(_writer, [(tmp_path, w, 25) for w in range(4)])
     docs = [json.loads(p.read_text()) for p in tmp_path.iterdir()]
     assert len(docs) == 100
     assert sorted((d["worker"], d["i"]) for d in docs) == [(w, i) for w in range(4) for i in range(25)]
