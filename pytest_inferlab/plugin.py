@@ -22,7 +22,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "inferlab(rounds=N, warmup=N): per-test measurement settings of pytest-inferlab")
+    config.addinivalue_line("markers", "inferlab(rounds=N, warmup=N, tolerance={metric: fraction}): per-test settings of pytest-inferlab")
     settings = read_settings(config)
     device = CPU
     if settings.gpu is not None:
