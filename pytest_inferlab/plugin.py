@@ -8,6 +8,7 @@ from . import hookspec
 from .device import CPU, cuda_device
 from .fixtures import inferlab_device, inferlab_session, lab, model, workload, workload_overrides  # noqa: F401
 from .options import MODEL, add_options, given, read_settings
+from .policy import policies_for
 from .session import SESSION_KEY, LabSession, XdistHooks
 from .sources import ModelSourceError, embedded_gguf_path, resolve_model
 
@@ -32,6 +33,10 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(str(exc)) from None
     if given(config, MODEL):
         _check_model(settings.model)
+    try:
+        policies_for([], settings.tolerance, {})  # unknown metric names are usage errors, now
+    except ValueError as exc:
+        raise pytest.UsageError(f"--inferlab-tolerance / inferlab_tolerance: {exc}") from None
     session = LabSession(config, settings, device)
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, "inferlab-session")

@@ -80,3 +80,16 @@ def test_plugin_can_be_disabled(pytester):
     result = pytester.runpytest_subprocess("-p", "no:inferlab")
     result.stdout.fnmatch_lines(["*fixture 'lab' not found*"])
     assert result.ret == 1
+
+
+def test_tolerance_for_an_unknown_metric_is_a_usage_error(pytester):
+    pytester.makeini("[pytest]\ninferlab_tolerance = tpot=0.1\n")
+    result = pytester.runpytest_subprocess()
+    assert result.ret == EXIT_USAGE
+    result.stderr.fnmatch_lines(["*inferlab_tolerance: tolerance for unknown metric(s) [[]'tpot'[]]; known: *tpot_ms*"])
+
+
+def test_malformed_tolerance_option_names_the_form(pytester):
+    result = pytester.runpytest_subprocess("--inferlab-tolerance=tpot_ms")
+    assert result.ret == EXIT_USAGE
+    result.stderr.fnmatch_lines(["*argument --inferlab-tolerance: tolerances: 'tpot_ms' is not METRIC=TOLERANCE*"])
