@@ -153,10 +153,16 @@ class Settings:
     max_interference: float
 
 
+def _ini_raw(config: pytest.Config, option: Option) -> Any:
+    """The option's ini value as written, or None when the ini file does not set it."""
+    raw = config.getini(option.ini)
+    return None if raw in (None, "", []) else raw
+
+
 def given(config: pytest.Config, flag: str) -> bool:
     """Whether the user set ``flag`` on the command line or in the ini file (not defaulted)."""
     option = next(o for o in OPTIONS if o.flag == flag)
-    return config.getoption(option.dest) is not None or config.getini(option.ini) not in (None, "", [])
+    return config.getoption(option.dest) is not None or _ini_raw(config, option) is not None
 
 
 def read_settings(config: pytest.Config) -> Settings:
@@ -164,8 +170,8 @@ def read_settings(config: pytest.Config) -> Settings:
     for option in OPTIONS:
         value = config.getoption(option.dest)
         if value is None:
-            raw = config.getini(option.ini)
-            value = _parse_ini(option, raw) if raw not in (None, "", []) else option.default
+            raw = _ini_raw(config, option)
+            value = option.default if raw is None else _parse_ini(option, raw)
         values[option.dest.removeprefix("inferlab_")] = value
     for folder in ("results", "baselines"):
         values[folder] = Path(values[folder])

@@ -52,7 +52,7 @@ def weight_bytes(model: torch.nn.Module) -> tuple[int, int]:
 TEST_DELAY_ENV = "INFERLAB_TEST_TOKEN_DELAY_MS"
 
 
-def test_token_delay_s() -> float:
+def planted_token_delay_s() -> float:
     """Test-only knob: ``INFERLAB_TEST_TOKEN_DELAY_MS`` adds a sleep after every generated token.
 
     It plants a real, known slowdown (for the regression gate's detection-power study and its
@@ -144,7 +144,7 @@ class TransformersEngine:
     def generate(self, batch: Sequence[Request], sampling: SamplingSpec) -> list[RequestTrace]:
         inputs = self.inputs(batch)
         config = self.generation_config(batch, sampling)
-        streamer = TimingStreamer(test_token_delay_s())
+        streamer = TimingStreamer(planted_token_delay_s())
         if not sampling.greedy:
             torch.manual_seed(sampling.seed + batch[0].index)
         self.info.device.sync()
