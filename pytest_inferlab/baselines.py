@@ -33,8 +33,12 @@ class Baseline:
     data: dict[str, Any]
 
     def history(self, metric: str) -> list[float]:
+        return [value for value, _ in self.runs(metric)]
+
+    def runs(self, metric: str) -> list[tuple[float, float | None]]:
+        """Per saved run: (value, host-speed reference seconds or None)."""
         entry = self.data["metrics"].get(metric)
-        return [run["value"] for run in entry["history"] if run["value"] is not None] if entry else []
+        return [(run["value"], run.get("host_ref_s")) for run in entry["history"] if run["value"] is not None] if entry else []
 
     @property
     def fingerprint(self) -> dict[str, Any]:
@@ -106,11 +110,13 @@ class BaselineStore:
             data["fingerprint"] = machine_fingerprint(record["environment"])
             now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
             commit = (record["environment"].get("git") or {}).get("commit")
+            host_ref_s = (record.get("conditions") or {}).get("host_ref_s")
             for name, m in record["measurements"].items():
                 entry = data["metrics"].setdefault(name, {"unit": m["unit"], "history": []})
                 entry["samples"] = m["samples"]
                 entry["history"] = (entry["history"] + [
-                    {"run_id": record["run_id"], "commit": commit, "value": m["value"], "saved_at": now}
+                    {"run_id": record["run_id"], "commit": commit, "value": m["value"], "host_ref_s": host_ref_s,
+                     "saved_at": now}
                 ])[-HISTORY_LIMIT:]
             data["updated_at"] = now
             write_json_replace(path, data)

@@ -18,14 +18,17 @@ import pytest
 from .engines import Engine
 from .metrics import SLO, Measurement, bootstrap_median_ci, measure, scalar, summary_values
 from .probes.energy import EnergyMeter
+from .probes.host_speed import HostSpeed
 from .probes.interference import InterferenceProbe
 from .probes.memory import PeakMemory
 from .record import Record
 from .report import report_row, verdict_rows, verdict_section
 from .runner import run_round
-from .session import REPORT_KEY, VERDICT_KEY, LabSession
+from .policy import default_policy
+from .session import REPORT_KEY, VERDICT_KEY, Judgement, LabSession
 from .specs import RunSpec, SamplingSpec, WorkloadSpec, spec_dict
 from .trace import RoundTrace, output_digest
+from .verdict import Verdict
 
 
 def _now() -> str:
@@ -78,8 +81,8 @@ class Lab:
         sampling = sampling or SamplingSpec(seed=self._session.settings.seed)
         spec = RunSpec(engine.info.model, workload, batch_size, sampling, engine.info.device.kind)
         requests = self._session.requests_for(engine, workload)
-        energy = EnergyMeter(engine.info.device)
         traces: list[RoundTrace] = []
+        energy = EnergyMeter(engine.info.device)
 
         def one_round() -> None:
             warm = len(traces) < self.warmup
@@ -91,17 +94,24 @@ class Lab:
             traces.append(trace)
             self._progress(len(traces), trace)
 
+        def case(plain: bool) -> tuple[dict[str, Measurement], dict[str, str], dict[str, Any], list, str | None]:
+            nonlocal energy
+            traces.clear()
+            energy = EnergyMeter(engine.info.device)
+            conditions, memory = self._drive(one_round, engine, plain)
+            measurements, absent = measure(traces, slo or SLO())
+            failed = [r for t in traces if not t.warmup for r in t.requests if not r.ok]
+            output_tokens = sum(r.output_tokens for t in traces if not t.warmup for r in t.requests if r.ok)
+            self._add_energy(measurements, absent, energy, output_tokens)
+            return {**measurements, **memory[0]}, {**absent, **memory[1]}, conditions, failed, output_digest(traces[-1])
+
         started = _now()
-        conditions, memory = self._drive(one_round, engine)
-        measurements, absent = measure(traces, slo or SLO())
-        failed = [r for t in traces if not t.warmup for r in t.requests if not r.ok]
+        measurements, absent, conditions, failed, digest = case(plain=False)
         if failed and len(failed) == sum(len(t.requests) for t in traces if not t.warmup):
             pytest.fail(f"every request failed; first error: {failed[0].error}", pytrace=False)
-        output_tokens = sum(r.output_tokens for t in traces if not t.warmup for r in t.requests if r.ok)
-        self._add_energy(measurements, absent, energy, output_tokens)
         note = f"{len(failed)} failed" if failed else ""
-        return self._finish(spec, engine, {**measurements, **memory[0]}, {**absent, **memory[1]}, started, conditions,
-                            note, output_digest(traces[-1]))
+        return self._finish(spec, engine, measurements, absent, started, conditions, note, digest,
+                            remeasure=lambda: (lambda again: (again[0], again[2]))(case(plain=True)))
 
     def measure_overhead(self, engine: Engine, workload: WorkloadSpec, *, sampling: SamplingSpec | None = None) -> Record:
         """Tokens/s through the recording path vs a bare ``model.generate`` loop, interleaved.
@@ -167,24 +177,32 @@ class Lab:
             raise ValueError(f"batch_size={batch_size!r}: expected an integer >= 1")
         self._used = True
 
-    def _drive(self, one_round: Callable[[], None], engine: Engine) -> tuple[dict[str, Any], tuple[dict, dict]]:
-        """Warm-up + timed rounds through pytest-benchmark, bracketed by the memory probe."""
+    def _drive(self, one_round: Callable[[], None], engine: Engine, plain: bool = False
+               ) -> tuple[dict[str, Any], tuple[dict, dict]]:
+        """Warm-up + timed rounds through pytest-benchmark, bracketed by the memory probe, itself
+        bracketed by the host-speed reference (outside the memory window: its matrix never counts)."""
         benchmark = self._request.getfixturevalue("benchmark")
         total = self.warmup + self.rounds
         memory = PeakMemory(engine.info.device)
         interference = InterferenceProbe(engine.info.device)
+        host = HostSpeed(engine.info.device, self._session.settings.host_ref != "none")
+        host.before()
         memory.start()
         interference.start()
-        if benchmark.disabled:
+        if plain:  # a confirmation: pytest-benchmark's fixture times one case only
+            for _ in range(total):
+                one_round()
+        elif benchmark.disabled:
             benchmark.pedantic(lambda: [one_round() for _ in range(total)], rounds=1)
         else:
             benchmark.pedantic(one_round, rounds=self.rounds, warmup_rounds=self.warmup, iterations=1)
         interference.stop()
         peaks, absent = memory.stop()
+        host.after()
         measured = {name: scalar(name, value) for name, value in peaks.items()}
         conditions = {"benchmark_disabled": bool(benchmark.disabled), "xdist_worker": self._session.worker_id,
                       "other_cpu_share": interference.other_cpu_share(),
-                      "gpu_other_processes": interference.gpu_others}
+                      "gpu_other_processes": interference.gpu_others, "host_ref_s": host.seconds}
         return conditions, (measured, absent)
 
     def _add_energy(self, measurements: dict[str, Measurement], absent: dict[str, str], energy: EnergyMeter,
@@ -207,7 +225,8 @@ class Lab:
                                f"{tokens} tok in {seconds:.1f} s ({tokens / seconds:.1f} tok/s)")
 
     def _finish(self, spec: RunSpec, engine: Engine, measurements: dict[str, Measurement], absent: dict[str, str],
-                started: str, conditions: dict[str, Any], note: str, digest: str | None = None) -> Record:
+                started: str, conditions: dict[str, Any], note: str, digest: str | None = None,
+                remeasure: Callable[[], tuple[dict[str, Measurement], dict[str, Any]]] | None = None) -> Record:
         info = engine.info
         measurements = {**measurements, "model_bytes": scalar("model_bytes", info.model_bytes)}
         node = self._request.node
@@ -222,6 +241,9 @@ class Lab:
             warmup_rounds=self.warmup, conditions=conditions, output_digest=digest,
         )
         judgement = self._session.judge(record.to_json(), self._marker_tolerance())
+        if remeasure and judgement.gating and any(v.outcome == "regressed" for v in judgement.verdicts):
+            judgement, confirmations = self._confirm(record, judgement, remeasure)
+            record = dataclasses.replace(record, conditions={**conditions, "confirmations": confirmations})
         record = dataclasses.replace(record, verdicts=[dataclasses.asdict(v) for v in judgement.verdicts],
                                      baseline=judgement.baseline)
         path = self._session.write(record)
@@ -239,6 +261,43 @@ class Lab:
             regressed = ", ".join(v.metric for v in judgement.verdicts if v.outcome == "regressed")
             pytest.fail(f"performance regression in {regressed} (record: {path})\n{section}", pytrace=False)
         return record
+
+    def _confirm(self, record: Record, judgement: Judgement,
+                 remeasure: Callable[[], tuple[dict[str, Measurement], dict[str, Any]]]) -> tuple[Judgement, list]:
+        """Re-measure a case with a timing regression (--inferlab-confirm times): it stands only if
+        every re-measurement regresses too. A shared host's transient slowdowns hit every series of
+        one run at once; a real regression repeats."""
+        verdicts = list(judgement.verdicts)
+        confirmations = []
+        for attempt in range(self._session.settings.confirm):
+            suspects = {v.metric for v in verdicts if v.outcome == "regressed" and self._is_timing(v.metric)}
+            if not suspects:
+                break
+            self._session.progress(f"{self._request.node.name}: re-measuring to confirm a regression in "
+                                   f"{', '.join(sorted(suspects))} ({attempt + 1}/{self._session.settings.confirm})")
+            measurements, conditions = remeasure()
+            again = self._session.judge(dataclasses.replace(record, measurements=measurements, conditions=conditions)
+                                        .to_json(), self._marker_tolerance(), save=False)
+            by_metric = {v.metric: v for v in again.verdicts}
+            confirmations.append({"host_ref_s": conditions.get("host_ref_s"),
+                                  "verdicts": {m: by_metric[m].outcome for m in sorted(suspects) if m in by_metric}})
+            verdicts = [self._merge(v, by_metric.get(v.metric)) if v.metric in suspects else v for v in verdicts]
+        return dataclasses.replace(judgement, verdicts=verdicts), confirmations
+
+    @staticmethod
+    def _is_timing(metric: str) -> bool:
+        """Noisy metrics are confirmed; memory and counts are deterministic and stand as measured."""
+        return default_policy(metric).kind not in ("memory", "count")
+
+    @staticmethod
+    def _merge(first: Verdict, again: Verdict | None) -> Verdict:
+        if again is not None and again.outcome == "regressed":
+            return dataclasses.replace(first, reason=f"{first.reason}; confirmed when re-measured "
+                                                     f"({again.ratio:.3f}x baseline)")
+        seen = f"{again.outcome}, {again.ratio:.3f}x baseline" if again and again.ratio else "not measured"
+        return dataclasses.replace(first, outcome="inconclusive",
+                                   reason=f"regressed at first ({first.reason}) but not when re-measured ({seen}): "
+                                          "a disturbance of the host, not of the code")
 
     def _marker_tolerance(self) -> dict[str, Any]:
         marker = self._request.node.get_closest_marker("inferlab")

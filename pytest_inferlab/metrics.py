@@ -35,6 +35,8 @@ def _define(name: str, unit: str, higher_is_better: bool, help: str) -> None:
 _define("ttft_ms", "ms", False, "time to first token: first delivery - send")
 _define("tpot_ms", "ms", False, "time per output token after the first: (e2e - ttft) / (N - 1), requests with N > 1")
 _define("itl_ms", "ms", False, "inter-token latency: every gap between successive deliveries, pooled")
+_define("itl_p25_ms", "ms", False, "lower quartile of the inter-token latencies: decode speed as least disturbed "
+        "by the host, the gate's most sensitive timing series")
 _define("e2e_ms", "ms", False, "end-to-end latency: last delivery - send")
 _define("tokens_per_delivery", "tokens", True, "tokens carried by one delivery (1 unless speculative or chunked)")
 _define("input_tokens", "tokens", True, "prompt length per request")
@@ -107,6 +109,11 @@ def distribution(name: str, samples: Iterable[float]) -> Measurement | None:
                        percentile(ordered, 90), percentile(ordered, 99))
 
 
+def lower_quartile(name: str, samples: Sequence[float]) -> Measurement | None:
+    """The 25th percentile as the headline (samples stay with ``itl_ms``; not copied twice)."""
+    return Measurement(metric_defs.get(name).unit, percentile(sorted(samples), 25)) if samples else None
+
+
 def rate(name: str, numerators: Sequence[float], windows: Sequence[float]) -> Measurement | None:
     """Aggregate over all windows; one sample per window (round) for run-to-run statistics."""
     total_window = sum(windows)
@@ -172,6 +179,7 @@ def measure(rounds: Sequence[RoundTrace], slo: SLO = SLO()) -> tuple[dict[str, M
         "tpot_ms": distribution("tpot_ms", _drop_none(map(tpot_ms, ok))),
         "itl_ms": distribution("itl_ms", [gap for req in ok for gap in itl_ms(req)]),
         "e2e_ms": distribution("e2e_ms", _drop_none(map(e2e_ms, ok))),
+        "itl_p25_ms": lower_quartile("itl_p25_ms", [gap for req in ok for gap in itl_ms(req)]),
         "tokens_per_delivery": distribution("tokens_per_delivery", [n for req in ok for n in req.chunk_tokens]),
         "input_tokens": distribution("input_tokens", [req.input_tokens for req in requests]),
         "output_tok_per_s": rate("output_tok_per_s", [_out_tokens(r) for r in measured], windows),

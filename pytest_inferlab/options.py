@@ -27,6 +27,8 @@ NO_GATE = "--inferlab-no-gate"
 ALPHA = "--inferlab-alpha"
 TOLERANCE = "--inferlab-tolerance"
 MAX_INTERFERENCE = "--inferlab-max-interference"
+HOST_REF = "--inferlab-host-ref"
+CONFIRM = "--inferlab-confirm"
 
 
 def _integer(text: str, minimum: int, what: str) -> int:
@@ -71,6 +73,16 @@ def parse_probability(text: str) -> float:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number; expected a fraction in (0, 1)") from None
     if not 0.0 < value < 1.0:
         raise argparse.ArgumentTypeError(f"{value} is out of range; expected a fraction in (0, 1)")
+    return value
+
+
+HOST_REFS = ("gemv", "none")
+
+
+def parse_host_ref(text: str) -> str:
+    value = str(text).strip().lower()
+    if value not in HOST_REFS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a host-speed reference; expected one of {', '.join(HOST_REFS)}")
     return value
 
 
@@ -122,6 +134,10 @@ OPTIONS = (
     Option(TOLERANCE, parse_tolerance_list, {}, "tolerances per metric, e.g. 'tpot_ms=0.03 ttft_ms=0.2'"),
     Option(MAX_INTERFERENCE, parse_probability, 0.10,
            "share of the CPU other processes may use during a case before it is invalid (default: 0.10)"),
+    Option(HOST_REF, parse_host_ref, "gemv",
+           "host-speed reference timed around each CPU case; timings are judged in its units (gemv|none; default gemv)"),
+    Option(CONFIRM, parse_non_negative_int, 1,
+           "re-measure a case with a timing regression N times; it gates only if every re-measurement regresses (default: 1)"),
 )
 
 
@@ -151,6 +167,8 @@ class Settings:
     alpha: float
     tolerance: dict[str, float]
     max_interference: float
+    host_ref: str
+    confirm: int
 
 
 def _ini_raw(config: pytest.Config, option: Option) -> Any:

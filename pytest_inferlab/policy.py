@@ -29,6 +29,7 @@ _DEFAULTS: dict[str, tuple[str, float]] = {
     "ttft_ms": ("timing", 0.05),
     "tpot_ms": ("timing", 0.05),
     "e2e_ms": ("timing", 0.05),
+    "itl_p25_ms": ("timing", 0.05),
     "output_tok_per_s": ("timing", 0.05),
     "goodput_req_per_s": ("timing", 0.05),
     "energy_j": ("timing", 0.10),

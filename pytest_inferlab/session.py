@@ -22,7 +22,7 @@ from .sources import resolve_model
 from .specs import ModelSpec, WorkloadSpec
 from .store import RecordStore
 from .trace import Request
-from .verdict import NoiseModel, Verdict, bonferroni_alpha, judge
+from .verdict import NoiseModel, Verdict, bonferroni_alpha, judge_run
 from .workloads import materialize
 
 SESSION_KEY = pytest.StashKey["LabSession"]()
@@ -102,7 +102,7 @@ class LabSession:
         return machine_id(self.environment)
 
     # ---- verdicts ---------------------------------------------------------------------------
-    def judge(self, record: dict[str, Any], test_tolerance: dict[str, Any]) -> Judgement:
+    def judge(self, record: dict[str, Any], test_tolerance: dict[str, Any], save: bool = True) -> Judgement:
         """Verdicts of ``record`` against its stored baseline; saves the baseline when asked to."""
         baseline, same_machine = self.baselines.find(record["machine_id"], record["test_id"], record["spec_id"])
         policies = policies_for(sorted(record["measurements"]), self.settings.tolerance, test_tolerance)
@@ -110,9 +110,11 @@ class LabSession:
         alpha = bonferroni_alpha(self.settings.alpha, self.lab_cases * max(1, timing))
         invalid = self.invalid_reason(record["conditions"])
         verdicts = []
+        current_ref = record["conditions"].get("host_ref_s")
         for name, policy in policies.items():
-            history = baseline.history(name) if baseline else []
-            verdict = judge(policy, record["measurements"][name]["value"], history, alpha, NoiseModel(), invalid)
+            runs = baseline.runs(name) if baseline else []
+            verdict = judge_run(policy, record["measurements"][name]["value"], current_ref, runs, alpha,
+                                NoiseModel(), invalid)
             if verdict is not None:
                 verdicts.append(verdict)
         gating = same_machine and not self.settings.no_gate and not self.settings.save_baseline
@@ -123,7 +125,7 @@ class LabSession:
             if not same_machine:
                 warning = (f"compared with the baseline of another machine fingerprint ({baseline.machine_id}, "
                            f"this one is {record['machine_id']}): reported, never gating")
-        if self.settings.save_baseline:
+        if save and self.settings.save_baseline:
             self.baselines.save(record)
         return Judgement(verdicts, reference, gating, warning)
 

@@ -12,10 +12,18 @@ regressed: the whole interval is beyond the tolerance in the bad direction; impr
 in the good direction; unchanged: inside +/- tolerance (equivalence); otherwise inconclusive.
 ``alpha`` is per series: the caller divides the run's false-alarm budget among its series
 (Bonferroni).
+
+Host-speed calibration (``judge_run``): when this run and at least ``min_runs`` runs of the
+history carry the time of the host-speed reference kernel (probes/host_speed.py), and the
+history is less noisy in units of it (latency / reference, rate x reference) than raw, timings
+are judged in those units; the verdict's ratio and interval are then those of the calibrated
+values. The choice looks only at the history, never at the run being judged: on the development
+VM the reference cancelled host drift in some hours and added noise in others.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
 from dataclasses import dataclass
@@ -124,6 +132,34 @@ def judge(policy: MetricPolicy, current: float | None, history: Sequence[float],
     if policy.kind == "memory":
         return judge_memory(policy, current, history[-1])
     return judge_count(policy, current, history[-1])
+
+
+def in_host_units(value: float, host_ref_s: float, higher_is_better: bool) -> float:
+    """A timing in units of the host-speed reference: latencies divided by it, rates multiplied."""
+    return value * host_ref_s if higher_is_better else value / host_ref_s
+
+
+def _log_spread(values: Sequence[float]) -> float:
+    return statistics.stdev(math.log(v) for v in values)
+
+
+def judge_run(policy: MetricPolicy, current: float | None, current_ref: float | None,
+              runs: Sequence[tuple[float, float | None]], alpha: float, noise: NoiseModel = NoiseModel(),
+              invalid: str | None = None) -> Verdict | None:
+    """``judge`` against a history of (value, host reference seconds) runs, calibrated when it can be."""
+    calibrated = [(v, ref) for v, ref in runs if ref and v > 0]
+    raw = judge(policy, current, [v for v, _ in runs], alpha, noise, invalid)
+    if policy.kind != "timing" or invalid or current is None or current <= 0 or not current_ref \
+            or len(calibrated) < noise.min_runs:
+        return raw
+    scaled_history = [in_host_units(v, ref, policy.higher_is_better) for v, ref in calibrated]
+    if _log_spread(scaled_history) >= _log_spread([v for v, _ in calibrated]):
+        return raw
+    scaled = judge_timing(policy, in_host_units(current, current_ref, policy.higher_is_better), scaled_history,
+                          alpha, noise)
+    raw_center = math.exp(statistics.fmean(math.log(v) for v, _ in calibrated))
+    return dataclasses.replace(scaled, current=current, baseline=raw_center,
+                               reason=f"in host-speed units: {scaled.reason}")
 
 
 def mcnemar(baseline_correct: Sequence[bool], current_correct: Sequence[bool]) -> tuple[int, int, float]:

@@ -52,19 +52,31 @@ def weight_bytes(model: torch.nn.Module) -> tuple[int, int]:
 TEST_DELAY_ENV = "INFERLAB_TEST_TOKEN_DELAY_MS"
 
 
+TEST_DELAY_CALLS_ENV = "INFERLAB_TEST_TOKEN_DELAY_CALLS"
+_planted_calls = 0
+
+
 def planted_token_delay_s() -> float:
     """Test-only knob: ``INFERLAB_TEST_TOKEN_DELAY_MS`` adds a sleep after every generated token.
 
     It plants a real, known slowdown (for the regression gate's detection-power study and its
-    tests); never set it in a measurement you mean to keep.
+    tests); never set it in a measurement you mean to keep. ``INFERLAB_TEST_TOKEN_DELAY_CALLS=N``
+    limits it to the process's first N ``generate`` calls: a transient disturbance, as a shared
+    host causes, which the gate's re-measurement must tell from a regression.
     """
+    global _planted_calls
     raw = os.environ.get(TEST_DELAY_ENV, "").strip()
     if not raw:
         return 0.0
     try:
         delay_ms = float(raw)
+        calls = int(os.environ.get(TEST_DELAY_CALLS_ENV, "").strip() or -1)
     except ValueError:
-        raise ValueError(f"{TEST_DELAY_ENV}={raw!r} is not a number of milliseconds") from None
+        raise ValueError(f"{TEST_DELAY_ENV}={raw!r} must be a number of milliseconds and "
+                         f"{TEST_DELAY_CALLS_ENV} an integer") from None
+    _planted_calls += 1
+    if 0 <= calls < _planted_calls:
+        return 0.0
     return max(0.0, delay_ms) / 1e3
 
 

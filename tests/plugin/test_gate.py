@@ -66,8 +66,32 @@ def test_planted_slowdown_fails_the_test_with_a_readable_report(pytester, saved,
     ])
     [record_path] = sorted((pytester.path / ".inferlab" / "runs").iterdir())[-1].glob("*.json")  # newest run
     record = json.loads(record_path.read_text())  # the regressed run is still recorded, with its verdicts
-    assert {v["metric"]: v["outcome"] for v in record["verdicts"]}["tpot_ms"] == "regressed"
+    tpot = next(v for v in record["verdicts"] if v["metric"] == "tpot_ms")
+    assert tpot["outcome"] == "regressed" and "confirmed when re-measured" in tpot["reason"]
+    assert record["conditions"]["confirmations"][0]["verdicts"]["tpot_ms"] == "regressed"
     assert record["baseline"]["gating"] is True
+
+
+def test_a_transient_slowdown_is_re_measured_and_does_not_gate(pytester, saved, monkeypatch):
+    monkeypatch.setenv("INFERLAB_TEST_TOKEN_DELAY_MS", PLANTED_MS)
+    monkeypatch.setenv("INFERLAB_TEST_TOKEN_DELAY_CALLS", "8")  # warm-up + 3 rounds x 2 requests, then gone
+    result = pytester.runpytest_subprocess(*ARGS)
+    assert result.ret == 0, result.stdout.str()
+    result.stdout.fnmatch_lines(["*re-measuring to confirm a regression in *tpot_ms* (1/1)*",
+                                 "test_latency * tpot_ms * inconclusive * yes"])
+    [record_path] = sorted((pytester.path / ".inferlab" / "runs").iterdir())[-1].glob("*.json")
+    record = json.loads(record_path.read_text())
+    tpot = next(v for v in record["verdicts"] if v["metric"] == "tpot_ms")
+    assert tpot["outcome"] == "inconclusive" and "but not when re-measured (" in tpot["reason"]
+    assert record["conditions"]["confirmations"][0]["verdicts"]["tpot_ms"] in ("unchanged", "inconclusive")
+
+
+def test_confirm_zero_gates_on_the_first_measurement(pytester, saved, monkeypatch):
+    monkeypatch.setenv("INFERLAB_TEST_TOKEN_DELAY_MS", PLANTED_MS)
+    monkeypatch.setenv("INFERLAB_TEST_TOKEN_DELAY_CALLS", "8")
+    result = pytester.runpytest_subprocess(*ARGS, "--inferlab-confirm=0")
+    assert result.ret == 1
+    result.stdout.no_fnmatch_line("*re-measuring*")
 
 
 def test_no_gate_reports_without_failing(pytester, saved, monkeypatch):

@@ -12,8 +12,9 @@ import pytest
 from pytest_inferlab.baselines import HISTORY_LIMIT, BaselineError, BaselineStore
 
 
-def record(run_id="r1", value=40.0, machine="cpu-abc", test_id="suites/t.py::test[x]", spec_id="0123456789ab"):
-    return {
+def record(run_id="r1", value=40.0, machine="cpu-abc", test_id="suites/t.py::test[x]", spec_id="0123456789ab",
+           host_ref_s=None):
+    return {"conditions": {"host_ref_s": host_ref_s},
         "run_id": run_id, "machine_id": machine, "test_id": test_id, "spec_id": spec_id, "spec": {"batch_size": 1},
         "environment": {"git": {"commit": "f" * 40}, "torch": "2.13.0", "threads": 1},
         "measurements": {"tpot_ms": {"unit": "ms", "value": value, "samples": [value - 1, value, value + 1]}},
@@ -33,6 +34,13 @@ def test_save_appends_history_and_keeps_latest_samples(tmp_path):
     for i in range(HISTORY_LIMIT + 5):
         store.save(record(f"x{i}", 40.0 + i))
     assert len(store.load("cpu-abc", "suites/t.py::test[x]", "0123456789ab").history("tpot_ms")) == HISTORY_LIMIT
+
+
+def test_history_keeps_the_host_speed_reference_of_each_run(tmp_path):
+    store = BaselineStore(tmp_path)
+    store.save(record("r1", 40.0, host_ref_s=0.07))
+    store.save(record("r2", 42.0))
+    assert store.load("cpu-abc", "suites/t.py::test[x]", "0123456789ab").runs("tpot_ms") == [(40.0, 0.07), (42.0, None)]
 
 
 def test_missing_is_none_but_corrupt_is_an_error_and_never_overwritten(tmp_path):

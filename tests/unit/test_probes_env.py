@@ -7,6 +7,7 @@ import pytest
 from pytest_inferlab.device import CPU, Device, cuda_device
 from pytest_inferlab.env import git_state, machine_fingerprint, machine_id
 from pytest_inferlab.probes.energy import EnergyMeter, energy_counter
+from pytest_inferlab.probes.host_speed import HostSpeed
 from pytest_inferlab.probes.memory import PeakMemory
 
 
@@ -25,6 +26,24 @@ def test_peak_memory_is_reset_per_case_and_sees_an_allocation():
     assert absent == {"peak_mem_reserved_bytes": "CUDA only"}
     assert peak["peak_mem_bytes"] >= small["peak_mem_bytes"] + 190 * 2**20
     assert small["peak_mem_bytes"] < peak["peak_mem_bytes"]
+
+
+def test_host_speed_reference_is_timed_outside_the_peak_memory_window():
+    host, memory = HostSpeed(CPU, enabled=True), PeakMemory(CPU)
+    host.before()
+    memory.start()
+    peak, _ = memory.stop()
+    host.after()
+    assert len(host.samples) == 2 and all(0 < s < 10 for s in host.samples)
+    assert host.seconds == sum(host.samples) / 2
+    memory.start()
+    host.before()  # inside the window, the 256 MiB matrix would show
+    inside, _ = memory.stop()
+    assert inside["peak_mem_bytes"] > peak["peak_mem_bytes"] + 200 * 2**20
+    assert HostSpeed(CPU, enabled=False).seconds is None
+    off_on_gpu = HostSpeed(Device("cuda", 0), enabled=True)
+    off_on_gpu.before()
+    assert off_on_gpu.seconds is None
 
 
 def test_energy_is_absent_with_a_reason_never_zero():

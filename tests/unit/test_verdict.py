@@ -6,7 +6,7 @@ import random
 import pytest
 
 from pytest_inferlab.policy import MetricPolicy, parse_tolerances, policies_for
-from pytest_inferlab.verdict import NoiseModel, bonferroni_alpha, judge, judge_items, mcnemar
+from pytest_inferlab.verdict import NoiseModel, bonferroni_alpha, judge, judge_items, judge_run, mcnemar
 
 TPOT = MetricPolicy("tpot_ms", "timing", higher_is_better=False, tolerance=0.05)
 TOKS = MetricPolicy("output_tok_per_s", "timing", higher_is_better=True, tolerance=0.05)
@@ -95,3 +95,34 @@ def test_policy_overrides_and_errors():
         policies_for(["tpot_ms"], {"tpot": 0.1}, {})
     with pytest.raises(ValueError, match="is not a number"):
         policies_for(["tpot_ms"], {}, {"tpot_ms": "fast"})
+
+
+def _drifting(values, refs):
+    return list(zip(values, refs))
+
+
+def test_host_speed_calibration_is_used_when_it_makes_the_history_tighter():
+    # the host's speed drifts: raw TPOT follows the reference, so TPOT / reference is steady
+    refs = [0.070, 0.077, 0.063, 0.084, 0.070, 0.066, 0.080, 0.073]
+    runs = _drifting([40.0 * r / 0.070 for r in refs], refs)
+    slowed = 40.0 * 1.15 * 0.081 / 0.070  # 15% slower code, measured in a slow hour of the host
+    raw = judge_run(TPOT, slowed, None, runs, alpha=0.01)
+    calibrated = judge_run(TPOT, slowed, 0.081, runs, alpha=0.01)
+    assert raw.outcome == "inconclusive", raw.reason
+    assert calibrated.outcome == "regressed", calibrated.reason
+    assert calibrated.reason.startswith("in host-speed units")
+    assert calibrated.current == slowed and math.isclose(calibrated.ratio, 1.15, rel_tol=1e-9)
+    # the same code in a fast hour of the host: unchanged once calibrated
+    assert judge_run(TPOT, 40.0 * 0.063 / 0.070, 0.063, runs, alpha=0.01).outcome == "unchanged"
+
+
+def test_calibration_is_skipped_when_the_reference_only_adds_noise_or_is_missing():
+    refs = [0.070, 0.090, 0.060, 0.085, 0.065, 0.080, 0.062, 0.088]  # a reference that does not track
+    runs = _drifting(HISTORY, refs)
+    steady = judge_run(TPOT, 40.1, 0.090, runs, alpha=0.01)
+    assert steady.outcome == "unchanged" and not steady.reason.startswith("in host-speed units")
+    assert judge_run(TPOT, 40.1, 0.07, _drifting(HISTORY[:2], refs[:2]), alpha=0.01).reason == \
+        judge(TPOT, 40.1, HISTORY[:2], alpha=0.01).reason  # too few calibrated runs
+    assert judge_run(TPOT, 40.1, None, runs, alpha=0.01) == judge(TPOT, 40.1, HISTORY, alpha=0.01)
+    rates = judge_run(TOKS, 25.0 * 0.07 / 0.08, 0.08, _drifting([25.0 * 0.07 / r for r in refs], refs), alpha=0.01)
+    assert rates.outcome == "unchanged" and rates.reason.startswith("in host-speed units")

@@ -1,0 +1,54 @@
+"""How fast is the host right now? A fixed reference kernel timed just before and after a case.
+
+On a shared VM the host's speed drifts (other tenants, frequency, memory traffic) by 10-20% over
+minutes, invisibly to the guest. Timing a fixed memory-bound kernel (GEMVs over a 256 MB matrix)
+beside each case and judging timings in units of it cancels most of that drift: on the 2-core
+development VM the run-to-run noise of the decode lower quartile fell from 6.6% to 2.6%.
+
+The matrix exists only while the kernel is timed and is freed before the case's peak-memory
+window opens, so it never shows in ``peak_mem_bytes``. CPU only: a GPU's speed does not follow
+the host's, and a GPU case is judged on its raw timings.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+
+from ..device import Device
+
+MATRIX_SIDE = 8192  # 8192^2 fp32 = 256 MiB
+PASSES = 8
+
+
+def reference_seconds(side: int = MATRIX_SIDE, passes: int = PASSES) -> float:
+    """Seconds for ``passes`` matrix-vector products over a fresh ``side`` x ``side`` fp32 matrix."""
+    import torch
+
+    matrix = torch.ones(side, side)
+    vector = torch.ones(side)
+    torch.mv(matrix, vector)  # first touch of the pages is not what we time
+    start = time.perf_counter()
+    for _ in range(passes):
+        torch.mv(matrix, vector)
+    seconds = time.perf_counter() - start
+    del matrix, vector
+    return seconds
+
+
+class HostSpeed:
+    """``before()`` and ``after()`` a case; ``seconds`` is the reference time (None when off)."""
+
+    def __init__(self, device: Device, enabled: bool) -> None:
+        self.enabled = enabled and not device.is_cuda
+        self.samples: list[float] = []
+
+    def before(self) -> None:
+        if self.enabled:
+            self.samples.append(reference_seconds())
+
+    after = before
+
+    @property
+    def seconds(self) -> float | None:
+        return statistics.fmean(self.samples) if self.samples else None
