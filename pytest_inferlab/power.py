@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> None:
           f"{args.requests} requests x {args.tokens} tokens x {args.rounds} rounds per run, "
           f"baseline TPOT {base_tpot:.1f} ms, tolerance {default_policy('tpot_ms').tolerance:.0%}, "
           f"per-series alpha {alpha:.4f}; cells: regressions confirmed by a re-measurement (first measurements alone)")
-    print(f"{'metric':<34}{'noise (log sd)':>15}" +
+    print(f"{'metric':<36}{'noise (log sd)':>15}" +
           "".join(f"{'+0% false alarms' if c == 0 else f'+{c:.0%} detected':>18}" for c in conditions))
     for metric in METRICS:
         higher = default_policy(metric).higher_is_better
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
                 label = f"{metric} (gate: {'host units' if use_host else 'raw'})"
             cells = [f"{sum(confirmed[(c, metric, view)])}/{args.repeats} ({sum(o == 'regressed' for o in outcomes[(c, metric, view)])})"
                      for c in conditions]
-            print(f"{label:<34}{statistics.stdev(logs):>15.3f}" + "".join(f"{cell:>18}" for cell in cells))
+            print(f"{label:<36}{statistics.stdev(logs):>15.3f}" + "".join(f"{cell:>18}" for cell in cells))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ def test_power_tool_prints_noise_false_alarms_and_detections(capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith("model=dummy:tiny threads=1 history=3 runs, repeats=1")
     assert out[1].split() == ["metric", "noise", "(log", "sd)", "+0%", "false", "alarms", "+100%", "detected"]
-    rows = {line[:34].strip(): [line[34:49].strip(), line[49:67].strip(), line[67:].strip()] for line in out[2:]}
+    rows = {line[:36].strip(): [line[36:51].strip(), line[51:69].strip(), line[69:].strip()] for line in out[2:]}
     assert set(rows) - set(METRICS) <= {f"{m} (gate: {view})" for m in METRICS for view in ("raw", "host units")}
     assert len(rows) == 2 * len(METRICS)
     for noise, false_alarms, detected in rows.values():
