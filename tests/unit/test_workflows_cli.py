@@ -40,6 +40,9 @@ def test_gpu_workflow_gates_with_full_history_and_saves_through_a_pull_request()
     text = (ROOT / ".github" / "workflows" / "gpu-regression.yml").read_text()
     assert "fetch-depth: 0" in text and "--inferlab-gpu=0" in text and "upload-artifact" in text
     assert "gh pr create" in text and "git push origin \"$branch\"" in text and "git push origin main" not in text
+    # the history site: results accumulate on their own branch, asv publishes, Pages serves it (main only)
+    assert "inferlab asv-export" in text and ".venv/bin/asv publish" in text and "git push origin asv-results" in text
+    assert "actions/deploy-pages" in text and "upload-pages-artifact" in text
 
 
 def record(run_id, value):
