@@ -32,19 +32,31 @@ def resolve_dtype(name: str, device: Device) -> torch.dtype:
         raise ValueError(f"unknown dtype {name!r}; use auto or one of {', '.join(DTYPES)}") from None
 
 
+def _leaves(tensor: torch.Tensor) -> list[torch.Tensor]:
+    """The plain tensors that hold a (possibly quantized) tensor's data: a torchao weight is a
+    subclass whose ``__tensor_flatten__`` names its int8/int4 data, scales and zero points."""
+    flatten = getattr(type(tensor), "__tensor_flatten__", None)
+    if flatten is None:
+        return [tensor]
+    names, _ = tensor.__tensor_flatten__()
+    return [leaf for name in names for leaf in _leaves(getattr(tensor, name))]
+
+
 def weight_bytes(model: torch.nn.Module) -> tuple[int, int]:
-    """(parameters, bytes) of what the checkpoint holds: the state dict, each tied tensor once.
+    """(parameters, bytes) of what the checkpoint holds: the state dict, each tied tensor once,
+    quantized tensors by the bytes of their packed data, scales and zero points.
 
     Non-persistent buffers (e.g. RoPE's recomputed ``inv_freq``) are not weights and are not counted.
     """
     def unique(tensors):
         seen: set[int] = set()
         for tensor in tensors:
-            if tensor.device.type != "meta" and tensor.data_ptr() not in seen:
-                seen.add(tensor.data_ptr())
-                yield tensor
+            for leaf in _leaves(tensor):
+                if leaf.device.type != "meta" and leaf.data_ptr() not in seen:
+                    seen.add(leaf.data_ptr())
+                    yield leaf
 
-    params = sum(p.numel() for p in unique(model.parameters()))
+    params = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values() if p.device.type != "meta")
     nbytes = sum(t.numel() * t.element_size() for t in unique(model.state_dict().values()))
     return params, nbytes
 

@@ -1,0 +1,83 @@
+"""Fidelity of a model variant to its unoptimized reference, on fixed text (DESIGN §4).
+
+The text is cut into windows of ``window`` tokens; each window is one forward pass. Per next-token
+position: KL(P_ref || P_variant) of the full next-token distributions, whether the two top-1
+tokens agree, and each model's negative log-likelihood of the true next token (perplexity). The
+reference's log-probabilities are computed once (``ReferenceLogProbs``) and reused for every
+variant of a session.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+
+@dataclass(frozen=True, slots=True)
+class Fidelity:
+    kld_mean: float  # nats per position, mean over positions
+    kld_p99: float
+    top1_agreement: float  # fraction of positions where both models rank the same token first
+    ppl_reference: float
+    ppl_variant: float
+    positions: int
+
+    @property
+    def ppl_delta_pct(self) -> float:
+        return (self.ppl_variant / self.ppl_reference - 1) * 100
+
+
+def windows(ids: Sequence[int], window: int) -> list[list[int]]:
+    """Consecutive, non-overlapping windows; a short tail (< 2 tokens) predicts nothing and is dropped."""
+    if window < 2:
+        raise ValueError(f"window={window}: needs at least 2 tokens (one to predict from, one to predict)")
+    cuts = [list(ids[i : i + window]) for i in range(0, len(ids), window)]
+    return [w for w in cuts if len(w) >= 2]
+
+
+def log_probs(model: Any, window_ids: Sequence[Sequence[int]], device: str = "cpu") -> list[Any]:
+    """float32 log-softmax of the next-token logits, one [len - 1, vocab] tensor per window."""
+    import torch
+
+    out = []
+    with torch.inference_mode():
+        for ids in window_ids:
+            inputs = torch.tensor([list(ids)], device=device)
+            logits = model(input_ids=inputs).logits[0, :-1].float()
+            out.append(torch.log_softmax(logits, dim=-1).cpu())
+    return out
+
+
+class ReferenceLogProbs:
+    """The reference's log-probabilities of the fidelity text: computed once, shared by variants."""
+
+    def __init__(self, model: Any, window_ids: Sequence[Sequence[int]], device: str = "cpu") -> None:
+        self.window_ids = [list(w) for w in window_ids]
+        self.values = log_probs(model, self.window_ids, device)
+
+
+def compare(reference: ReferenceLogProbs, variant_log_probs: Sequence[Any]) -> Fidelity:
+    """KL, top-1 agreement and perplexities of a variant against the reference."""
+    import torch
+
+    if len(variant_log_probs) != len(reference.values):
+        raise ValueError(f"{len(variant_log_probs)} windows for the variant, {len(reference.values)} for the reference")
+    klds, agree, nll_ref, nll_var = [], 0, 0.0, 0.0
+    for ids, ref, var in zip(reference.window_ids, reference.values, variant_log_probs):
+        if ref.shape != var.shape:
+            raise ValueError(f"log-prob shapes differ: reference {tuple(ref.shape)}, variant {tuple(var.shape)} "
+                             "(another tokenizer or vocabulary?)")
+        kld = (ref.exp() * (ref - var)).sum(dim=-1).clamp_min(0.0)
+        klds.append(kld)
+        agree += int((ref.argmax(dim=-1) == var.argmax(dim=-1)).sum())
+        targets = torch.tensor(ids[1:])
+        nll_ref -= float(ref.gather(1, targets[:, None]).sum())
+        nll_var -= float(var.gather(1, targets[:, None]).sum())
+    all_kld = torch.cat(klds)
+    n = int(all_kld.numel())
+    if not all(math.isfinite(v) for v in (float(all_kld.sum()), nll_var)):
+        raise FloatingPointError("the variant's log-probabilities are not finite (NaN/inf weights or overflow)")
+    return Fidelity(kld_mean=float(all_kld.mean()), kld_p99=float(torch.quantile(all_kld, 0.99)),
+                    top1_agreement=agree / n, ppl_reference=math.exp(nll_ref / n), ppl_variant=math.exp(nll_var / n),
+                    positions=n)

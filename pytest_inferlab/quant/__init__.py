@@ -1,0 +1,68 @@
+"""Quantized variants of a loaded model: one registry of methods, each behind one protocol.
+
+A ``QuantSpec`` names a method and its settings and has a stable ``spec_id``. A method says
+whether it can run on a device (``unsupported``: None, or the reason it cannot, so suites skip at
+collection) and turns a reference model into its variant (a new module; the reference is never
+modified, because fidelity is measured against it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..device import Device
+from ..registry import Registry
+from ..specs import stable_id
+
+
+@dataclass(frozen=True, slots=True)
+class QuantSpec:
+    method: str
+    settings: tuple[tuple[str, Any], ...] = ()  # sorted (name, value) pairs: hashable, canonical
+
+    @classmethod
+    def of(cls, method: str, **settings: Any) -> "QuantSpec":
+        return cls(method, tuple(sorted(settings.items())))
+
+    @property
+    def spec_id(self) -> str:
+        return stable_id(self.to_dict())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "settings": dict(self.settings)}
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """A quantized model and what the method reports about it (dtype, layout, library version)."""
+
+    model: Any
+    facts: dict[str, Any] = field(default_factory=dict)
+
+
+class QuantMethod(Protocol):
+    def unsupported(self, device: Device) -> str | None:
+        """None when the method runs on ``device``; else why not (the skip reason)."""
+
+    def apply(self, reference: Any, spec: QuantSpec, device: Device) -> Variant:
+        """A new model: the reference quantized by this method (the reference stays unchanged)."""
+
+
+quant_methods: Registry[QuantMethod] = Registry("quantization methods")
+
+
+def quantize(reference: Any, spec: QuantSpec, device: Device) -> Variant:
+    method = quant_methods.get(spec.method)
+    reason = method.unsupported(device)
+    if reason:
+        raise RuntimeError(f"quantization {spec.method!r} cannot run on {device.torch_name}: {reason}")
+    return method.apply(reference, spec, device)
+
+
+def replace_settings(spec: QuantSpec, **settings: Any) -> QuantSpec:
+    return dataclasses.replace(spec, settings=tuple(sorted({**dict(spec.settings), **settings}.items())))
+
+
+from . import dtype, torchao_methods  # noqa: E402,F401  (register the built-in methods)
