@@ -16,7 +16,8 @@ from .engines import Engine
 from .lab import Lab
 from .session import SESSION_KEY, LabSession
 from .sources import ModelSourceError
-from .specs import ModelSpec, WorkloadSpec
+from .quant import resolve_quant
+from .specs import ModelSpec, QuantSpec, WorkloadSpec
 from .workloads import resolve_workload
 
 
@@ -38,6 +39,23 @@ def model(request: pytest.FixtureRequest, inferlab_session: LabSession) -> Engin
     name: str | ModelSpec = getattr(request, "param", inferlab_session.settings.model)
     try:
         return inferlab_session.engine_for(name)
+    except ModelSourceError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture
+def quantization(request: pytest.FixtureRequest) -> QuantSpec:
+    """The quantization spec: the (indirect) parameter, a method name or QuantSpec; default fp32.
+    Methods the device cannot run are skipped at collection with the reason."""
+    return resolve_quant(getattr(request, "param", "fp32"))
+
+
+@pytest.fixture
+def quantized_model(inferlab_session: LabSession, quantization: QuantSpec) -> Engine:
+    """``--inferlab-model`` quantized by ``quantization`` (built once per session, cached). Its
+    records carry fidelity to the unquantized model: kld_mean, kld_p99, top1_agreement, ppl."""
+    try:
+        return inferlab_session.engine_for(inferlab_session.settings.model, quant=quantization)
     except ModelSourceError as exc:
         pytest.fail(str(exc), pytrace=False)
 

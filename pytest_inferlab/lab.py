@@ -110,6 +110,8 @@ class Lab:
         if failed and len(failed) == sum(len(t.requests) for t in traces if not t.warmup):
             pytest.fail(f"every request failed; first error: {failed[0].error}", pytrace=False)
         note = f"{len(failed)} failed" if failed else ""
+        for name, value in self._session.fidelity_of(engine).items():  # quantized variants only
+            measurements[name] = scalar(name, value)
         return self._finish(spec, engine, measurements, absent, started, conditions, note, digest,
                             remeasure=lambda: (lambda again: (again[0], again[2]))(case(plain=True)))
 

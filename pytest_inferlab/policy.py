@@ -38,6 +38,10 @@ _DEFAULTS: dict[str, tuple[str, float]] = {
     "peak_mem_reserved_bytes": ("memory", 0.05),
     "model_bytes": ("memory", 0.0),
     "failed_requests": ("count", 0.0),
+    # fidelity is deterministic for fixed weights and text: a tolerance, no statistics
+    "kld_mean": ("memory", 0.10),
+    "top1_agreement": ("memory", 0.01),
+    "ppl": ("memory", 0.01),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import secrets
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from .policy import policies_for
 from .record import Record
 from .report import format_table, format_verdict_summary
 from .sources import resolve_model
-from .specs import ModelSpec, WorkloadSpec
+from .specs import ModelSpec, QuantSpec, WorkloadSpec
 from .store import RecordStore
 from .trace import Request
 from .verdict import NoiseModel, Verdict, bonferroni_alpha, judge_run
@@ -56,6 +57,7 @@ class LabSession:
         self.run_id: str = (workerinput or {}).get("inferlab_run_id") or new_run_id()
         self.store = RecordStore(settings.results, self.run_id)
         self._engines: dict[ModelSpec, Engine] = {}
+        self._references: dict[ModelSpec, Any] = {}  # fidelity reference log-probs per unquantized model
         self._requests: dict[tuple[ModelSpec, WorkloadSpec], list[Request]] = {}
         self._environment: dict[str, Any] | None = None
         self.baselines = BaselineStore(settings.baselines)
@@ -66,13 +68,44 @@ class LabSession:
         self.asv_summary: list[str] = []
 
     # ---- cached expensive objects -------------------------------------------------------
-    def engine_for(self, model: str | ModelSpec) -> Engine:
+    def engine_for(self, model: str | ModelSpec, quant: QuantSpec | None = None) -> Engine:
+        """The loaded model (cached per spec); with ``quant``, its quantized variant (cached too)."""
         spec = model if isinstance(model, ModelSpec) else resolve_model(model, seed=self.settings.seed)
+        if quant is not None:
+            spec = dataclasses.replace(spec, quant=quant)
         if spec not in self._engines:
             self._apply_threads()
-            self.progress(f"loading {spec.name} on {self.device.torch_name} ...")
-            self._engines[spec] = load_engine("transformers", spec, self.device)
+            if spec.quant is None:
+                self.progress(f"loading {spec.name} on {self.device.torch_name} ...")
+                self._engines[spec] = load_engine("transformers", spec, self.device)
+            else:
+                from .quant.engine import variant_engine
+
+                self._evict_variants()
+                self.progress(f"quantizing {spec.name} with {spec.quant.method} ...")
+                self._engines[spec] = variant_engine(self.engine_for(spec.reference), spec)
         return self._engines[spec]
+
+    def _evict_variants(self) -> None:
+        """Keep one quantized variant at a time (parametrized cases of a variant run together), so a
+        case's peak RSS is the reference plus its own variant, not every variant built so far."""
+        import gc
+
+        for cached in [s for s in self._engines if s.quant is not None]:
+            del self._engines[cached]
+        gc.collect()
+
+    def fidelity_of(self, engine: Engine) -> dict[str, float]:
+        """Fidelity metrics of a quantized variant against its reference (reference log-probs once)."""
+        spec = engine.info.model
+        if spec.quant is None:
+            return {}
+        from .quant.engine import fidelity_metrics
+
+        if spec.reference not in self._references:
+            self.progress(f"reference log-probabilities of {spec.name} on the fidelity text ...")
+            self._references[spec.reference] = fidelity_metrics.reference(self.engine_for(spec.reference))
+        return fidelity_metrics.of(self._references[spec.reference], engine)
 
     def requests_for(self, engine: Engine, workload: WorkloadSpec) -> list[Request]:
         key = (engine.info.model, workload)
@@ -164,6 +197,17 @@ class LabSession:
     # ---- hooks ----------------------------------------------------------------------------
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         self.lab_cases = max(1, sum("lab" in getattr(item, "fixturenames", ()) for item in items))
+        for item in items:  # quantization methods this device cannot run skip now, with the reason
+            callspec = getattr(item, "callspec", None)
+            if callspec is not None and "quantization" in callspec.params:
+                from .quant import resolve_quant, unsupported_reason
+
+                try:
+                    reason = unsupported_reason(resolve_quant(callspec.params["quantization"]), self.device)
+                except LookupError as exc:
+                    raise pytest.UsageError(f"{item.nodeid}: {exc}") from None
+                if reason:
+                    item.add_marker(pytest.mark.skip(reason=reason))
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "call":

@@ -26,6 +26,25 @@ def spec_dict(spec: Any) -> dict[str, Any]:
 
 
 @dataclass(frozen=True, slots=True)
+class QuantSpec:
+    """A quantization method and its settings (pytest_inferlab.quant applies it)."""
+
+    method: str
+    settings: tuple[tuple[str, Any], ...] = ()  # sorted (name, value) pairs: hashable, canonical
+
+    @classmethod
+    def of(cls, method: str, **settings: Any) -> "QuantSpec":
+        return cls(method, tuple(sorted(settings.items())))
+
+    @property
+    def spec_id(self) -> str:
+        return stable_id(self.to_dict())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"method": self.method, "settings": dict(self.settings)}
+
+
+@dataclass(frozen=True, slots=True)
 class ModelSpec:
     """A model as the user named it, resolved to a source kind and a location."""
 
@@ -34,11 +53,20 @@ class ModelSpec:
     location: str = field(metadata={"help": "path, hub id or preset name the source loads from"})
     dtype: str = field(default="auto", metadata={"help": "auto = float32 on CPU, bfloat16 on CUDA"})
     seed: int = field(default=0, metadata={"help": "weight seed (dummy models only)"})
+    quant: QuantSpec | None = field(default=None, metadata={"help": "quantized variant of the model, if any"})
 
     @property
     def spec_id(self) -> str:
         # The location of a local file is machine-specific; the name the user gave is not.
-        return stable_id({"name": self.name, "source": self.source, "dtype": self.dtype, "seed": self.seed})
+        payload: dict[str, Any] = {"name": self.name, "source": self.source, "dtype": self.dtype, "seed": self.seed}
+        if self.quant is not None:  # unquantized models keep the ids their baselines were saved under
+            payload["quant"] = self.quant.to_dict()
+        return stable_id(payload)
+
+    @property
+    def reference(self) -> "ModelSpec":
+        """The unquantized model this variant is judged against."""
+        return dataclasses.replace(self, quant=None)
 
 
 @dataclass(frozen=True, slots=True)

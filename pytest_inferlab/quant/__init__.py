@@ -14,24 +14,7 @@ from typing import Any, Protocol
 
 from ..device import Device
 from ..registry import Registry
-from ..specs import stable_id
-
-
-@dataclass(frozen=True, slots=True)
-class QuantSpec:
-    method: str
-    settings: tuple[tuple[str, Any], ...] = ()  # sorted (name, value) pairs: hashable, canonical
-
-    @classmethod
-    def of(cls, method: str, **settings: Any) -> "QuantSpec":
-        return cls(method, tuple(sorted(settings.items())))
-
-    @property
-    def spec_id(self) -> str:
-        return stable_id(self.to_dict())
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "settings": dict(self.settings)}
+from ..specs import QuantSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +42,18 @@ def quantize(reference: Any, spec: QuantSpec, device: Device) -> Variant:
     if reason:
         raise RuntimeError(f"quantization {spec.method!r} cannot run on {device.torch_name}: {reason}")
     return method.apply(reference, spec, device)
+
+
+def resolve_quant(value: str | QuantSpec) -> QuantSpec:
+    """A method name or a QuantSpec; an unknown name raises with the known ones (did-you-mean)."""
+    spec = value if isinstance(value, QuantSpec) else QuantSpec.of(str(value))
+    quant_methods.get(spec.method)
+    return spec
+
+
+def unsupported_reason(spec: QuantSpec, device: Device) -> str | None:
+    reason = quant_methods.get(spec.method).unsupported(device)
+    return f"{spec.method} on {device.torch_name}: {reason}" if reason else None
 
 
 def replace_settings(spec: QuantSpec, **settings: Any) -> QuantSpec:

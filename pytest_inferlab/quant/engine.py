@@ -1,0 +1,43 @@
+"""A quantized variant as an Engine, and its fidelity metrics for the record."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.resources
+from types import SimpleNamespace
+from typing import Any
+
+from ..engines.transformers_engine import TransformersEngine, weight_bytes
+from ..fidelity import ReferenceLogProbs, compare, log_probs, windows
+from ..specs import ModelSpec
+from . import quantize
+
+FIDELITY_TEXT = "data/prompts/long_report.txt"  # ~1,400 tokens of original prose shipped in the package
+FIDELITY_WINDOW = 512
+
+
+def variant_engine(reference: TransformersEngine, spec: ModelSpec) -> TransformersEngine:
+    """The reference engine's model quantized by ``spec.quant``; same tokenizer, its own facts."""
+    variant = quantize(reference.model, spec.quant, reference.info.device)
+    params, nbytes = weight_bytes(variant.model)
+    info = dataclasses.replace(reference.info, model=spec, model_bytes=nbytes, parameters=params,
+                               facts={**reference.info.facts, "quantization": {**spec.quant.to_dict(), **variant.facts}})
+    return TransformersEngine(variant.model, reference.tokenizer, info)
+
+
+def _text_windows(engine: TransformersEngine) -> list[list[int]]:
+    text = (importlib.resources.files("pytest_inferlab") / FIDELITY_TEXT).read_text(encoding="utf-8")
+    return windows(engine.tokenizer(text)["input_ids"], FIDELITY_WINDOW)
+
+
+def _reference(engine: TransformersEngine) -> ReferenceLogProbs:
+    return ReferenceLogProbs(engine.model, _text_windows(engine), engine.info.device.torch_name)
+
+
+def _of(reference: ReferenceLogProbs, engine: TransformersEngine) -> dict[str, float]:
+    result = compare(reference, log_probs(engine.model, reference.window_ids, engine.info.device.torch_name))
+    return {"kld_mean": result.kld_mean, "kld_p99": result.kld_p99, "top1_agreement": result.top1_agreement,
+            "ppl": result.ppl_variant, "ppl_delta_pct": result.ppl_delta_pct}
+
+
+fidelity_metrics: Any = SimpleNamespace(reference=_reference, of=_of)
