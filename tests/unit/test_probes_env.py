@@ -1,5 +1,6 @@
 """Probes and the environment fingerprint on this (CPU) machine."""
 
+import mmap
 import subprocess
 
 import pytest
@@ -11,18 +12,23 @@ from pytest_inferlab.probes.host_speed import HostSpeed
 from pytest_inferlab.probes.memory import PeakMemory
 
 
+def _resident_block(mib: int) -> mmap.mmap:
+    """Fresh anonymous pages, touched so they are resident (malloc could hand back pages it kept)."""
+    block = mmap.mmap(-1, mib * 2**20)
+    for offset in range(0, len(block), 4096):
+        block[offset] = 1
+    return block
+
+
 def test_peak_memory_is_reset_per_case_and_sees_an_allocation():
     probe = PeakMemory(CPU)
-    block = bytearray(300 * 2**20)  # touched below, so it is resident
-    block[:: 4096] = b"x" * len(block[:: 4096])
-    del block
+    _resident_block(300).close()
     probe.start()  # the 300 MiB peak above is forgotten here
     small, _ = probe.stop()
     probe.start()
-    block = bytearray(200 * 2**20)
-    block[:: 4096] = b"x" * len(block[:: 4096])
+    block = _resident_block(200)
     peak, absent = probe.stop()
-    del block
+    block.close()
     assert absent == {"peak_mem_reserved_bytes": "CUDA only"}
     assert peak["peak_mem_bytes"] >= small["peak_mem_bytes"] + 190 * 2**20
     assert small["peak_mem_bytes"] < peak["peak_mem_bytes"]
