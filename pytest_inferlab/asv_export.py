@@ -19,6 +19,7 @@ import math
 import re
 import warnings
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -118,9 +119,7 @@ def commit_of(record: dict[str, Any], include_dirty: bool) -> tuple[str, int]:
                             "commit; commit and re-run, or export with --include-dirty to attribute it anyway")
     seconds = git.get("commit_time")
     if seconds is None:  # records made before commit times were kept: the run's own time
-        from datetime import datetime
-
-        seconds = datetime.fromisoformat(record["started_at"]).timestamp()
+        return commit, _started_ms(record)
     return commit, int(seconds * 1000)
 
 
@@ -136,8 +135,6 @@ def _stats(samples: list[float]) -> dict[str, Any] | None:
 
 
 def _started_ms(record: dict[str, Any]) -> int:
-    from datetime import datetime
-
     return int(datetime.fromisoformat(record["started_at"]).timestamp() * 1000)
 
 
@@ -146,6 +143,7 @@ def cells_of(record: dict[str, Any]) -> Iterable[tuple[str, PublishedForm, str, 
     base = benchmark_base(record["test_id"])
     names = tuple(record.get("params") or {})
     values = tuple(repr(v) for v in (record.get("params") or {}).values())
+    started_ms = _started_ms(record)
     for metric, measurement in sorted(record["measurements"].items()):
         form = published_form(metric)
         value = measurement.get("value")
@@ -156,7 +154,7 @@ def cells_of(record: dict[str, Any]) -> Iterable[tuple[str, PublishedForm, str, 
         if metric in INVERTED:
             code += f"\npublished as {form.name} = 1e3 / {metric} (lower is better)"
         yield (f"{base}.{form.name}", form, code, names, values,
-               Cell(form.transform(value), _stats(samples), _started_ms(record)))
+               Cell(form.transform(value), _stats(samples), started_ms))
 
 
 def _version(name: str, unit: str) -> str:

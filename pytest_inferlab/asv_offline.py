@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+
+from .jsonio import write_text_replace
 
 NPM_PACKAGES = ("jquery@3.3.1", "flot@0.8.3", "flot-orderbars@1.0.0", "stupid-table-plugin@1.1.3",
                 "blueimp-md5@2.19.0", "bootstrap@3.1.1")
@@ -89,7 +90,5 @@ def vendor_site(html_dir: Path, node_modules: Path) -> list[Vendored]:
 
         new_text = _TAG.sub(rewrite, text)
         if new_text != text:
-            temp = page.with_name(f".{page.name}.tmp")
-            temp.write_text(new_text, encoding="utf-8")
-            os.replace(temp, page)
+            write_text_replace(page, new_text)
     return list(done.values())

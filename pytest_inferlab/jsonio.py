@@ -54,8 +54,12 @@ def write_json_new(path: Path, data: Any) -> Path:
         temp.unlink()
 
 
-def write_json_replace(path: Path, data: Any) -> None:
-    """Atomically replace ``path`` (files meant to be updated, e.g. baselines): old or new, never half."""
+def write_text_replace(path: Path, text: str) -> None:
+    """Atomically replace ``path`` (files meant to be updated): old or new content, never half."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = _fsynced_temp(path.parent, json.dumps(data, indent=1, allow_nan=False) + "\n")
-    os.replace(temp, path)
+    os.replace(_fsynced_temp(path.parent, text), path)
+
+
+def write_json_replace(path: Path, data: Any) -> None:
+    """Atomically replace a JSON file meant to be updated (e.g. baselines)."""
+    write_text_replace(path, json.dumps(data, indent=1, allow_nan=False) + "\n")

@@ -112,8 +112,11 @@ class Lab:
         note = f"{len(failed)} failed" if failed else ""
         for name, value in self._session.fidelity_of(engine).items():  # quantized variants only
             measurements[name] = scalar(name, value)
-        return self._finish(spec, engine, measurements, absent, started, conditions, note, digest,
-                            remeasure=lambda: (lambda again: (again[0], again[2]))(case(plain=True)))
+        def remeasure() -> tuple[dict[str, Measurement], dict[str, Any]]:
+            again, _, again_conditions, _, _ = case(plain=True)
+            return again, again_conditions
+
+        return self._finish(spec, engine, measurements, absent, started, conditions, note, digest, remeasure)
 
     def measure_overhead(self, engine: Engine, workload: WorkloadSpec, *, sampling: SamplingSpec | None = None) -> Record:
         """Tokens/s through the recording path vs a bare ``model.generate`` loop, interleaved.

@@ -17,6 +17,7 @@ from .engines import Engine, load_engine
 from .env import collect_environment, machine_id
 from .options import Settings
 from .policy import policies_for
+from .quant import resolve_quant, unsupported_reason
 from .record import Record
 from .report import format_table, format_verdict_summary
 from .sources import resolve_model
@@ -100,12 +101,12 @@ class LabSession:
         spec = engine.info.model
         if spec.quant is None:
             return {}
-        from .quant.engine import fidelity_metrics
+        from .quant.engine import fidelity_metrics, reference_log_probs
 
         if spec.reference not in self._references:
             self.progress(f"reference log-probabilities of {spec.name} on the fidelity text ...")
-            self._references[spec.reference] = fidelity_metrics.reference(self.engine_for(spec.reference))
-        return fidelity_metrics.of(self._references[spec.reference], engine)
+            self._references[spec.reference] = reference_log_probs(self.engine_for(spec.reference))
+        return fidelity_metrics(self._references[spec.reference], engine)
 
     def requests_for(self, engine: Engine, workload: WorkloadSpec) -> list[Request]:
         key = (engine.info.model, workload)
@@ -200,8 +201,6 @@ class LabSession:
         for item in items:  # quantization methods this device cannot run skip now, with the reason
             callspec = getattr(item, "callspec", None)
             if callspec is not None and "quantization" in callspec.params:
-                from .quant import resolve_quant, unsupported_reason
-
                 try:
                     reason = unsupported_reason(resolve_quant(callspec.params["quantization"]), self.device)
                 except LookupError as exc:

@@ -148,13 +148,12 @@ def judge_run(policy: MetricPolicy, current: float | None, current_ref: float | 
               invalid: str | None = None) -> Verdict | None:
     """``judge`` against a history of (value, host reference seconds) runs, calibrated when it can be."""
     calibrated = [(v, ref) for v, ref in runs if ref and v > 0]
-    raw = judge(policy, current, [v for v, _ in runs], alpha, noise, invalid)
-    if policy.kind != "timing" or invalid or current is None or current <= 0 or not current_ref \
-            or len(calibrated) < noise.min_runs:
-        return raw
     scaled_history = [in_host_units(v, ref, policy.higher_is_better) for v, ref in calibrated]
-    if _log_spread(scaled_history) >= _log_spread([v for v, _ in calibrated]):
-        return raw
+    use_host_units = (policy.kind == "timing" and not invalid and current is not None and current > 0
+                      and bool(current_ref) and len(calibrated) >= noise.min_runs
+                      and _log_spread(scaled_history) < _log_spread([v for v, _ in calibrated]))
+    if not use_host_units:
+        return judge(policy, current, [v for v, _ in runs], alpha, noise, invalid)
     scaled = judge_timing(policy, in_host_units(current, current_ref, policy.higher_is_better), scaled_history,
                           alpha, noise)
     raw_center = math.exp(statistics.fmean(math.log(v) for v, _ in calibrated))

@@ -8,7 +8,6 @@ modified, because fidelity is measured against it).
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -37,11 +36,10 @@ quant_methods: Registry[QuantMethod] = Registry("quantization methods")
 
 
 def quantize(reference: Any, spec: QuantSpec, device: Device) -> Variant:
-    method = quant_methods.get(spec.method)
-    reason = method.unsupported(device)
+    reason = unsupported_reason(spec, device)
     if reason:
-        raise RuntimeError(f"quantization {spec.method!r} cannot run on {device.torch_name}: {reason}")
-    return method.apply(reference, spec, device)
+        raise RuntimeError(f"quantization cannot run: {reason}")
+    return quant_methods.get(spec.method).apply(reference, spec, device)
 
 
 def resolve_quant(value: str | QuantSpec) -> QuantSpec:
@@ -54,10 +52,6 @@ def resolve_quant(value: str | QuantSpec) -> QuantSpec:
 def unsupported_reason(spec: QuantSpec, device: Device) -> str | None:
     reason = quant_methods.get(spec.method).unsupported(device)
     return f"{spec.method} on {device.torch_name}: {reason}" if reason else None
-
-
-def replace_settings(spec: QuantSpec, **settings: Any) -> QuantSpec:
-    return dataclasses.replace(spec, settings=tuple(sorted({**dict(spec.settings), **settings}.items())))
 
 
 from . import dtype, torchao_methods  # noqa: E402,F401  (register the built-in methods)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.resources
-from types import SimpleNamespace
-from typing import Any
 
 from ..engines.transformers_engine import TransformersEngine, weight_bytes
 from ..fidelity import ReferenceLogProbs, compare, log_probs, windows
@@ -25,19 +23,18 @@ def variant_engine(reference: TransformersEngine, spec: ModelSpec) -> Transforme
     return TransformersEngine(variant.model, reference.tokenizer, info)
 
 
-def _text_windows(engine: TransformersEngine) -> list[list[int]]:
+def fidelity_windows(engine: TransformersEngine, window: int = FIDELITY_WINDOW) -> list[list[int]]:
+    """The shipped fidelity text, tokenized by ``engine`` and cut into windows."""
     text = (importlib.resources.files("pytest_inferlab") / FIDELITY_TEXT).read_text(encoding="utf-8")
-    return windows(engine.tokenizer(text)["input_ids"], FIDELITY_WINDOW)
+    return windows(engine.tokenizer(text)["input_ids"], window)
 
 
-def _reference(engine: TransformersEngine) -> ReferenceLogProbs:
-    return ReferenceLogProbs(engine.model, _text_windows(engine), engine.info.device.torch_name)
+def reference_log_probs(engine: TransformersEngine, window: int = FIDELITY_WINDOW) -> ReferenceLogProbs:
+    return ReferenceLogProbs(engine.model, fidelity_windows(engine, window), engine.info.device.torch_name)
 
 
-def _of(reference: ReferenceLogProbs, engine: TransformersEngine) -> dict[str, float]:
+def fidelity_metrics(reference: ReferenceLogProbs, engine: TransformersEngine) -> dict[str, float]:
+    """The record's fidelity metrics of ``engine``'s model against ``reference``."""
     result = compare(reference, log_probs(engine.model, reference.window_ids, engine.info.device.torch_name))
     return {"kld_mean": result.kld_mean, "kld_p99": result.kld_p99, "top1_agreement": result.top1_agreement,
             "ppl": result.ppl_variant, "ppl_delta_pct": result.ppl_delta_pct}
-
-
-fidelity_metrics: Any = SimpleNamespace(reference=_reference, of=_of)
