@@ -7,8 +7,15 @@ import sys
 
 import pytest
 
-ARGS = ("--inferlab-model=dummy:tiny", "--inferlab-rounds=3", "--inferlab-threads=1", "-p", "no:cacheprovider")
-# dummy:tiny makes a token in ~3 ms; 40 ms more per token is a planted slowdown no noise can hide
+# Timing tolerances of 50%: these tests pin the gate's mechanics, not its sharpness (that is the
+# power study's job, README "Detection power"). The baseline's three runs are taken back to back,
+# and on a shared VM the host's speed can move by 25-30% between that sitting and the re-run
+# (seen in CI on dummy:tiny, lasting through the confirming re-measurement).
+TOLERANCES = "--inferlab-tolerance=" + ",".join(
+    f"{name}=0.5" for name in ("ttft_ms", "tpot_ms", "e2e_ms", "itl_p25_ms", "output_tok_per_s", "goodput_req_per_s"))
+ARGS = ("--inferlab-model=dummy:tiny", "--inferlab-rounds=3", "--inferlab-threads=1", TOLERANCES,
+        "-p", "no:cacheprovider")
+# dummy:tiny makes a token in ~3 ms; 40 ms more per token (~14x) is a planted slowdown no noise can hide
 PLANTED_MS = "40"
 
 SUITE = """
@@ -60,7 +67,7 @@ def test_planted_slowdown_fails_the_test_with_a_readable_report(pytester, saved,
     assert result.ret == 1
     result.stdout.fnmatch_lines([
         "*performance regression in * (record: *.inferlab/runs/*)",
-        "*tpot_ms: REGRESSED current * vs baseline *: *x baseline, interval [[]*[]] at alpha *; tolerance 5%;*",
+        "*tpot_ms: REGRESSED current * vs baseline *: *x baseline, interval [[]*[]] at alpha *; tolerance 50%;*",
         "*= inferlab verdicts =*",
         "test_latency * tpot_ms * regressed * yes",
     ])
