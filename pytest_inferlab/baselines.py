@@ -118,6 +118,9 @@ class BaselineStore:
                     {"run_id": record["run_id"], "commit": commit, "value": m["value"], "host_ref_s": host_ref_s,
                      "saved_at": now}
                 ])[-HISTORY_LIMIT:]
+            for task, result in (record.get("evals") or {}).items():
+                if result.get("items") is not None:  # the latest run's per-item correctness, for McNemar
+                    data.setdefault("evals", {})[task] = {"items": result["items"], "limit": result.get("limit")}
             data["updated_at"] = now
             write_json_replace(path, data)
         return path

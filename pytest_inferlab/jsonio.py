@@ -10,7 +10,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 
 def read_json_object(path: Path, error: type[Exception], what: str) -> dict[str, Any]:
@@ -63,3 +63,19 @@ def write_text_replace(path: Path, text: str) -> None:
 def write_json_replace(path: Path, data: Any) -> None:
     """Atomically replace a JSON file meant to be updated (e.g. baselines)."""
     write_text_replace(path, json.dumps(data, indent=1, allow_nan=False) + "\n")
+
+
+def publish_folder(target: Path, fill: Callable[[Path], None]) -> bool:
+    """Build a folder whole or not at all: ``fill`` writes into a temporary sibling, which is then
+    renamed to ``target``. False when another process published ``target`` first (theirs is kept)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=f".{target.name}-") as temp:
+        fill(Path(temp))
+        try:
+            os.replace(temp, target)
+        except OSError:
+            if not target.is_dir():
+                raise
+            return False
+        os.mkdir(temp)  # TemporaryDirectory removes its folder on exit; give it an empty one
+    return True

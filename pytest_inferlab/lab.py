@@ -11,12 +11,14 @@ import dataclasses
 import datetime as dt
 import statistics
 import warnings
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import pytest
 
-from .engines import Engine
-from .metrics import SLO, Measurement, bootstrap_median_ci, measure, scalar, summary_values
+from .engines import Engine, EngineInfo
+from .evals import record_metrics
+from .metrics import SLO, Measurement, bootstrap_median_ci, define_eval_metric, measure, scalar, summary_values
+from .probes.bandwidth import copy_bandwidth_gb_per_s, decode_bandwidth_gb_per_s
 from .probes.energy import EnergyMeter
 from .probes.host_speed import HostSpeed
 from .probes.interference import InterferenceProbe
@@ -40,6 +42,18 @@ def _param_value(value: Any) -> Any:
         return value
     return getattr(value, "name", None) or repr(value)
 
+
+
+def bandwidth_measurements(info: EngineInfo, measurements: dict[str, Measurement]) -> dict[str, Measurement]:
+    """Decode bandwidth achieved (weights read per decode step / TPOT) against the device's measured
+    copy bandwidth; measured after the case, outside its peak-memory window."""
+    tpot = measurements.get("tpot_ms")
+    achieved = decode_bandwidth_gb_per_s(info.model_bytes, tpot.value if tpot else None)
+    if achieved is None:
+        return {}
+    limit = copy_bandwidth_gb_per_s(info.device)
+    return {"decode_gb_per_s": scalar("decode_gb_per_s", achieved), "mem_copy_gb_per_s": scalar("mem_copy_gb_per_s", limit),
+            "decode_bw_fraction": scalar("decode_bw_fraction", achieved / limit)}
 
 class Lab:
     """Measures one case per test and records it. Obtained through the ``lab`` fixture.
@@ -75,8 +89,9 @@ class Lab:
         return self._marker_setting("warmup", self._session.settings.warmup, 0)
 
     def measure(self, engine: Engine, workload: WorkloadSpec, *, batch_size: int = 1,
-                sampling: SamplingSpec | None = None, slo: SLO | None = None) -> Record:
-        """Run ``workload`` on ``engine`` (warm-up, then timed rounds) and write the record."""
+                sampling: SamplingSpec | None = None, slo: SLO | None = None, evals: Sequence[str] = ()) -> Record:
+        """Run ``workload`` on ``engine`` (warm-up, then timed rounds) and write the record.
+        ``evals``: lm-eval tasks whose scores (and per-item correctness) join the record."""
         self._claim(batch_size)
         sampling = sampling or SamplingSpec(seed=self._session.settings.seed)
         spec = RunSpec(engine.info.model, workload, batch_size, sampling, engine.info.device.kind)
@@ -112,11 +127,16 @@ class Lab:
         note = f"{len(failed)} failed" if failed else ""
         for name, value in self._session.fidelity_of(engine).items():  # quantized variants only
             measurements[name] = scalar(name, value)
+        eval_results = self._session.evals_of(engine, evals) if evals else {}
+        for name, (value, higher_is_better) in record_metrics(eval_results).items():
+            define_eval_metric(name, higher_is_better)
+            measurements[name] = scalar(name, value)
         def remeasure() -> tuple[dict[str, Measurement], dict[str, Any]]:
             again, _, again_conditions, _, _ = case(plain=True)
             return again, again_conditions
 
-        return self._finish(spec, engine, measurements, absent, started, conditions, note, digest, remeasure)
+        return self._finish(spec, engine, measurements, absent, started, conditions, note, digest, remeasure,
+                            {task: result.to_dict() for task, result in eval_results.items()})
 
     def measure_overhead(self, engine: Engine, workload: WorkloadSpec, *, sampling: SamplingSpec | None = None) -> Record:
         """Tokens/s through the recording path vs a bare ``model.generate`` loop, interleaved.
@@ -231,9 +251,11 @@ class Lab:
 
     def _finish(self, spec: RunSpec, engine: Engine, measurements: dict[str, Measurement], absent: dict[str, str],
                 started: str, conditions: dict[str, Any], note: str, digest: str | None = None,
-                remeasure: Callable[[], tuple[dict[str, Measurement], dict[str, Any]]] | None = None) -> Record:
+                remeasure: Callable[[], tuple[dict[str, Measurement], dict[str, Any]]] | None = None,
+                evals: dict[str, Any] | None = None) -> Record:
         info = engine.info
-        measurements = {**measurements, "model_bytes": scalar("model_bytes", info.model_bytes)}
+        measurements = {**measurements, "model_bytes": scalar("model_bytes", info.model_bytes),
+                        **bandwidth_measurements(info, measurements)}
         node = self._request.node
         callspec = getattr(node, "callspec", None)
         params = {k: _param_value(v) for k, v in (callspec.params.items() if callspec else ())}
@@ -243,7 +265,7 @@ class Lab:
             engine={**dataclasses.asdict(info), "model_spec_id": info.model.spec_id},
             environment=self._session.environment, machine_id=self._session.machine_id,
             seed=spec.sampling.seed, started_at=started, finished_at=_now(), rounds=self.rounds,
-            warmup_rounds=self.warmup, conditions=conditions, output_digest=digest,
+            warmup_rounds=self.warmup, conditions=conditions, output_digest=digest, evals=evals or {},
         )
         judgement = self._session.judge(record.to_json(), self._marker_tolerance())
         if remeasure and judgement.gating and any(v.outcome == "regressed" for v in judgement.verdicts):

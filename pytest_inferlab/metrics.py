@@ -55,6 +55,21 @@ _define("kld_p99", "nats", False, "99th percentile of the per-position KL diverg
 _define("top1_agreement", "fraction", True, "positions where variant and reference rank the same next token first")
 _define("ppl", "ppl", False, "perplexity of the fidelity text under the model")
 _define("ppl_delta_pct", "%", False, "perplexity change vs the unquantized reference")
+_define("decode_gb_per_s", "GB/s", True, "weight bytes read per second by decode steps: model_bytes / TPOT")
+_define("mem_copy_gb_per_s", "GB/s", True, "measured copy bandwidth of the device (read + write), the memory-bound limit")
+_define("decode_bw_fraction", "fraction", True, "decode_gb_per_s / mem_copy_gb_per_s: how close decoding runs to the limit")
+_define("inferlab_mc.acc", "fraction", True, "accuracy on the shipped 120-item multiple-choice task (lm-eval)")
+_define("inferlab_ppl.word_perplexity", "ppl", False, "word perplexity of the shipped report text (lm-eval, rolling)")
+_define("inferlab_ppl.byte_perplexity", "ppl", False, "byte perplexity of the shipped report text (lm-eval, rolling)")
+_define("inferlab_ppl.bits_per_byte", "bits", False, "bits per byte of the shipped report text (lm-eval, rolling)")
+
+
+def define_eval_metric(name: str, higher_is_better: bool) -> None:
+    """Metrics of other lm-eval tasks (``<task>.<metric>``) are defined when first measured."""
+    if name not in metric_defs:
+        _define(name, "score", higher_is_better, "lm-eval task score")
+
+
 _define("bare_output_tok_per_s", "tok/s", True, "output tokens/s of a bare model.generate loop (self-measurement)")
 _define("harness_overhead_pct", "%", False, "tokens/s lost by the recording path vs a bare generate loop (interleaved)")
 _define("harness_cost_pct", "%", False, "time in the recording path's own code (timed in isolation) / round time")

@@ -29,6 +29,7 @@ TOLERANCE = "--inferlab-tolerance"
 MAX_INTERFERENCE = "--inferlab-max-interference"
 HOST_REF = "--inferlab-host-ref"
 CONFIRM = "--inferlab-confirm"
+EVAL_LIMIT = "--inferlab-eval-limit"
 ASV = "--inferlab-asv"
 
 
@@ -139,6 +140,8 @@ OPTIONS = (
            "host-speed reference timed around each CPU case; timings are judged in its units (gemv|none; default gemv)"),
     Option(CONFIRM, parse_non_negative_int, 1,
            "re-measure a case with a timing regression N times; it gates only if every re-measurement regresses (default: 1)"),
+    Option(EVAL_LIMIT, parse_positive_int, None,
+           "at most N items per lm-eval task, for quick runs (default: every item); recorded with the scores"),
     Option(ASV, str, None, "after the run, write asv results for its records into DIR (e.g. .asv/results)"),
 )
 
@@ -171,6 +174,7 @@ class Settings:
     max_interference: float
     host_ref: str
     confirm: int
+    eval_limit: int | None
     asv: Path | None
 
 

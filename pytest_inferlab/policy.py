@@ -42,6 +42,8 @@ _DEFAULTS: dict[str, tuple[str, float]] = {
     "kld_mean": ("memory", 0.10),
     "top1_agreement": ("memory", 0.01),
     "ppl": ("memory", 0.01),
+    "inferlab_ppl.word_perplexity": ("memory", 0.01),
+    # multiple-choice accuracy is judged item by item (McNemar, session.judge), not by a tolerance
 }
 
 

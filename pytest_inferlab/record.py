@@ -37,6 +37,7 @@ class Record:
     output_digest: str | None = None  # sha256 of the generated ids of the last round: did the output change?
     verdicts: list[dict[str, Any]] = field(default_factory=list)  # one per judged metric, against `baseline`
     baseline: dict[str, Any] | None = None  # which baseline file was compared, and whether it gated
+    evals: dict[str, Any] = field(default_factory=dict)  # lm-eval task -> scores and per-item correctness
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> dict[str, Any]:
@@ -48,7 +49,7 @@ class Record:
             "machine_id": self.machine_id, "seed": self.seed, "started_at": self.started_at,
             "finished_at": self.finished_at, "rounds": self.rounds, "warmup_rounds": self.warmup_rounds,
             "conditions": self.conditions, "output_digest": self.output_digest,
-            "verdicts": self.verdicts, "baseline": self.baseline,
+            "verdicts": self.verdicts, "baseline": self.baseline, "evals": self.evals,
         }
 
 

@@ -7,7 +7,7 @@ import datetime as dt
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import pytest
 
@@ -24,7 +24,7 @@ from .sources import resolve_model
 from .specs import ModelSpec, QuantSpec, WorkloadSpec
 from .store import RecordStore
 from .trace import Request
-from .verdict import NoiseModel, Verdict, bonferroni_alpha, judge_run
+from .verdict import NoiseModel, Verdict, bonferroni_alpha, judge_items, judge_run
 from .workloads import materialize
 
 SESSION_KEY = pytest.StashKey["LabSession"]()
@@ -46,6 +46,36 @@ def new_run_id() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
+
+def item_verdicts(current: dict[str, Any], baseline: dict[str, Any], alpha: float) -> list[Verdict]:
+    """McNemar verdicts of per-item task correctness against the baseline's, where both have the
+    same items (same task, same --inferlab-eval-limit)."""
+    verdicts = []
+    for task, result in sorted(current.items()):
+        stored = baseline.get(task)
+        items = result.get("items")
+        if (items is None or stored is None or stored.get("limit") != result.get("limit")
+                or len(stored["items"]) != len(items)):
+            continue
+        verdicts.append(judge_items(f"{task}.items", stored["items"], items, alpha))
+    return verdicts
+
+
+def grouped_by_variant(items: list[pytest.Item]) -> list[pytest.Item]:
+    """Cases of one quantized variant next to each other (in their first case's place, otherwise in
+    collection order): the session keeps one variant at a time, so interleaving would rebuild them."""
+    def group(index: int, item: pytest.Item) -> tuple[str, str] | int:
+        callspec = getattr(item, "callspec", None)
+        if callspec is None or "quantization" not in callspec.params:
+            return index
+        return str(item.path), repr(callspec.params["quantization"])
+
+    first: dict[tuple[str, str] | int, int] = {}
+    keys = [group(i, item) for i, item in enumerate(items)]
+    for i, key in enumerate(keys):
+        first.setdefault(key, i)
+    return [items[i] for i in sorted(range(len(items)), key=lambda i: (first[keys[i]], i))]
+
 class LabSession:
     """Holds one pytest run's state: settings, device, loaded engines (cached by spec), records."""
 
@@ -60,6 +90,7 @@ class LabSession:
         self._engines: dict[ModelSpec, Engine] = {}
         self._references: dict[ModelSpec, Any] = {}  # fidelity reference log-probs per unquantized model
         self._requests: dict[tuple[ModelSpec, WorkloadSpec], list[Request]] = {}
+        self._evals: dict[tuple[ModelSpec, str, int | None], Any] = {}  # lm-eval TaskResult per model and task
         self._environment: dict[str, Any] | None = None
         self.baselines = BaselineStore(settings.baselines)
         self.lab_cases = 1  # set at collection: the number of series divides the false-alarm budget
@@ -67,6 +98,15 @@ class LabSession:
         self.verdict_rows: list[dict[str, Any]] = []
         self.written: list[Path] = []
         self.asv_summary: list[str] = []
+        self.tradeoff_lines: list[str] = []
+
+    @property
+    def model_spec(self) -> ModelSpec | None:
+        """The session's model (--inferlab-model) as a spec, or None when its name does not resolve."""
+        try:
+            return resolve_model(self.settings.model, seed=self.settings.seed)
+        except LookupError:
+            return None
 
     # ---- cached expensive objects -------------------------------------------------------
     def engine_for(self, model: str | ModelSpec, quant: QuantSpec | None = None) -> Engine:
@@ -107,6 +147,20 @@ class LabSession:
             self.progress(f"reference log-probabilities of {spec.name} on the fidelity text ...")
             self._references[spec.reference] = reference_log_probs(self.engine_for(spec.reference))
         return fidelity_metrics(self._references[spec.reference], engine)
+
+    def evals_of(self, engine: Engine, tasks: Sequence[str]) -> dict[str, Any]:
+        """lm-eval results of ``engine``'s model on ``tasks`` (once per model and task in a session;
+        accuracy does not depend on the workload or batch size of the case)."""
+        from .evals import evaluate
+
+        spec, limit = engine.info.model, self.settings.eval_limit
+        missing = [t for t in tasks if (spec, t, limit) not in self._evals]
+        if missing:
+            self.progress(f"lm-eval {', '.join(missing)} on {spec.name}"
+                          f"{' ' + spec.quant.method if spec.quant else ''} ...")
+            done = evaluate(engine.model, engine.tokenizer, self.device.torch_name, missing, limit, self.settings.seed)
+            self._evals.update({(spec, t, limit): result for t, result in done.items()})
+        return {t: self._evals[(spec, t, limit)] for t in tasks}
 
     def requests_for(self, engine: Engine, workload: WorkloadSpec) -> list[Request]:
         key = (engine.info.model, workload)
@@ -152,6 +206,8 @@ class LabSession:
                                 NoiseModel(), invalid)
             if verdict is not None:
                 verdicts.append(verdict)
+        if baseline is not None:
+            verdicts += item_verdicts(record.get("evals") or {}, baseline.data.get("evals") or {}, alpha)
         gating = same_machine and not self.settings.no_gate and not self.settings.save_baseline
         reference = warning = None
         if baseline is not None:
@@ -202,11 +258,13 @@ class LabSession:
             callspec = getattr(item, "callspec", None)
             if callspec is not None and "quantization" in callspec.params:
                 try:
-                    reason = unsupported_reason(resolve_quant(callspec.params["quantization"]), self.device)
+                    reason = unsupported_reason(resolve_quant(callspec.params["quantization"]), self.device,
+                                                self.model_spec)
                 except LookupError as exc:
                     raise pytest.UsageError(f"{item.nodeid}: {exc}") from None
                 if reason:
                     item.add_marker(pytest.mark.skip(reason=reason))
+        items[:] = grouped_by_variant(items)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "call":
@@ -216,10 +274,18 @@ class LabSession:
                     self.verdict_rows.extend(value)
 
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
-        """--inferlab-asv: export this run's records (the controller does it once, for all workers)."""
-        if self.settings.asv is None or self.worker_id is not None or not self.store.folder.is_dir():
+        """The quantization trade-off of the run, and --inferlab-asv: export this run's records (the
+        controller does both once, for all workers)."""
+        if self.worker_id is not None or not self.store.folder.is_dir():
             return
         from .asv_export import export, find_records
+        from .pareto import tradeoff_summary
+
+        table, png, why_not = tradeoff_summary(self.store.folder, find_records(self.store.folder))
+        if table:
+            self.tradeoff_lines = table + [f"plot: {png}" if png else why_not or ""]
+        if self.settings.asv is None:
+            return
 
         summary = export(find_records(self.store.folder), self.settings.asv, warn=lambda text: None)
         self.asv_summary = [f"{summary.line()} -> {self.settings.asv}"] + [f"  skipped {s}" for s in summary.skipped]
@@ -233,6 +299,10 @@ class LabSession:
         for line in format_table(self.rows):
             terminalreporter.write_line(line)
         terminalreporter.write_line(f"records: {self.store.folder}")
+        if self.tradeoff_lines:
+            terminalreporter.write_sep("=", "inferlab quantization trade-off (ratios to fp32 of the same batch)")
+            for line in self.tradeoff_lines:
+                terminalreporter.write_line(line)
         if self.verdict_rows:
             terminalreporter.write_sep("=", "inferlab verdicts")
             for line in format_verdict_summary(self.verdict_rows):

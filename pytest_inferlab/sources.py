@@ -10,11 +10,11 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from .jsonio import publish_folder
 from .registry import Registry
 from .specs import ModelSpec, stable_id
 
@@ -124,13 +124,10 @@ def _gguf_tokenizer(path: str) -> Any:
     if (saved / "tokenizer_config.json").is_file():
         return _prepared(AutoTokenizer.from_pretrained(saved))
     tokenizer = AutoTokenizer.from_pretrained(os.path.dirname(path), gguf_file=os.path.basename(path))
-    try:  # publish whole or not at all: save into a temp folder, then rename
-        saved.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=saved.parent) as temp:
-            tokenizer.save_pretrained(temp)
-            os.replace(temp, saved)
+    try:
+        publish_folder(saved, tokenizer.save_pretrained)
     except OSError:
-        pass  # another process published it first, or the cache is read-only: both are fine
+        pass  # the cache is read-only: the converted tokenizer is simply not kept
     return _prepared(tokenizer)
 
 
@@ -156,12 +153,16 @@ def gguf_file_type(path: Path) -> str | None:
         return None
 
 
+GGUF_PATH_ATTRIBUTE = "inferlab_gguf_path"
+
+
 def _load_gguf(path: Path, device: str, dtype: Any) -> tuple[Any, Any, dict[str, Any]]:
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
     model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=dtype).to(device)
+    setattr(model, GGUF_PATH_ATTRIBUTE, str(path))  # transformers' config keeps the folder, not the file
     facts = {"weights_file": path.name, "gguf_file_type": gguf_file_type(path)}
     return model, _gguf_tokenizer(str(path)), facts
 

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from ..device import Device
 from ..registry import Registry
-from ..specs import QuantSpec
+from ..specs import ModelSpec, QuantSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,18 +28,45 @@ class QuantMethod(Protocol):
     def unsupported(self, device: Device) -> str | None:
         """None when the method runs on ``device``; else why not (the skip reason)."""
 
-    def apply(self, reference: Any, spec: QuantSpec, device: Device) -> Variant:
-        """A new model: the reference quantized by this method (the reference stays unchanged)."""
+    def apply(self, reference: Any, spec: QuantSpec, device: Device, tokenizer: Any) -> Variant:
+        """A new model: the reference quantized by this method (the reference stays unchanged).
+        ``tokenizer`` is the reference's, for methods that calibrate on text."""
 
 
 quant_methods: Registry[QuantMethod] = Registry("quantization methods")
 
 
-def quantize(reference: Any, spec: QuantSpec, device: Device) -> Variant:
+class QuantizationError(RuntimeError):
+    """A variant that cannot be used (broken weights, a checkpoint that is not what it claims)."""
+
+
+def quantize(reference: Any, spec: QuantSpec, device: Device, tokenizer: Any = None) -> Variant:
+    """The variant of ``reference``; its weights are checked to be finite before anyone uses them."""
     reason = unsupported_reason(spec, device)
     if reason:
         raise RuntimeError(f"quantization cannot run: {reason}")
-    return quant_methods.get(spec.method).apply(reference, spec, device)
+    variant = quant_methods.get(spec.method).apply(reference, spec, device, tokenizer)
+    broken = non_finite_tensors(variant.model)
+    if broken:
+        more = f" (+{len(broken) - 3} more)" if len(broken) > 3 else ""
+        raise QuantizationError(
+            f"quantization {spec.method} {dict(spec.settings) or ''} produced NaN/inf weights in "
+            f"{', '.join(broken[:3])}{more}: the variant is unusable. Check the calibration data and the "
+            "method's settings (a value out of the target type's range overflows to inf).")
+    return variant
+
+
+def non_finite_tensors(model: Any) -> list[str]:
+    """Names of floating-point tensors (quantized tensors' scales included) holding NaN or inf."""
+    import torch
+
+    from ..engines.transformers_engine import _leaves
+
+    bad = []
+    for name, tensor in model.state_dict().items():
+        if any(leaf.is_floating_point() and not bool(torch.isfinite(leaf).all()) for leaf in _leaves(tensor)):
+            bad.append(name)
+    return bad
 
 
 def resolve_quant(value: str | QuantSpec) -> QuantSpec:
@@ -49,9 +76,15 @@ def resolve_quant(value: str | QuantSpec) -> QuantSpec:
     return spec
 
 
-def unsupported_reason(spec: QuantSpec, device: Device) -> str | None:
-    reason = quant_methods.get(spec.method).unsupported(device)
-    return f"{spec.method} on {device.torch_name}: {reason}" if reason else None
+def unsupported_reason(spec: QuantSpec, device: Device, model: ModelSpec | None = None) -> str | None:
+    """Why ``spec`` cannot run on ``device`` (or on ``model``, for methods bound to a model format)."""
+    method = quant_methods.get(spec.method)
+    reason = method.unsupported(device)
+    if reason:
+        return f"{spec.method} on {device.torch_name}: {reason}"
+    model_check = getattr(method, "unsupported_model", None)
+    reason = model_check(model) if model_check and model is not None else None
+    return f"{spec.method} with model {model.name}: {reason}" if reason else None
 
 
-from . import dtype, torchao_methods  # noqa: E402,F401  (register the built-in methods)
+from . import bnb_methods, dtype, gguf_method, gptqmodel_methods, torchao_methods  # noqa: E402,F401  (register the built-in methods)

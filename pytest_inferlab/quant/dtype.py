@@ -29,7 +29,7 @@ class DtypeCast:
             return f"torch on CPU cannot multiply {self.dtype_name} matrices ({exc})"
         return None
 
-    def apply(self, reference: Any, spec: QuantSpec, device: Device) -> Variant:
+    def apply(self, reference: Any, spec: QuantSpec, device: Device, tokenizer: Any = None) -> Variant:
         import torch
 
         dtype = getattr(torch, self.dtype_name)

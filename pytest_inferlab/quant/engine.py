@@ -16,7 +16,7 @@ FIDELITY_WINDOW = 512
 
 def variant_engine(reference: TransformersEngine, spec: ModelSpec) -> TransformersEngine:
     """The reference engine's model quantized by ``spec.quant``; same tokenizer, its own facts."""
-    variant = quantize(reference.model, spec.quant, reference.info.device)
+    variant = quantize(reference.model, spec.quant, reference.info.device, reference.tokenizer)
     params, nbytes = weight_bytes(variant.model)
     info = dataclasses.replace(reference.info, model=spec, model_bytes=nbytes, parameters=params,
                                facts={**reference.info.facts, "quantization": {**spec.quant.to_dict(), **variant.facts}})

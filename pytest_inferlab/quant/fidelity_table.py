@@ -11,6 +11,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--window", type=int, default=512)
+    parser.add_argument("--methods", nargs="*", help="methods to run (default: every registered one)")
     args = parser.parse_args(argv)
 
     import dataclasses
@@ -20,7 +21,7 @@ def main(argv: list[str] | None = None) -> None:
     from ..device import CPU
     from ..engines import load_engine
     from ..sources import resolve_model
-    from . import QuantSpec, quant_methods
+    from . import QuantSpec, quant_methods, unsupported_reason
     from .engine import fidelity_metrics, reference_log_probs, variant_engine
 
     torch.set_num_threads(args.threads)
@@ -28,8 +29,8 @@ def main(argv: list[str] | None = None) -> None:
     reference = reference_log_probs(engine, args.window)
     print(f"model={args.model} tokens={sum(map(len, reference.window_ids))} window={args.window} threads={args.threads}")
     print(f"{'method':<14}{'MiB':>8}{'x fp32':>8}{'KLD mean':>10}{'KLD p99':>9}{'top-1':>7}{'ppl':>8}{'delta':>8}")
-    for name in quant_methods.names():
-        reason = quant_methods.get(name).unsupported(CPU)
+    for name in args.methods or quant_methods.names():
+        reason = unsupported_reason(QuantSpec.of(name), CPU, engine.info.model)
         if reason:
             print(f"{name:<14}skipped: {reason}")
             continue

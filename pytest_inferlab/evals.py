@@ -1,0 +1,94 @@
+"""Task accuracy through lm-eval, offline: the in-memory model (quantized or not) through lm-eval's
+HF wrapper, the project's tasks from files shipped in ``data/tasks`` (``TaskManager(include_path=)``).
+
+Shipped tasks: ``inferlab_mc`` (120 four-way multiple-choice items written for this project) and
+``inferlab_ppl`` (rolling perplexity over the paragraphs of the shipped report text). Any other
+lm-eval task name works when its data is already in the local Hugging Face cache (runs are offline).
+
+Each result keeps per-item correctness (multiple-choice tasks), so two variants, or a variant and
+its baseline, can be compared item by item (McNemar, ``verdict.judge_items``).
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import importlib.util
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+SHIPPED_TASKS = ("inferlab_mc", "inferlab_ppl")
+DEFAULT_TASKS = SHIPPED_TASKS
+INSTALL_HINT = "lm-eval is not installed: pip install 'pytest-inferlab[eval]' (lm-eval==0.4.13)"
+# headline metric of each lm-eval metric name: (record metric suffix, higher is better)
+HEADLINE = {"acc": True, "acc_norm": True, "exact_match": True, "word_perplexity": False,
+            "byte_perplexity": False, "bits_per_byte": False}
+
+
+class EvalError(RuntimeError):
+    """A task that cannot be evaluated; the message names it and what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class TaskResult:
+    """One task's scores and, for per-item tasks, which items the model got right (doc order)."""
+
+    task: str
+    metrics: dict[str, float]
+    items: tuple[bool, ...] | None
+    limit: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"metrics": self.metrics, "items": list(self.items) if self.items is not None else None,
+                "limit": self.limit}
+
+
+def tasks_dir() -> str:
+    return str(importlib.resources.files("pytest_inferlab") / "data" / "tasks")
+
+
+def unavailable_reason() -> str | None:
+    return INSTALL_HINT if importlib.util.find_spec("lm_eval") is None else None
+
+
+def evaluate(model: Any, tokenizer: Any, device: str, tasks: Sequence[str], limit: int | None = None,
+             seed: int = 0, batch_size: int = 8) -> dict[str, TaskResult]:
+    """Scores of ``model`` on ``tasks`` (at most ``limit`` items each), with per-item correctness."""
+    reason = unavailable_reason()
+    if reason:
+        raise EvalError(reason)
+    import lm_eval
+    from lm_eval.models.huggingface import HFLM
+    from lm_eval.tasks import TaskManager
+
+    manager = TaskManager(include_path=tasks_dir())
+    unknown = [t for t in tasks if t not in manager.all_tasks]
+    if unknown:
+        raise EvalError(f"lm-eval task(s) {unknown} unknown; shipped: {', '.join(SHIPPED_TASKS)} "
+                        "(or any lm-eval task whose data is in the local Hugging Face cache)")
+    lm = HFLM(pretrained=model, tokenizer=tokenizer, device=device, batch_size=batch_size)
+    try:
+        out = lm_eval.simple_evaluate(model=lm, tasks=list(tasks), task_manager=manager, limit=limit,
+                                      log_samples=True, bootstrap_iters=0, random_seed=seed,
+                                      numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed)
+    except (ConnectionError, OSError) as exc:  # a hub task whose data is not cached: we are offline
+        raise EvalError(f"lm-eval task(s) {list(tasks)}: data not available offline ({exc}); "
+                        f"use the shipped tasks {', '.join(SHIPPED_TASKS)}") from None
+    return {task: _result(task, out["results"][task], out["samples"].get(task, []), limit) for task in tasks}
+
+
+def _result(task: str, scores: dict[str, Any], samples: list[dict[str, Any]], limit: int | None) -> TaskResult:
+    metrics = {}
+    for key, value in scores.items():
+        name, _, _filter = key.partition(",")
+        if name in HEADLINE and isinstance(value, (int, float)) and math.isfinite(value):
+            metrics[name] = float(value)
+    ordered = sorted(samples, key=lambda s: s["doc_id"])
+    items = tuple(bool(s["acc"]) for s in ordered) if ordered and "acc" in ordered[0] else None
+    return TaskResult(task, metrics, items, limit)
+
+
+def record_metrics(results: dict[str, TaskResult]) -> dict[str, tuple[float, bool]]:
+    """Record metric name -> (value, higher is better): ``<task>.<metric>``, e.g. ``inferlab_mc.acc``."""
+    return {f"{task}.{name}": (value, HEADLINE[name])
+            for task, result in results.items() for name, value in result.metrics.items()}
