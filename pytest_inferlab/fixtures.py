@@ -16,8 +16,9 @@ from .engines import Engine
 from .lab import Lab
 from .session import SESSION_KEY, LabSession
 from .sources import ModelSourceError
+from .kv import resolve_kv
 from .quant import resolve_quant
-from .specs import ModelSpec, QuantSpec, WorkloadSpec
+from .specs import KVCacheSpec, ModelSpec, QuantSpec, WorkloadSpec
 from .workloads import resolve_workload
 
 
@@ -58,6 +59,20 @@ def quantized_model(inferlab_session: LabSession, quantization: QuantSpec) -> En
         return inferlab_session.engine_for(inferlab_session.settings.model, quant=quantization)
     except ModelSourceError as exc:
         pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture
+def kv_cache(request: pytest.FixtureRequest) -> KVCacheSpec:
+    """The KV-cache configuration: the (indirect) parameter, a name or KVCacheSpec; default dynamic.
+    Configurations the device cannot run are skipped at collection with the reason."""
+    return resolve_kv(getattr(request, "param", "dynamic"))
+
+
+@pytest.fixture
+def kv_model(model: Engine, kv_cache: KVCacheSpec) -> Engine:
+    """``--inferlab-model`` generating with the cache configuration ``kv_cache``; its records carry
+    the spec (its own spec_id), ``kv_cache_bytes`` and ``kv_bytes_per_token``."""
+    return model.with_kv_cache(kv_cache)
 
 
 @pytest.fixture

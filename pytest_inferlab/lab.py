@@ -18,6 +18,7 @@ import pytest
 from .engines import Engine, EngineInfo
 from .evals import record_metrics
 from .metrics import SLO, Measurement, bootstrap_median_ci, define_eval_metric, measure, scalar, summary_values
+from .kv import token_agreement
 from .probes.bandwidth import copy_bandwidth_gb_per_s, decode_bandwidth_gb_per_s
 from .probes.energy import EnergyMeter
 from .probes.host_speed import HostSpeed
@@ -94,7 +95,8 @@ class Lab:
         ``evals``: lm-eval tasks whose scores (and per-item correctness) join the record."""
         self._claim(batch_size)
         sampling = sampling or SamplingSpec(seed=self._session.settings.seed)
-        spec = RunSpec(engine.info.model, workload, batch_size, sampling, engine.info.device.kind)
+        spec = RunSpec(engine.info.model, workload, batch_size, sampling, engine.info.device.kind,
+                       kv_cache=engine.info.kv_cache)
         requests = self._session.requests_for(engine, workload)
         traces: list[RoundTrace] = []
         energy = EnergyMeter(engine.info.device)
@@ -127,6 +129,16 @@ class Lab:
         note = f"{len(failed)} failed" if failed else ""
         for name, value in self._session.fidelity_of(engine).items():  # quantized variants only
             measurements[name] = scalar(name, value)
+        kv = getattr(engine, "last_kv", None)  # the cache of the last round's last batch
+        if kv is not None:
+            measurements["kv_cache_bytes"] = scalar("kv_cache_bytes", kv.nbytes)
+            measurements["kv_bytes_per_token"] = scalar("kv_bytes_per_token", kv.bytes_per_token)
+        if engine.info.kv_cache is not None and engine.info.kv_cache.kind != "dynamic" and sampling.greedy:
+            reference = self._session.dynamic_cache_outputs(engine, workload, batch_size, sampling)
+            outputs = {r.index: r.output_ids for r in traces[-1].requests if r.ok}
+            agreement = token_agreement(reference, outputs)
+            if agreement is not None:
+                measurements["kv_token_agreement"] = scalar("kv_token_agreement", agreement)
         eval_results = self._session.evals_of(engine, evals) if evals else {}
         for name, (value, higher_is_better) in record_metrics(eval_results).items():
             define_eval_metric(name, higher_is_better)

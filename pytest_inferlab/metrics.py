@@ -55,6 +55,12 @@ _define("kld_p99", "nats", False, "99th percentile of the per-position KL diverg
 _define("top1_agreement", "fraction", True, "positions where variant and reference rank the same next token first")
 _define("ppl", "ppl", False, "perplexity of the fidelity text under the model")
 _define("ppl_delta_pct", "%", False, "perplexity change vs the unquantized reference")
+_define("kv_cache_bytes", "B", False, "bytes the KV cache held at the end of the case's last generate call "
+        "(every tensor of the cache object: keys, values, quantized payloads, scales, residuals)")
+_define("kv_bytes_per_token", "B", False, "kv_cache_bytes / (positions the cache covers x batch rows); a static "
+        "cache counts its pre-allocated length")
+_define("kv_token_agreement", "fraction", True, "greedy output positions equal to the dynamic cache's for the "
+        "same requests (lossy caches drift; a lossless one must be 1)")
 _define("decode_gb_per_s", "GB/s", True, "weight bytes read per second by decode steps: model_bytes / TPOT")
 _define("mem_copy_gb_per_s", "GB/s", True, "measured copy bandwidth of the device (read + write), the memory-bound limit")
 _define("decode_bw_fraction", "fraction", True, "decode_gb_per_s / mem_copy_gb_per_s: how close decoding runs to the limit")

@@ -37,6 +37,9 @@ _DEFAULTS: dict[str, tuple[str, float]] = {
     "peak_mem_bytes": ("memory", 0.05),
     "peak_mem_reserved_bytes": ("memory", 0.05),
     "model_bytes": ("memory", 0.0),
+    "kv_cache_bytes": ("memory", 0.05),
+    "kv_bytes_per_token": ("memory", 0.05),
+    "kv_token_agreement": ("memory", 0.01),
     "failed_requests": ("count", 0.0),
     # fidelity is deterministic for fixed weights and text: a tolerance, no statistics
     "kld_mean": ("memory", 0.10),

@@ -17,11 +17,12 @@ from .engines import Engine, load_engine
 from .env import collect_environment, machine_id
 from .options import Settings
 from .policy import policies_for
+from .kv import resolve_kv, unsupported_kv_reason
 from .quant import resolve_quant, unsupported_reason
 from .record import Record
 from .report import format_table, format_verdict_summary
 from .sources import resolve_model
-from .specs import ModelSpec, QuantSpec, WorkloadSpec
+from .specs import ModelSpec, QuantSpec, SamplingSpec, WorkloadSpec
 from .store import RecordStore
 from .trace import Request
 from .verdict import NoiseModel, Verdict, bonferroni_alpha, judge_items, judge_run
@@ -76,6 +77,7 @@ def grouped_by_variant(items: list[pytest.Item]) -> list[pytest.Item]:
         first.setdefault(key, i)
     return [items[i] for i in sorted(range(len(items)), key=lambda i: (first[keys[i]], i))]
 
+
 class LabSession:
     """Holds one pytest run's state: settings, device, loaded engines (cached by spec), records."""
 
@@ -90,7 +92,8 @@ class LabSession:
         self._engines: dict[ModelSpec, Engine] = {}
         self._references: dict[ModelSpec, Any] = {}  # fidelity reference log-probs per unquantized model
         self._requests: dict[tuple[ModelSpec, WorkloadSpec], list[Request]] = {}
-        self._evals: dict[tuple[ModelSpec, str, int | None], Any] = {}  # lm-eval TaskResult per model and task
+        self._evals: dict[tuple[ModelSpec, str, int | None], Any] = {}
+        self._dynamic_outputs: dict[tuple[Any, ...], dict[int, tuple[int, ...]]] = {}  # lm-eval TaskResult per model and task
         self._environment: dict[str, Any] | None = None
         self.baselines = BaselineStore(settings.baselines)
         self.lab_cases = 1  # set at collection: the number of series divides the false-alarm budget
@@ -161,6 +164,19 @@ class LabSession:
             done = evaluate(engine.model, engine.tokenizer, self.device.torch_name, missing, limit, self.settings.seed)
             self._evals.update({(spec, t, limit): result for t, result in done.items()})
         return {t: self._evals[(spec, t, limit)] for t in tasks}
+
+    def dynamic_cache_outputs(self, engine: Engine, workload: WorkloadSpec, batch_size: int,
+                              sampling: SamplingSpec) -> dict[int, tuple[int, ...]]:
+        """Greedy output ids per request of ``engine``'s model with the default (dynamic) cache: what
+        another cache configuration's tokens are compared with (run once per case shape, untimed)."""
+        from .runner import run_round
+
+        key = (engine.info.model, workload, batch_size, sampling)
+        if key not in self._dynamic_outputs:
+            plain = self.engine_for(engine.info.model)
+            trace = run_round(plain, self.requests_for(plain, workload), batch_size, sampling)
+            self._dynamic_outputs[key] = {r.index: r.output_ids for r in trace.requests if r.ok}
+        return self._dynamic_outputs[key]
 
     def requests_for(self, engine: Engine, workload: WorkloadSpec) -> list[Request]:
         key = (engine.info.model, workload)
@@ -254,12 +270,15 @@ class LabSession:
     # ---- hooks ----------------------------------------------------------------------------
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         self.lab_cases = max(1, sum("lab" in getattr(item, "fixturenames", ()) for item in items))
-        for item in items:  # quantization methods this device cannot run skip now, with the reason
-            callspec = getattr(item, "callspec", None)
-            if callspec is not None and "quantization" in callspec.params:
+        checks = {  # parameters whose values this device (or model) may not run: skip now, with the reason
+            "quantization": lambda value: unsupported_reason(resolve_quant(value), self.device, self.model_spec),
+            "kv_cache": lambda value: unsupported_kv_reason(resolve_kv(value), self.device),
+        }
+        for item in items:
+            params = getattr(getattr(item, "callspec", None), "params", {})
+            for name in checks.keys() & params.keys():
                 try:
-                    reason = unsupported_reason(resolve_quant(callspec.params["quantization"]), self.device,
-                                                self.model_spec)
+                    reason = checks[name](params[name])
                 except LookupError as exc:
                     raise pytest.UsageError(f"{item.nodeid}: {exc}") from None
                 if reason:

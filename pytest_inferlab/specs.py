@@ -10,7 +10,7 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 INPUT_DISTRIBUTIONS = ("fixed", "uniform", "lognormal")
 
@@ -25,23 +25,40 @@ def spec_dict(spec: Any) -> dict[str, Any]:
     return dataclasses.asdict(spec)
 
 
-@dataclass(frozen=True, slots=True)
-class QuantSpec:
-    """A quantization method and its settings (pytest_inferlab.quant applies it)."""
+class _NamedSettings:
+    """Specs that are a name and settings: ``of(name, **settings)``, ``to_dict()``, a stable ``spec_id``."""
 
-    method: str
-    settings: tuple[tuple[str, Any], ...] = ()  # sorted (name, value) pairs: hashable, canonical
+    __slots__ = ()
+    NAME_FIELD: ClassVar[str]
 
     @classmethod
-    def of(cls, method: str, **settings: Any) -> "QuantSpec":
-        return cls(method, tuple(sorted(settings.items())))
+    def of(cls, name: str, **settings: Any) -> Any:
+        return cls(name, tuple(sorted(settings.items())))  # type: ignore[call-arg]
 
     @property
     def spec_id(self) -> str:
         return stable_id(self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
-        return {"method": self.method, "settings": dict(self.settings)}
+        return {self.NAME_FIELD: getattr(self, self.NAME_FIELD), "settings": dict(getattr(self, "settings"))}
+
+
+@dataclass(frozen=True, slots=True)
+class QuantSpec(_NamedSettings):
+    """A quantization method and its settings (pytest_inferlab.quant applies it)."""
+
+    NAME_FIELD: ClassVar[str] = "method"
+    method: str
+    settings: tuple[tuple[str, Any], ...] = ()  # sorted (name, value) pairs: hashable, canonical
+
+
+@dataclass(frozen=True, slots=True)
+class KVCacheSpec(_NamedSettings):
+    """A KV-cache configuration and its settings (pytest_inferlab.kv maps it to an engine)."""
+
+    NAME_FIELD: ClassVar[str] = "kind"
+    kind: str
+    settings: tuple[tuple[str, Any], ...] = ()  # sorted (name, value) pairs: hashable, canonical
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,9 +154,12 @@ class RunSpec:
     sampling: SamplingSpec = SamplingSpec()
     device: str = "cpu"  # the kind ("cpu", "cuda"), not the index: the same case on GPU 0 or 1
     measure: str = "latency"  # what the case measures: "latency" or "overhead" (self-measurement)
+    kv_cache: KVCacheSpec | None = None  # None: the engine's default (dynamic) cache
 
     @property
     def spec_id(self) -> str:
         payload = spec_dict(self)
         payload["model"] = {"spec_id": self.model.spec_id}
+        if self.kv_cache is None:  # cases without a cache configuration keep their baselines' ids
+            del payload["kv_cache"]
         return stable_id(payload)

@@ -11,7 +11,7 @@ from typing import Any, Protocol, Sequence
 
 from ..device import Device
 from ..registry import Registry
-from ..specs import ModelSpec, SamplingSpec
+from ..specs import KVCacheSpec, ModelSpec, SamplingSpec
 from ..trace import Request, RequestTrace
 
 
@@ -27,6 +27,7 @@ class EngineInfo:
     model_bytes: int
     vocab_size: int
     facts: dict[str, Any] = field(default_factory=dict)  # architecture, weights file, GGUF type...
+    kv_cache: KVCacheSpec | None = None  # the cache configuration generate uses (None: dynamic)
 
 
 class Engine(Protocol):

@@ -6,8 +6,10 @@ DESIGN §8: a streamer whose ``put`` records ``perf_counter`` costs nothing meas
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 import torch
@@ -16,7 +18,8 @@ from transformers.generation.streamers import BaseStreamer
 
 from ..device import Device
 from ..sources import model_sources
-from ..specs import ModelSpec, SamplingSpec
+from ..kv import cache_bytes, generation_kwargs
+from ..specs import KVCacheSpec, ModelSpec, SamplingSpec
 from ..trace import Request, RequestTrace
 from . import EngineInfo
 
@@ -92,6 +95,19 @@ def planted_token_delay_s() -> float:
     return max(0.0, delay_ms) / 1e3
 
 
+
+@dataclass(frozen=True, slots=True)
+class KVUsage:
+    """A generate call's cache: bytes it holds, positions it covers, rows in the batch."""
+
+    nbytes: int
+    positions: int
+    rows: int
+
+    @property
+    def bytes_per_token(self) -> float | None:
+        return self.nbytes / (self.positions * self.rows) if self.positions and self.rows else None
+
 class TimingStreamer(BaseStreamer):
     """Records when each generation step delivers, and what it delivered per row."""
 
@@ -122,6 +138,13 @@ class TransformersEngine:
         self.model = model
         self.tokenizer = tokenizer
         self.info = info
+        self.last_kv: KVUsage | None = None  # the cache of the latest generate call, measured
+
+    def with_kv_cache(self, spec: KVCacheSpec) -> "TransformersEngine":
+        """The same model and tokenizer, generating with the cache configuration ``spec``."""
+        info = dataclasses.replace(self.info, kv_cache=spec,
+                                   facts={**self.info.facts, "kv_cache": spec.to_dict()})
+        return TransformersEngine(self.model, self.tokenizer, info)
 
     @classmethod
     def load(cls, spec: ModelSpec, device: Device) -> "TransformersEngine":
@@ -146,6 +169,8 @@ class TransformersEngine:
     def generation_config(self, batch: Sequence[Request], sampling: SamplingSpec) -> GenerationConfig:
         new_tokens = max(r.max_new_tokens for r in batch)
         return GenerationConfig(
+            **generation_kwargs(self.info.kv_cache, self.info.device),
+            return_dict_in_generate=True,  # its past_key_values is the cache, measured after the call
             max_new_tokens=new_tokens,
             min_new_tokens=new_tokens if all(r.ignore_eos for r in batch) else 0,
             do_sample=not sampling.greedy,
@@ -175,10 +200,13 @@ class TransformersEngine:
         t_send = time.perf_counter()
         try:
             with torch.inference_mode():
-                self.model.generate(**inputs, generation_config=config, streamer=streamer)
+                out = self.model.generate(**inputs, generation_config=config, streamer=streamer)
         except Exception as exc:  # a failed request is data (DESIGN §4)
             return [RequestTrace.failed(r, t_send, f"{type(exc).__name__}: {exc}") for r in batch]
         self.info.device.sync()
+        cache = getattr(out, "past_key_values", None)
+        if cache is not None:
+            self.last_kv = KVUsage(cache_bytes(cache), int(cache.get_seq_length()), len(batch))
         return [self._row_trace(row, request, t_send, streamer) for row, request in enumerate(batch)]
 
     def _row_trace(self, row: int, request: Request, t_send: float, streamer: TimingStreamer) -> RequestTrace:
@@ -203,7 +231,7 @@ def bare_generate(engine: TransformersEngine, requests: Sequence[Request], sampl
     with torch.inference_mode():
         for inputs, config in prepared:
             out = engine.model.generate(**inputs, generation_config=config)
-            tokens += out.shape[1] - inputs["input_ids"].shape[1]
+            tokens += out.sequences.shape[1] - inputs["input_ids"].shape[1]
     engine.info.device.sync()
     return tokens, time.perf_counter() - start
 

@@ -1,0 +1,147 @@
+"""KV-cache configurations: one registry, each entry a small mapping from a ``KVCacheSpec`` to
+what the engine needs (transformers ``generate`` arguments), with the reason it cannot run.
+
+transformers 5.23 caches: ``dynamic`` (grows per token), ``static`` (pre-allocated to the
+generation length; ``static-compile`` adds ``torch.compile`` of the decode step), ``quantized``
+(KIVI-style: recent tokens in full precision, older ones quantized; backends fp8 built in,
+optimum-quanto int4/int2, HQQ int4) and ``offloaded`` (layers moved to host memory between uses,
+CUDA only).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..device import Device
+from ..registry import Registry
+from ..specs import KVCacheSpec
+
+__all__ = ["KVCacheSpec", "kv_caches", "resolve_kv", "unsupported_kv_reason", "generation_kwargs", "cache_bytes"]
+
+
+class KVCacheConfig(Protocol):
+    def unsupported(self, device: Device) -> str | None:
+        """None when the configuration runs on ``device``; else why not (the skip reason)."""
+
+    def generation_kwargs(self, spec: KVCacheSpec, device: Device) -> dict[str, Any]:
+        """Arguments for transformers' ``GenerationConfig``."""
+
+
+kv_caches: Registry[KVCacheConfig] = Registry("KV-cache configurations")
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # its parent package is missing
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class TransformersCache:
+    implementation: str | None  # transformers' cache_implementation; None = its default (dynamic)
+    cache_config: dict[str, Any] = field(default_factory=dict)
+    needs_package: tuple[str, str] | None = None  # (module, pip name)
+    cuda_only: bool = False
+    compile: bool = False
+
+    def unsupported(self, device: Device) -> str | None:
+        if self.cuda_only and not device.is_cuda:
+            return "offloading moves the cache between GPU and host memory: CUDA devices only"
+        if self.needs_package and not _installed(self.needs_package[0]):
+            return f"{self.needs_package[1]} is not installed: pip install {self.needs_package[1]}"
+        return None
+
+    def generation_kwargs(self, spec: KVCacheSpec, device: Device) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {}
+        if self.implementation:
+            kwargs["cache_implementation"] = self.implementation
+        config = {**self.cache_config, **dict(spec.settings)}
+        if config:
+            kwargs["cache_config"] = config
+        if self.compile:
+            import torch._inductor.config as inductor
+            from transformers import CompileConfig
+
+            # compile in this process: inductor's worker processes would run beside the timed rounds
+            # (each new prompt shape recompiles) and the interference probe would void the case
+            inductor.compile_threads = 1
+            compile_config = CompileConfig()
+            # transformers compiles the decode step on its own only on CUDA; ask for it everywhere
+            compile_config._compile_all_devices = True
+            kwargs["compile_config"] = compile_config
+        return kwargs
+
+
+kv_caches.register("dynamic", TransformersCache(None))
+kv_caches.register("static", TransformersCache("static"))
+kv_caches.register("static-compile", TransformersCache("static", compile=True))
+kv_caches.register("fp8", TransformersCache("quantized", {"backend": "fp8"}))
+kv_caches.register("quanto-int4", TransformersCache("quantized", {"backend": "quanto", "nbits": 4},
+                                                    ("optimum.quanto", "optimum-quanto")))
+kv_caches.register("quanto-int2", TransformersCache("quantized", {"backend": "quanto", "nbits": 2},
+                                                    ("optimum.quanto", "optimum-quanto")))
+kv_caches.register("hqq-int4", TransformersCache("quantized", {"backend": "hqq", "nbits": 4}, ("hqq", "hqq")))
+kv_caches.register("offloaded", TransformersCache("offloaded", cuda_only=True))
+
+
+def resolve_kv(value: str | KVCacheSpec) -> KVCacheSpec:
+    """A configuration name or a KVCacheSpec; an unknown name raises with the known ones."""
+    spec = value if isinstance(value, KVCacheSpec) else KVCacheSpec.of(str(value))
+    kv_caches.get(spec.kind)
+    return spec
+
+
+def unsupported_kv_reason(spec: KVCacheSpec, device: Device) -> str | None:
+    reason = kv_caches.get(spec.kind).unsupported(device)
+    return f"KV cache {spec.kind} on {device.torch_name}: {reason}" if reason else None
+
+
+def generation_kwargs(spec: KVCacheSpec | None, device: Device) -> dict[str, Any]:
+    return {} if spec is None else kv_caches.get(spec.kind).generation_kwargs(spec, device)
+
+
+def cache_bytes(cache: Any) -> int:
+    """Bytes held by a transformers cache object: every tensor reachable from its layers (keys,
+    values, quantized payloads, scales, full-precision residuals), each storage counted once."""
+    import torch
+
+    seen: set[int] = set()
+    total = 0
+
+    def visit(obj: Any, depth: int) -> None:
+        nonlocal total
+        if depth > 4 or obj is None:
+            return
+        if isinstance(obj, torch.Tensor):
+            if obj.device.type != "meta" and obj.data_ptr() not in seen and obj.numel():
+                seen.add(obj.data_ptr())
+                total += obj.untyped_storage().nbytes()
+            return
+        if isinstance(obj, (list, tuple)):
+            for item in obj:
+                visit(item, depth + 1)
+        elif isinstance(obj, dict):
+            for item in obj.values():
+                visit(item, depth + 1)
+        elif hasattr(obj, "__dict__") and not isinstance(obj, (str, bytes, int, float, type)):
+            for item in vars(obj).values():
+                visit(item, depth + 1)
+
+    for layer in getattr(cache, "layers", [cache]):
+        visit(layer, 0)
+    return total
+
+
+def token_agreement(reference: dict[int, tuple[int, ...]], outputs: dict[int, tuple[int, ...]]) -> float | None:
+    """Share of generated positions where a cache configuration's greedy tokens equal the dynamic
+    cache's for the same request (position by position over the shorter of the two outputs)."""
+    compared = matched = 0
+    for index, ids in outputs.items():
+        ref = reference.get(index, ())
+        n = min(len(ids), len(ref))
+        compared += n
+        matched += sum(a == b for a, b in zip(ids[:n], ref[:n]))
+    return matched / compared if compared else None
