@@ -19,6 +19,7 @@ from .engines import Engine, EngineInfo
 from .evals import record_metrics
 from .metrics import SLO, Measurement, bootstrap_median_ci, define_eval_metric, measure, scalar, summary_values
 from .kv import token_agreement
+from .kv.fidelity import kv_decode_kld
 from .probes.bandwidth import copy_bandwidth_gb_per_s, decode_bandwidth_gb_per_s
 from .probes.energy import EnergyMeter
 from .probes.host_speed import HostSpeed
@@ -139,6 +140,8 @@ class Lab:
             agreement = token_agreement(reference, outputs)
             if agreement is not None:
                 measurements["kv_token_agreement"] = scalar("kv_token_agreement", agreement)
+            first = requests[0]
+            measurements["kv_kld_mean"] = scalar("kv_kld_mean", kv_decode_kld(engine, first.prompt_ids, first.max_new_tokens))
         eval_results = self._session.evals_of(engine, evals) if evals else {}
         for name, (value, higher_is_better) in record_metrics(eval_results).items():
             define_eval_metric(name, higher_is_better)

@@ -61,6 +61,8 @@ _define("kv_bytes_per_token", "B", False, "kv_cache_bytes / (positions the cache
         "cache counts its pre-allocated length")
 _define("kv_token_agreement", "fraction", True, "greedy output positions equal to the dynamic cache's for the "
         "same requests (lossy caches drift; a lossless one must be 1)")
+_define("kv_kld_mean", "nats", False, "mean KL divergence of the decode steps' next-token distributions with this "
+        "cache vs the same tokens without a cache (first request of the workload, greedy)")
 _define("decode_gb_per_s", "GB/s", True, "weight bytes read per second by decode steps: model_bytes / TPOT")
 _define("mem_copy_gb_per_s", "GB/s", True, "measured copy bandwidth of the device (read + write), the memory-bound limit")
 _define("decode_bw_fraction", "fraction", True, "decode_gb_per_s / mem_copy_gb_per_s: how close decoding runs to the limit")

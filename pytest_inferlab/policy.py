@@ -40,6 +40,7 @@ _DEFAULTS: dict[str, tuple[str, float]] = {
     "kv_cache_bytes": ("memory", 0.05),
     "kv_bytes_per_token": ("memory", 0.05),
     "kv_token_agreement": ("memory", 0.01),
+    "kv_kld_mean": ("memory", 0.10),
     "failed_requests": ("count", 0.0),
     # fidelity is deterministic for fixed weights and text: a tolerance, no statistics
     "kld_mean": ("memory", 0.10),

@@ -31,6 +31,7 @@ def test_cache_configurations_are_recorded_with_their_bytes_and_agreement(pytest
     assert values["fp8"]["kv_bytes_per_token"] < values["dynamic"]["kv_bytes_per_token"] / 3
     assert values["static"]["kv_token_agreement"] == 1.0 and "kv_token_agreement" not in values["dynamic"]
     assert 0 <= values["fp8"]["kv_token_agreement"] <= 1
+    assert values["static"]["kv_kld_mean"] < 1e-6 and values["fp8"]["kv_kld_mean"] > 3 * values["static"]["kv_kld_mean"]
     assert records["fp8"]["spec"]["kv_cache"] == {"kind": "fp8", "settings": []}
     assert len({r["spec_id"] for r in records.values()}) == 3
 

@@ -46,6 +46,19 @@ def test_lossless_static_cache_gives_the_dynamic_cache_tokens(tiny):
     assert token_agreement({}, {0: (1,)}) is None
 
 
+def test_decode_kld_is_zero_for_a_lossless_cache_and_positive_for_fp8(tiny):
+    from pytest_inferlab.kv.fidelity import kv_decode_kld
+
+    prompt = tuple(range(100, 140))
+    # the floor: incremental fp32 decoding vs one full forward differ only by rounding (~1e-7 here;
+    # dummy weights give near-flat distributions, so every KL on this model is small)
+    floor = kv_decode_kld(tiny.with_kv_cache(KVCacheSpec.of("dynamic")), prompt, 16)
+    static = kv_decode_kld(tiny.with_kv_cache(KVCacheSpec.of("static")), prompt, 16)
+    fp8 = kv_decode_kld(tiny.with_kv_cache(KVCacheSpec.of("fp8")), prompt, 16)
+    assert 0 <= floor < 1e-6 and 0 <= static < 1e-6
+    assert fp8 > 3 * max(floor, static)
+
+
 def test_registry_arguments_and_reasons():
     assert {"dynamic", "static", "static-compile", "fp8", "quanto-int4", "hqq-int4", "offloaded"} <= set(kv_caches.names())
     with pytest.raises(UnknownNameError, match="static"):
