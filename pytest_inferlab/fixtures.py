@@ -52,13 +52,10 @@ def quantization(request: pytest.FixtureRequest) -> QuantSpec:
 
 
 @pytest.fixture
-def quantized_model(inferlab_session: LabSession, quantization: QuantSpec) -> Engine:
-    """``--inferlab-model`` quantized by ``quantization`` (built once per session, cached). Its
-    records carry fidelity to the unquantized model: kld_mean, kld_p99, top1_agreement, ppl."""
-    try:
-        return inferlab_session.engine_for(inferlab_session.settings.model, quant=quantization)
-    except ModelSourceError as exc:
-        pytest.fail(str(exc), pytrace=False)
+def quantized_model(inferlab_session: LabSession, model: Engine, quantization: QuantSpec) -> Engine:
+    """``model`` (``--inferlab-model``) quantized by ``quantization`` (built once per session, cached).
+    Its records carry fidelity to the unquantized model: kld_mean, kld_p99, top1_agreement, ppl."""
+    return inferlab_session.engine_for(model.info.model, quant=quantization)
 
 
 @pytest.fixture

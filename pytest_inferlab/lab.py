@@ -19,7 +19,6 @@ from .engines import Engine, EngineInfo
 from .evals import record_metrics
 from .metrics import SLO, Measurement, bootstrap_median_ci, define_eval_metric, measure, scalar, summary_values
 from .kv import token_agreement
-from .kv.fidelity import kv_decode_kld
 from .probes.bandwidth import copy_bandwidth_gb_per_s, decode_bandwidth_gb_per_s
 from .probes.energy import EnergyMeter
 from .probes.host_speed import HostSpeed
@@ -45,7 +44,6 @@ def _param_value(value: Any) -> Any:
     return getattr(value, "name", None) or repr(value)
 
 
-
 def bandwidth_measurements(info: EngineInfo, measurements: dict[str, Measurement]) -> dict[str, Measurement]:
     """Decode bandwidth achieved (weights read per decode step / TPOT) against the device's measured
     copy bandwidth; measured after the case, outside its peak-memory window."""
@@ -56,6 +54,7 @@ def bandwidth_measurements(info: EngineInfo, measurements: dict[str, Measurement
     limit = copy_bandwidth_gb_per_s(info.device)
     return {"decode_gb_per_s": scalar("decode_gb_per_s", achieved), "mem_copy_gb_per_s": scalar("mem_copy_gb_per_s", limit),
             "decode_bw_fraction": scalar("decode_bw_fraction", achieved / limit)}
+
 
 class Lab:
     """Measures one case per test and records it. Obtained through the ``lab`` fixture.
@@ -140,12 +139,12 @@ class Lab:
             agreement = token_agreement(reference, outputs)
             if agreement is not None:
                 measurements["kv_token_agreement"] = scalar("kv_token_agreement", agreement)
-            first = requests[0]
-            measurements["kv_kld_mean"] = scalar("kv_kld_mean", kv_decode_kld(engine, first.prompt_ids, first.max_new_tokens))
+            measurements["kv_kld_mean"] = scalar("kv_kld_mean", self._session.kv_decode_kld(engine, requests[0]))
         eval_results = self._session.evals_of(engine, evals) if evals else {}
         for name, (value, higher_is_better) in record_metrics(eval_results).items():
             define_eval_metric(name, higher_is_better)
             measurements[name] = scalar(name, value)
+
         def remeasure() -> tuple[dict[str, Measurement], dict[str, Any]]:
             again, _, again_conditions, _, _ = case(plain=True)
             return again, again_conditions

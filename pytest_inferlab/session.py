@@ -47,7 +47,6 @@ def new_run_id() -> str:
     return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
-
 def item_verdicts(current: dict[str, Any], baseline: dict[str, Any], alpha: float) -> list[Verdict]:
     """McNemar verdicts of per-item task correctness against the baseline's, where both have the
     same items (same task, same --inferlab-eval-limit)."""
@@ -92,8 +91,9 @@ class LabSession:
         self._engines: dict[ModelSpec, Engine] = {}
         self._references: dict[ModelSpec, Any] = {}  # fidelity reference log-probs per unquantized model
         self._requests: dict[tuple[ModelSpec, WorkloadSpec], list[Request]] = {}
-        self._evals: dict[tuple[ModelSpec, str, int | None], Any] = {}
-        self._dynamic_outputs: dict[tuple[Any, ...], dict[int, tuple[int, ...]]] = {}  # lm-eval TaskResult per model and task
+        self._evals: dict[tuple[ModelSpec, str, int | None], Any] = {}  # lm-eval TaskResult per model and task
+        self._dynamic_outputs: dict[tuple[Any, ...], dict[int, tuple[int, ...]]] = {}  # greedy ids, dynamic cache
+        self._kv_klds: dict[tuple[Any, ...], float] = {}  # decode KLD per model, cache configuration, request
         self._environment: dict[str, Any] | None = None
         self.baselines = BaselineStore(settings.baselines)
         self.lab_cases = 1  # set at collection: the number of series divides the false-alarm budget
@@ -177,6 +177,16 @@ class LabSession:
             trace = run_round(plain, self.requests_for(plain, workload), batch_size, sampling)
             self._dynamic_outputs[key] = {r.index: r.output_ids for r in trace.requests if r.ok}
         return self._dynamic_outputs[key]
+
+    def kv_decode_kld(self, engine: Engine, request: Request) -> float:
+        """Decode-step KLD of ``engine``'s cache configuration on ``request`` (kv/fidelity.py), once
+        per model, configuration and request: it does not depend on the case's batch size."""
+        from .kv.fidelity import kv_decode_kld
+
+        key = (engine.info.model, engine.info.kv_cache, request.prompt_ids, request.max_new_tokens)
+        if key not in self._kv_klds:
+            self._kv_klds[key] = kv_decode_kld(engine, request.prompt_ids, request.max_new_tokens)
+        return self._kv_klds[key]
 
     def requests_for(self, engine: Engine, workload: WorkloadSpec) -> list[Request]:
         key = (engine.info.model, workload)
@@ -270,8 +280,9 @@ class LabSession:
     # ---- hooks ----------------------------------------------------------------------------
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
         self.lab_cases = max(1, sum("lab" in getattr(item, "fixturenames", ()) for item in items))
+        model_spec = self.model_spec
         checks = {  # parameters whose values this device (or model) may not run: skip now, with the reason
-            "quantization": lambda value: unsupported_reason(resolve_quant(value), self.device, self.model_spec),
+            "quantization": lambda value: unsupported_reason(resolve_quant(value), self.device, model_spec),
             "kv_cache": lambda value: unsupported_kv_reason(resolve_kv(value), self.device),
         }
         for item in items:
@@ -300,13 +311,14 @@ class LabSession:
         from .asv_export import export, find_records
         from .pareto import tradeoff_summary
 
-        table, png, why_not = tradeoff_summary(self.store.folder, find_records(self.store.folder))
+        records = find_records(self.store.folder)
+        table, png, why_not = tradeoff_summary(self.store.folder, records)
         if table:
             self.tradeoff_lines = table + [f"plot: {png}" if png else why_not or ""]
         if self.settings.asv is None:
             return
 
-        summary = export(find_records(self.store.folder), self.settings.asv, warn=lambda text: None)
+        summary = export(records, self.settings.asv, warn=lambda text: None)
         self.asv_summary = [f"{summary.line()} -> {self.settings.asv}"] + [f"  skipped {s}" for s in summary.skipped]
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:

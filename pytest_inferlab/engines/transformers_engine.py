@@ -95,7 +95,6 @@ def planted_token_delay_s() -> float:
     return max(0.0, delay_ms) / 1e3
 
 
-
 @dataclass(frozen=True, slots=True)
 class KVUsage:
     """A generate call's cache: bytes it holds, positions it covers, rows in the batch."""
@@ -107,6 +106,7 @@ class KVUsage:
     @property
     def bytes_per_token(self) -> float | None:
         return self.nbytes / (self.positions * self.rows) if self.positions and self.rows else None
+
 
 class TimingStreamer(BaseStreamer):
     """Records when each generation step delivers, and what it delivered per row."""

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ..device import Device
-from ..jsonio import publish_folder
+from ..jsonio import publish_folder, read_json_object
 from ..sources import cache_dir
 from ..specs import stable_id
 from . import QuantizationError, QuantSpec, Variant, quant_methods
@@ -80,8 +80,8 @@ def checkpoint_quant_config(path: Path, algorithm: str = "gptq") -> dict[str, An
     found: dict[str, Any] | None = None
     for name in ("quantize_config.json", "quant_config.json"):
         if (path / name).is_file():
-            found = _json_object(path / name)
-    config = _json_object(path / "config.json") if (path / "config.json").is_file() else None
+            found = read_json_object(path / name, QuantizationError, f"{where}:")
+    config = read_json_object(path / "config.json", QuantizationError, f"{where}:") if (path / "config.json").is_file() else None
     if config is None:
         raise QuantizationError(f"{where}: config.json is missing; {expected}")
     found = found or config.get("quantization_config")
@@ -94,16 +94,6 @@ def checkpoint_quant_config(path: Path, algorithm: str = "gptq") -> dict[str, An
     if not any(path.glob("*.safetensors")):
         raise QuantizationError(f"{where}: no *.safetensors weights; {expected}")
     return found
-
-
-def _json_object(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise QuantizationError(f"gptq checkpoint: {path} is not readable JSON ({exc})") from None
-    if not isinstance(data, dict):
-        raise QuantizationError(f"gptq checkpoint: {path} holds {type(data).__name__}, not a JSON object")
-    return data
 
 
 def save_plain_checkpoint(reference: Any, tokenizer: Any, folder: Path) -> None:

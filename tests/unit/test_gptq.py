@@ -90,7 +90,7 @@ def test_a_users_checkpoint_loads_and_one_that_is_not_gptq_is_refused(quantized,
     with pytest.raises(QuantizationError, match=r"no \*\.safetensors weights"):
         checkpoint_quant_config(plain)
     (plain / "quantize_config.json").write_text("{not json")
-    with pytest.raises(QuantizationError, match=r"quantize_config.json is not readable JSON"):
+    with pytest.raises(QuantizationError, match=r"gptq checkpoint=.*: .*quantize_config.json is unreadable"):
         checkpoint_quant_config(plain)
 
 
