@@ -3,12 +3,16 @@
 Importing this package imports no torch: engines load their libraries when they are used.
 """
 
+from .batching import BatchingSpec, batchers
+from .load import LoadSpec, arrival_processes
+from .metrics import SLO
 from .registry import Registry, UnknownNameError
-from .specs import ModelSpec, RunSpec, SamplingSpec, WorkloadSpec
+from .specs import KVCacheSpec, ModelSpec, QuantSpec, RunSpec, SamplingSpec, WorkloadSpec
 from .workloads import workloads
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "ModelSpec", "Registry", "RunSpec", "SamplingSpec", "UnknownNameError", "WorkloadSpec", "__version__", "workloads",
+    "SLO", "BatchingSpec", "KVCacheSpec", "LoadSpec", "ModelSpec", "QuantSpec", "Registry", "RunSpec", "SamplingSpec",
+    "UnknownNameError", "WorkloadSpec", "__version__", "arrival_processes", "batchers", "workloads",
 ]

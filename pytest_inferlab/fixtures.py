@@ -11,12 +11,14 @@ from typing import Any
 
 import pytest
 
+from .batching import BatchingSpec, resolve_batching
 from .device import Device
+from .load import LoadSpec, parse_load
 from .engines import Engine
 from .lab import Lab
 from .session import SESSION_KEY, LabSession
 from .sources import ModelSourceError
-from .kv import resolve_kv
+from .kv import resolve_kv, unsupported_for_engine
 from .quant import resolve_quant
 from .specs import KVCacheSpec, ModelSpec, QuantSpec, WorkloadSpec
 from .workloads import resolve_workload
@@ -68,8 +70,29 @@ def kv_cache(request: pytest.FixtureRequest) -> KVCacheSpec:
 @pytest.fixture
 def kv_model(model: Engine, kv_cache: KVCacheSpec) -> Engine:
     """``--inferlab-model`` generating with the cache configuration ``kv_cache``; its records carry
-    the spec (its own spec_id), ``kv_cache_bytes`` and ``kv_bytes_per_token``."""
+    the spec (its own spec_id), ``kv_cache_bytes`` and ``kv_bytes_per_token``. A configuration the
+    loaded model cannot use (e.g. a sliding window on full attention) skips with the reason."""
+    reason = unsupported_for_engine(kv_cache, model.model.config, model.info.model.name)
+    if reason:
+        pytest.skip(reason)
     return model.with_kv_cache(kv_cache)
+
+
+@pytest.fixture
+def batching(request: pytest.FixtureRequest) -> BatchingSpec:
+    """The batching engine: the (indirect) parameter, ``sequential``, ``static``, ``continuous`` or a
+    BatchingSpec with settings; default static. Pass it to ``lab.measure(..., batching=batching)``."""
+    return resolve_batching(getattr(request, "param", "static"))
+
+
+@pytest.fixture
+def load(request: pytest.FixtureRequest, inferlab_session: LabSession) -> LoadSpec:
+    """The arrival process: the (indirect) parameter (``closed:4``, ``poisson:2.5``, ``constant:1``,
+    ``burst:8@0.5`` or a LoadSpec); default closed:1. Pass it to ``lab.measure(..., load=load)``."""
+    try:
+        return parse_load(getattr(request, "param", "closed:1"), inferlab_session.settings.seed)
+    except ValueError as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture

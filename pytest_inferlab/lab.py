@@ -10,12 +10,16 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import statistics
+import time
 import warnings
 from typing import Any, Callable, Sequence
 
 import pytest
 
+from .batching import BatchingSpec, generator_conditions, resolve_batching, serve_round
+from .curves import curve_point
 from .engines import Engine, EngineInfo
+from .load import LoadSpec, parse_load
 from .evals import record_metrics
 from .metrics import SLO, Measurement, bootstrap_median_ci, define_eval_metric, measure, scalar, summary_values
 from .kv import token_agreement
@@ -32,6 +36,9 @@ from .session import REPORT_KEY, VERDICT_KEY, Judgement, LabSession
 from .specs import RunSpec, SamplingSpec, WorkloadSpec, spec_dict
 from .trace import RoundTrace, output_digest
 from .verdict import Verdict
+
+
+SWEEP_FRACTIONS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5)  # of the closed-loop capacity, when no rates are given
 
 
 def _now() -> str:
@@ -90,22 +97,34 @@ class Lab:
         return self._marker_setting("warmup", self._session.settings.warmup, 0)
 
     def measure(self, engine: Engine, workload: WorkloadSpec, *, batch_size: int = 1,
-                sampling: SamplingSpec | None = None, slo: SLO | None = None, evals: Sequence[str] = ()) -> Record:
+                sampling: SamplingSpec | None = None, slo: SLO | None = None, evals: Sequence[str] = (),
+                batching: BatchingSpec | str | None = None, load: LoadSpec | str | None = None) -> Record:
         """Run ``workload`` on ``engine`` (warm-up, then timed rounds) and write the record.
-        ``evals``: lm-eval tasks whose scores (and per-item correctness) join the record."""
+
+        ``evals``: lm-eval tasks whose scores (and per-item correctness) join the record.
+        ``batching``/``load``: serve the requests through a batching engine (``sequential``,
+        ``static``, ``continuous``) as they arrive by an arrival process (``closed:4``,
+        ``poisson:2.5``, ...); without them, batches of ``batch_size`` run back to back.
+        ``slo``: bounds for goodput (else the marker's ``slo={...}``, else --inferlab-slo)."""
         self._claim(batch_size)
         sampling = sampling or SamplingSpec(seed=self._session.settings.seed)
+        batching_spec, load_spec = self._under_load(batching, load, batch_size)
+        slo = self._slo(slo)
         spec = RunSpec(engine.info.model, workload, batch_size, sampling, engine.info.device.kind,
-                       kv_cache=engine.info.kv_cache)
+                       kv_cache=engine.info.kv_cache, batching=batching_spec, load=load_spec)
         requests = self._session.requests_for(engine, workload)
         traces: list[RoundTrace] = []
         energy = EnergyMeter(engine.info.device)
+        budget_s = self._session.settings.load_budget
 
         def one_round() -> None:
             warm = len(traces) < self.warmup
             if not warm and not energy.started:
                 energy.start()
-            trace = run_round(engine, requests, batch_size, sampling, warmup=warm)
+            if load_spec is None:
+                trace = run_round(engine, requests, batch_size, sampling, warmup=warm)
+            else:
+                trace = serve_round(engine, requests, batching_spec, load_spec, sampling, budget_s, warmup=warm)
             if not warm:
                 energy.stop()
             traces.append(trace)
@@ -127,6 +146,14 @@ class Lab:
         if failed and len(failed) == sum(len(t.requests) for t in traces if not t.warmup):
             pytest.fail(f"every request failed; first error: {failed[0].error}", pytrace=False)
         note = f"{len(failed)} failed" if failed else ""
+        curve = []
+        if load_spec is not None:
+            generator = generator_conditions([t for t in traces if not t.warmup], load_spec)
+            conditions["load_generator"] = generator
+            if generator["offered_req_per_s"] is not None:
+                measurements["offered_req_per_s"] = scalar("offered_req_per_s", generator["offered_req_per_s"])
+            curve = [curve_point(load_spec, measurements, generator, slo, self._session.settings.slo_attainment)]
+            note = " ".join(filter(None, [note, load_spec.label]))
         for name, value in self._session.fidelity_of(engine).items():  # quantized variants only
             measurements[name] = scalar(name, value)
         kv = getattr(engine, "last_kv", None)  # the cache of the last round's last batch
@@ -150,7 +177,102 @@ class Lab:
             return again, again_conditions
 
         return self._finish(spec, engine, measurements, absent, started, conditions, note, digest, remeasure,
-                            {task: result.to_dict() for task, result in eval_results.items()})
+                            {task: result.to_dict() for task, result in eval_results.items()}, curve)
+
+    def sweep(self, engine: Engine, workload: WorkloadSpec, *, batching: BatchingSpec | str = "static",
+              rates: Sequence[float] | None = None, process: str = "poisson", slo: SLO | None = None,
+              sampling: SamplingSpec | None = None, budget_s: float | None = None) -> Record:
+        """Offered rate up to saturation: the highest rate whose SLO attainment meets the target.
+
+        First a closed loop at the engine's largest batch gives its capacity (req/s); then open-loop
+        rounds at ``rates`` (default 0.25-1.5 x capacity), lowest first, until a rate is not sustained
+        (attainment below --inferlab-slo-attainment, the generator off schedule, or the time budget
+        cut the round). The whole sweep stops admitting work after ``budget_s`` (default 3 x
+        --inferlab-load-budget). One record: ``saturation_req_per_s``, ``capacity_req_per_s`` and the
+        points in its ``curve``."""
+        self._claim(1)
+        sampling = sampling or SamplingSpec(seed=self._session.settings.seed)
+        batching_spec = resolve_batching(batching)
+        slo = self._slo(slo)
+        if not slo.is_set():
+            raise ValueError("a rate sweep needs SLOs to judge each rate: pass slo=SLO(...), mark the test "
+                             "@pytest.mark.inferlab(slo={'ttft_ms': ...}) or set --inferlab-slo")
+        budget = budget_s or 3 * self._session.settings.load_budget
+        target = self._session.settings.slo_attainment
+        spec = RunSpec(engine.info.model, workload, 1, sampling, engine.info.device.kind, measure="sweep",
+                       kv_cache=engine.info.kv_cache, batching=batching_spec)
+        requests = self._session.requests_for(engine, workload)
+        concurrency = min(len(requests), int(batching_spec.setting("max_batch", 16)))
+        points: list[dict[str, Any]] = []
+        capacity: list[float] = []
+
+        def point(load_spec: LoadSpec, left_s: float) -> dict[str, Any]:
+            trace = serve_round(engine, requests, batching_spec, load_spec, sampling, left_s)
+            measured, _ = measure([trace], slo)
+            generator = generator_conditions([trace], load_spec)
+            found = curve_point(load_spec, measured, generator, slo, target)
+            self._session.progress(f"{self._request.node.name}: {load_spec.label} -> {found['req_per_s'] or 0:.2f} req/s, "
+                                   f"SLO met by {found['slo_attainment'] or 0:.0%}"
+                                   f"{'' if found['sustained'] else ' (not sustained)'}")
+            return found
+
+        def run() -> None:
+            t0 = time.perf_counter()
+            serve_round(engine, requests, batching_spec, LoadSpec.closed(concurrency), sampling, budget)  # warm-up
+            closed = point(LoadSpec.closed(concurrency), budget - (time.perf_counter() - t0))
+            points.append(closed)
+            capacity.append(closed["req_per_s"] or 0.0)
+            for rate in sorted(rates) if rates else [float(f"{f * capacity[0]:.3g}") for f in SWEEP_FRACTIONS]:
+                left = budget - (time.perf_counter() - t0)
+                if left <= 0 or rate <= 0:
+                    break
+                points.append(point(LoadSpec(process, rate=rate, seed=sampling.seed) if process != "burst"
+                                    else LoadSpec.burst(concurrency, rate), left))
+                if not points[-1]["sustained"]:
+                    break
+
+        started = _now()
+        conditions, memory = self._drive(run, engine, rounds=1, warmup=0)
+        open_points = [p for p in points if p["rate"] is not None]
+        sustained = [p["rate"] for p in open_points if p["sustained"]]
+        measurements: dict[str, Measurement] = {**memory[0]}
+        absent = dict(memory[1])
+        if capacity:
+            measurements["capacity_req_per_s"] = scalar("capacity_req_per_s", capacity[0])
+        if sustained:
+            measurements["saturation_req_per_s"] = scalar("saturation_req_per_s", max(sustained))
+        else:
+            absent["saturation_req_per_s"] = f"no swept rate met the SLOs ({slo.label()}) for {target:.0%} of requests"
+        conditions["sweep"] = {"slo": slo.to_dict(), "attainment_target": target, "budget_s": budget,
+                               "rates": [p["rate"] for p in open_points], "process": process}
+        saturation = measurements.get("saturation_req_per_s")
+        note = f"saturation {saturation.value:.2f} req/s" if saturation else "no rate sustained"
+        return self._finish(spec, engine, measurements, absent, started, conditions, note, curve=points)
+
+    def _under_load(self, batching: BatchingSpec | str | None, load: LoadSpec | str | None,
+                    batch_size: int) -> tuple[BatchingSpec | None, LoadSpec | None]:
+        """(batching, load) of a case; both None for back-to-back batches of ``batch_size``."""
+        if batching is None and load is None:
+            return None, None
+        if batch_size != 1:
+            raise ValueError(f"batch_size={batch_size} is for back-to-back batches; under a load, the batching "
+                             "engine forms batches: set max_batch in its settings (BatchingSpec.of('static', max_batch=8))")
+        return resolve_batching(batching or "static"), parse_load(load or "closed:1", self._session.settings.seed)
+
+    def _slo(self, explicit: SLO | None) -> SLO:
+        if explicit is not None:
+            return explicit
+        marker = self._request.node.get_closest_marker("inferlab")
+        if marker and "slo" in marker.kwargs:
+            bounds = marker.kwargs["slo"]
+            if not isinstance(bounds, dict):
+                raise pytest.UsageError(f"{self._request.node.nodeid}: @pytest.mark.inferlab(slo=...) must be a dict "
+                                        "such as {'ttft_ms': 2000, 'tpot_ms': 150}")
+            try:
+                return SLO.from_mapping(bounds, f"{self._request.node.nodeid}: @pytest.mark.inferlab(slo=...)")
+            except ValueError as exc:
+                raise pytest.UsageError(str(exc)) from None
+        return self._session.settings.slo or SLO()
 
     def measure_overhead(self, engine: Engine, workload: WorkloadSpec, *, sampling: SamplingSpec | None = None) -> Record:
         """Tokens/s through the recording path vs a bare ``model.generate`` loop, interleaved.
@@ -216,12 +338,14 @@ class Lab:
             raise ValueError(f"batch_size={batch_size!r}: expected an integer >= 1")
         self._used = True
 
-    def _drive(self, one_round: Callable[[], None], engine: Engine, plain: bool = False
-               ) -> tuple[dict[str, Any], tuple[dict, dict]]:
+    def _drive(self, one_round: Callable[[], None], engine: Engine, plain: bool = False,
+               rounds: int | None = None, warmup: int | None = None) -> tuple[dict[str, Any], tuple[dict, dict]]:
         """Warm-up + timed rounds through pytest-benchmark, bracketed by the memory probe, itself
         bracketed by the host-speed reference (outside the memory window: its matrix never counts)."""
         benchmark = self._request.getfixturevalue("benchmark")
-        total = self.warmup + self.rounds
+        rounds = self.rounds if rounds is None else rounds
+        warmup = self.warmup if warmup is None else warmup
+        total = warmup + rounds
         memory = PeakMemory(engine.info.device)
         interference = InterferenceProbe(engine.info.device)
         host = HostSpeed(engine.info.device, self._session.settings.host_ref != "none")
@@ -234,7 +358,7 @@ class Lab:
         elif benchmark.disabled:
             benchmark.pedantic(lambda: [one_round() for _ in range(total)], rounds=1)
         else:
-            benchmark.pedantic(one_round, rounds=self.rounds, warmup_rounds=self.warmup, iterations=1)
+            benchmark.pedantic(one_round, rounds=rounds, warmup_rounds=warmup, iterations=1)
         interference.stop()
         peaks, absent = memory.stop()
         host.after()
@@ -266,7 +390,7 @@ class Lab:
     def _finish(self, spec: RunSpec, engine: Engine, measurements: dict[str, Measurement], absent: dict[str, str],
                 started: str, conditions: dict[str, Any], note: str, digest: str | None = None,
                 remeasure: Callable[[], tuple[dict[str, Measurement], dict[str, Any]]] | None = None,
-                evals: dict[str, Any] | None = None) -> Record:
+                evals: dict[str, Any] | None = None, curve: list[dict[str, Any]] | None = None) -> Record:
         info = engine.info
         measurements = {**measurements, "model_bytes": scalar("model_bytes", info.model_bytes),
                         **bandwidth_measurements(info, measurements)}
@@ -280,6 +404,7 @@ class Lab:
             environment=self._session.environment, machine_id=self._session.machine_id,
             seed=spec.sampling.seed, started_at=started, finished_at=_now(), rounds=self.rounds,
             warmup_rounds=self.warmup, conditions=conditions, output_digest=digest, evals=evals or {},
+            curve=curve or [],
         )
         judgement = self._session.judge(record.to_json(), self._marker_tolerance())
         if remeasure and judgement.gating and any(v.outcome == "regressed" for v in judgement.verdicts):

@@ -44,6 +44,15 @@ _define("output_tok_per_s", "tok/s", True, "output tokens / measured window")
 _define("total_tok_per_s", "tok/s", True, "(input + output tokens) / measured window")
 _define("req_per_s", "req/s", True, "completed requests / measured window")
 _define("goodput_req_per_s", "req/s", True, "requests meeting every SLO / measured window")
+_define("queue_ms", "ms", False, "time a request waited between arriving and the engine taking it in (under an "
+        "arrival process; part of its TTFT)")
+_define("slo_attainment", "fraction", True, "share of requests meeting every configured SLO (failed ones do not)")
+_define("offered_req_per_s", "req/s", True, "arrival rate the load generator delivered (open loop; the schedule's "
+        "rate when it kept up)")
+_define("saturation_req_per_s", "req/s", True, "highest arrival rate of a sweep whose SLO attainment reached the "
+        "target with the load generator keeping its schedule")
+_define("capacity_req_per_s", "req/s", True, "completed requests/s of the sweep's closed loop at the engine's "
+        "largest batch: what the engine can do when never idle")
 _define("failed_requests", "requests", False, "requests that ended with ok=False")
 _define("peak_mem_bytes", "B", False, "peak RSS (CPU) or torch peak allocated (CUDA) during the case")
 _define("peak_mem_reserved_bytes", "B", False, "torch peak reserved memory (CUDA)")
@@ -119,6 +128,40 @@ class SLO:
     def is_set(self) -> bool:
         return any(v is not None for v in (self.ttft_ms, self.tpot_ms, self.e2e_ms))
 
+    def label(self) -> str:
+        return " ".join(f"{name}<={value:g}" for name, value in self.to_dict().items()) or "none"
+
+    def to_dict(self) -> dict[str, float]:
+        bounds = {"ttft_ms": self.ttft_ms, "tpot_ms": self.tpot_ms, "e2e_ms": self.e2e_ms}
+        return {name: value for name, value in bounds.items() if value is not None}
+
+    @classmethod
+    def from_mapping(cls, bounds: Mapping[str, object], source: str) -> "SLO":
+        """``{"ttft_ms": 2000, "tpot_ms": 150}``; a bad name or value raises naming ``source``."""
+        known = ("ttft_ms", "tpot_ms", "e2e_ms")
+        values: dict[str, float] = {}
+        for name, value in bounds.items():
+            if name not in known:
+                raise ValueError(f"{source}: no SLO on {name!r}; SLOs bound {', '.join(known)}")
+            try:
+                values[name] = float(value)  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                raise ValueError(f"{source}: {name}={value!r} is not a number of milliseconds") from None
+            if not values[name] > 0:
+                raise ValueError(f"{source}: {name}={value!r} must be > 0 ms")
+        return cls(**values)
+
+    @classmethod
+    def parse(cls, text: str, source: str) -> "SLO":
+        """``"ttft_ms=2000 tpot_ms=150"`` (spaces or commas)."""
+        bounds = {}
+        for item in str(text).replace(",", " ").split():
+            name, sep, value = item.partition("=")
+            if not sep:
+                raise ValueError(f"{source}: {item!r} is not METRIC=MILLISECONDS (e.g. ttft_ms=2000)")
+            bounds[name] = value
+        return cls.from_mapping(bounds, source)
+
 
 def percentile(sorted_values: Sequence[float], q: float) -> float:
     """Linear interpolation between closest ranks (numpy's default), on pre-sorted values."""
@@ -176,6 +219,10 @@ def meets(r: RequestTrace, slo: SLO) -> bool:
     return r.ok and all(bound is None or (value is not None and value <= bound) for bound, value in checks)
 
 
+def queue_ms(r: RequestTrace) -> float | None:
+    return (r.t_admit - r.t_send) * 1e3 if r.ok and r.t_admit is not None else None
+
+
 def window_s(round_: RoundTrace) -> float:
     """The measured window of a round: first send to last delivery (or the round's end)."""
     starts = [r.t_send for r in round_.requests]
@@ -216,10 +263,14 @@ def measure(rounds: Sequence[RoundTrace], slo: SLO = SLO()) -> tuple[dict[str, M
         "failed_requests": Measurement("requests", float(len(requests) - len(ok))) if requests else None,
     }
     absent: dict[str, str] = {}
+    queued = _drop_none(map(queue_ms, ok))
+    if queued:
+        out["queue_ms"] = distribution("queue_ms", queued)
     if slo.is_set():
         out["goodput_req_per_s"] = rate("goodput_req_per_s", [sum(meets(q, slo) for q in r.requests) for r in measured], windows)
+        out["slo_attainment"] = Measurement("fraction", sum(meets(q, slo) for q in requests) / len(requests)) if requests else None
     else:
-        absent["goodput_req_per_s"] = "no SLO configured"
+        absent["goodput_req_per_s"] = absent["slo_attainment"] = "no SLO configured"
     for name, value in out.items():
         if value is None:
             absent[name] = "no completed requests" if not ok else "no samples (e.g. every request produced one token)"

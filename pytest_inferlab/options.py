@@ -31,6 +31,9 @@ HOST_REF = "--inferlab-host-ref"
 CONFIRM = "--inferlab-confirm"
 EVAL_LIMIT = "--inferlab-eval-limit"
 ASV = "--inferlab-asv"
+SLO_OPTION = "--inferlab-slo"
+SLO_ATTAINMENT = "--inferlab-slo-attainment"
+LOAD_BUDGET = "--inferlab-load-budget"
 
 
 def _integer(text: str, minimum: int, what: str) -> int:
@@ -97,6 +100,25 @@ def parse_tolerance_list(text: str) -> dict[str, float]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def parse_slo(text: str) -> Any:
+    from .metrics import SLO
+
+    try:
+        return SLO.parse(str(text), "SLO")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def parse_seconds(text: str) -> float:
+    try:
+        value = float(str(text).strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; expected seconds > 0") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{value} is out of range; expected seconds > 0")
+    return value
+
+
 def parse_model(text: str) -> str:
     if not str(text).strip():
         raise argparse.ArgumentTypeError("empty model name; expected an alias, dummy:<preset>, a path or a hub id")
@@ -143,6 +165,13 @@ OPTIONS = (
     Option(EVAL_LIMIT, parse_positive_int, None,
            "at most N items per lm-eval task, for quick runs (default: every item); recorded with the scores"),
     Option(ASV, str, None, "after the run, write asv results for its records into DIR (e.g. .asv/results)"),
+    Option(SLO_OPTION, parse_slo, None,
+           "SLOs for goodput and rate sweeps, e.g. 'ttft_ms=2000 tpot_ms=150' (a test's marker slo={...} wins)"),
+    Option(SLO_ATTAINMENT, parse_probability, 0.9,
+           "share of requests that must meet the SLOs for a swept rate to count as sustained (default: 0.9)"),
+    Option(LOAD_BUDGET, parse_seconds, 120.0,
+           "seconds one round under an arrival process (or one whole rate sweep x 3) may take; requests not served "
+           "by then fail as saturated (default: 120)"),
 )
 
 
@@ -176,6 +205,9 @@ class Settings:
     confirm: int
     eval_limit: int | None
     asv: Path | None
+    slo: Any
+    slo_attainment: float
+    load_budget: float
 
 
 def _ini_raw(config: pytest.Config, option: Option) -> Any:

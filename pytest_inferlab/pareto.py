@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
+from .plots import pyplot, save_png, table_and_plot
 from .verdict import mcnemar
 
 MC_TASK = "inferlab_mc"
@@ -91,13 +92,8 @@ def _num(value: float | None, fmt: str) -> str:
 
 def plot_tradeoff(points: list[Point], path: Path) -> Path:
     """Speed vs KLD, marker area proportional to weight bytes, the front joined; a PNG at ``path``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     front = pareto_front(points)
-    figure, axes = plt.subplots(figsize=(8, 5), dpi=120)
+    figure, axes = pyplot().subplots(figsize=(8, 5), dpi=120)
     largest = max(p.model_bytes for p in points)
     for batch in sorted({p.batch_size for p in points}):
         group = [p for p in points if p.batch_size == batch]
@@ -113,23 +109,9 @@ def plot_tradeoff(points: list[Point], path: Path) -> Path:
     axes.set_ylabel("output tokens/s")
     axes.set_title("Quantized variants: speed vs fidelity (marker area = weight bytes; dashed = Pareto front)")
     axes.legend()
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".tmp-{path.name}")
-    figure.savefig(temp, format="png")
-    plt.close(figure)
-    temp.replace(path)
-    return path
+    return save_png(figure, path)
 
 
 def tradeoff_summary(run_folder: Path, records: Iterable[Path]) -> tuple[list[str], Path | None, str | None]:
     """(table lines, PNG path or None, why no PNG) for a run folder holding quantized records."""
-    points = points_from_records(records)
-    if not points:
-        return [], None, None
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        return format_tradeoff(points), None, "no plot: matplotlib is not installed (pip install 'pytest-inferlab[plot]')"
-    return format_tradeoff(points), plot_tradeoff(points, run_folder / "pareto.png"), None
-
+    return table_and_plot(points_from_records(records), format_tradeoff, plot_tradeoff, run_folder / "pareto.png")

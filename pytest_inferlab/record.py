@@ -38,6 +38,7 @@ class Record:
     verdicts: list[dict[str, Any]] = field(default_factory=list)  # one per judged metric, against `baseline`
     baseline: dict[str, Any] | None = None  # which baseline file was compared, and whether it gated
     evals: dict[str, Any] = field(default_factory=dict)  # lm-eval task -> scores and per-item correctness
+    curve: list[dict[str, Any]] = field(default_factory=list)  # latency-throughput points (pytest_inferlab.curves)
     schema_version: int = SCHEMA_VERSION
 
     def to_json(self) -> dict[str, Any]:
@@ -50,6 +51,7 @@ class Record:
             "finished_at": self.finished_at, "rounds": self.rounds, "warmup_rounds": self.warmup_rounds,
             "conditions": self.conditions, "output_digest": self.output_digest,
             "verdicts": self.verdicts, "baseline": self.baseline, "evals": self.evals,
+            "curve": self.curve,
         }
 
 

@@ -17,7 +17,8 @@ from .engines import Engine, load_engine
 from .env import collect_environment, machine_id
 from .options import Settings
 from .policy import policies_for
-from .kv import resolve_kv, unsupported_kv_reason
+from .batching import resolve_batching, unsupported_batching_reason
+from .kv import resolve_kv, unsupported_kv_reason, unsupported_pairing
 from .quant import resolve_quant, unsupported_reason
 from .record import Record
 from .report import format_table, format_verdict_summary
@@ -102,6 +103,7 @@ class LabSession:
         self.written: list[Path] = []
         self.asv_summary: list[str] = []
         self.tradeoff_lines: list[str] = []
+        self.curve_lines: list[str] = []
 
     @property
     def model_spec(self) -> ModelSpec | None:
@@ -254,6 +256,9 @@ class LabSession:
                     f"(limit {self.settings.max_interference:.0%}, --inferlab-max-interference)")
         if conditions.get("gpu_other_processes"):
             return f"other processes on the GPU during the case: pids {conditions['gpu_other_processes']}"
+        shortfall = (conditions.get("load_generator") or {}).get("shortfall")
+        if shortfall:
+            return shortfall
         if conditions.get("xdist_worker"):
             return "measured beside other pytest-xdist workers (parallel cases share the machine)"
         return None
@@ -283,17 +288,22 @@ class LabSession:
         model_spec = self.model_spec
         checks = {  # parameters whose values this device (or model) may not run: skip now, with the reason
             "quantization": lambda value: unsupported_reason(resolve_quant(value), self.device, model_spec),
-            "kv_cache": lambda value: unsupported_kv_reason(resolve_kv(value), self.device),
+            "kv_cache": lambda value: unsupported_kv_reason(resolve_kv(value), self.device, model_spec),
+            "batching": lambda value: unsupported_batching_reason(resolve_batching(value), self.device),
         }
         for item in items:
             params = getattr(getattr(item, "callspec", None), "params", {})
-            for name in checks.keys() & params.keys():
+            reasons = []
+            for name in sorted(checks.keys() & params.keys()):
                 try:
-                    reason = checks[name](params[name])
-                except LookupError as exc:
+                    reasons.append(checks[name](params[name]))
+                except (LookupError, ValueError) as exc:
                     raise pytest.UsageError(f"{item.nodeid}: {exc}") from None
-                if reason:
-                    item.add_marker(pytest.mark.skip(reason=reason))
+            if "kv_cache" in params and "batching" in params:
+                reasons.append(unsupported_pairing(resolve_kv(params["kv_cache"]), resolve_batching(params["batching"])))
+            reason = next((r for r in reasons if r), None)
+            if reason:
+                item.add_marker(pytest.mark.skip(reason=reason))
         items[:] = grouped_by_variant(items)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -309,12 +319,16 @@ class LabSession:
         if self.worker_id is not None or not self.store.folder.is_dir():
             return
         from .asv_export import export, find_records
+        from .curves import curves_summary
         from .pareto import tradeoff_summary
 
         records = find_records(self.store.folder)
         table, png, why_not = tradeoff_summary(self.store.folder, records)
         if table:
             self.tradeoff_lines = table + [f"plot: {png}" if png else why_not or ""]
+        table, png, why_not = curves_summary(self.store.folder, records)
+        if table:
+            self.curve_lines = table + [f"plot: {png}" if png else why_not or ""]
         if self.settings.asv is None:
             return
 
@@ -333,6 +347,10 @@ class LabSession:
         if self.tradeoff_lines:
             terminalreporter.write_sep("=", "inferlab quantization trade-off (ratios to fp32 of the same batch)")
             for line in self.tradeoff_lines:
+                terminalreporter.write_line(line)
+        if self.curve_lines:
+            terminalreporter.write_sep("=", "inferlab latency-throughput")
+            for line in self.curve_lines:
                 terminalreporter.write_line(line)
         if self.verdict_rows:
             terminalreporter.write_sep("=", "inferlab verdicts")

@@ -155,11 +155,14 @@ class RunSpec:
     device: str = "cpu"  # the kind ("cpu", "cuda"), not the index: the same case on GPU 0 or 1
     measure: str = "latency"  # what the case measures: "latency" or "overhead" (self-measurement)
     kv_cache: KVCacheSpec | None = None  # None: the engine's default (dynamic) cache
+    batching: Any = None  # BatchingSpec (pytest_inferlab.batching); None: batches of batch_size back to back
+    load: Any = None  # LoadSpec (pytest_inferlab.load); None: every request available at once
 
     @property
     def spec_id(self) -> str:
         payload = spec_dict(self)
         payload["model"] = {"spec_id": self.model.spec_id}
-        if self.kv_cache is None:  # cases without a cache configuration keep their baselines' ids
-            del payload["kv_cache"]
+        for optional in ("kv_cache", "batching", "load"):  # cases without them keep their baselines' ids
+            if payload[optional] is None:
+                del payload[optional]
         return stable_id(payload)

@@ -32,6 +32,7 @@ class RequestTrace:
     output_ids: tuple[int, ...] = ()
     ok: bool = True
     error: str | None = None
+    t_admit: float | None = None  # when the engine took the request in (t_send: when it arrived)
 
     @property
     def output_tokens(self) -> int:
@@ -50,6 +51,12 @@ class RoundTrace:
     t_end: float
     requests: tuple[RequestTrace, ...]
     warmup: bool = False
+    # Under an arrival process (pytest_inferlab.serving): how late the load generator delivered each
+    # arrival it could observe, the arrival rate it achieved, and whether the time budget cut the round.
+    arrival_lags_s: tuple[float, ...] = ()
+    offered_req_per_s: float | None = None
+    scheduled_req_per_s: float | None = None
+    cut_by_budget: bool = False
 
 
 def output_digest(round_: RoundTrace) -> str:

@@ -25,6 +25,9 @@ class KVCacheConfig(Protocol):
     def unsupported(self, device: Device) -> str | None:
         """None when the configuration runs on ``device``; else why not (the skip reason)."""
 
+    def unsupported_for_model(self, config: Any) -> str | None:
+        """None when the model (its transformers config) can use it; else why not."""
+
     def generation_kwargs(self, spec: KVCacheSpec, device: Device) -> dict[str, Any]:
         """Arguments for transformers' ``GenerationConfig``."""
 
@@ -52,6 +55,13 @@ class TransformersCache:
             return "offloading moves the cache between GPU and host memory: CUDA devices only"
         if self.needs_package and not _installed(self.needs_package[0]):
             return f"{self.needs_package[1]} is not installed: pip install {self.needs_package[1]}"
+        return None
+
+    def unsupported_for_model(self, config: Any) -> str | None:
+        if self.implementation == "sliding_window" and getattr(config, "sliding_window", None) is None:
+            return ("the model's attention is not windowed (config.sliding_window is unset): a sliding-window cache "
+                    "would drop keys it still attends to; use a model with sliding-window attention "
+                    "(e.g. dummy:kv-heavy-sw)")
         return None
 
     def generation_kwargs(self, spec: KVCacheSpec, device: Device) -> dict[str, Any]:
@@ -85,6 +95,31 @@ kv_caches.register("quanto-int2", TransformersCache("quantized", {"backend": "qu
                                                     ("optimum.quanto", "optimum-quanto")))
 kv_caches.register("hqq-int4", TransformersCache("quantized", {"backend": "hqq", "nbits": 4}, ("hqq", "hqq")))
 kv_caches.register("offloaded", TransformersCache("offloaded", cuda_only=True))
+kv_caches.register("sliding-window", TransformersCache("sliding_window"))
+
+
+@dataclass(frozen=True, slots=True)
+class PagedCache:
+    """Continuous batching's paged cache (settings ``page_size``, ``num_blocks``): blocks of
+    ``page_size`` tokens handed to requests as they grow. ``generate`` has no such cache, so it is
+    served by ``batching=continuous`` (pytest_inferlab.batching.continuous) only."""
+
+    def unsupported(self, device: Device) -> str | None:
+        return None
+
+    def unsupported_for_model(self, config: Any) -> str | None:
+        return None
+
+    def generation_kwargs(self, spec: KVCacheSpec, device: Device) -> dict[str, Any]:
+        raise ValueError("KV cache paged is continuous batching's: measure it with batching='continuous' "
+                         "(lab.measure(..., batching='continuous', load=...))")
+
+
+kv_caches.register("paged", PagedCache())
+
+# Configurations only the continuous batching engine serves, and those it cannot (it has its own cache).
+CONTINUOUS_ONLY = {"paged"}
+CONTINUOUS_COMPATIBLE = {"dynamic", "paged"}
 
 
 def resolve_kv(value: str | KVCacheSpec) -> KVCacheSpec:
@@ -94,9 +129,39 @@ def resolve_kv(value: str | KVCacheSpec) -> KVCacheSpec:
     return spec
 
 
-def unsupported_kv_reason(spec: KVCacheSpec, device: Device) -> str | None:
-    reason = kv_caches.get(spec.kind).unsupported(device)
-    return f"KV cache {spec.kind} on {device.torch_name}: {reason}" if reason else None
+def unsupported_kv_reason(spec: KVCacheSpec, device: Device, model: Any = None) -> str | None:
+    """Why ``spec`` cannot run on ``device`` (or, for a ``dummy:`` model spec, whose config is known
+    without loading, on that model); None when it can. Other models are checked when loaded."""
+    config = kv_caches.get(spec.kind)
+    reason = config.unsupported(device)
+    if reason:
+        return f"KV cache {spec.kind} on {device.torch_name}: {reason}"
+    if model is not None and model.source == "dummy":
+        from ..sources import dummy_config
+
+        try:
+            reason = config.unsupported_for_model(dummy_config(model.location))
+        except LookupError:
+            return None  # an unknown preset is reported when the model loads
+        return f"KV cache {spec.kind} on {model.name}: {reason}" if reason else None
+    return None
+
+
+def unsupported_for_engine(spec: KVCacheSpec, model_config: Any, model_name: str) -> str | None:
+    reason = kv_caches.get(spec.kind).unsupported_for_model(model_config)
+    return f"KV cache {spec.kind} on {model_name}: {reason}" if reason else None
+
+
+def unsupported_pairing(spec: KVCacheSpec, batching: Any) -> str | None:
+    """Why a cache configuration and a batching engine (a BatchingSpec, or None for plain
+    ``generate`` batches) cannot go together, or None."""
+    continuous = batching is not None and batching.kind == "continuous"
+    if spec.kind in CONTINUOUS_ONLY and not continuous:
+        return f"KV cache {spec.kind} is continuous batching's own: pair it with batching=continuous"
+    if continuous and spec.kind not in CONTINUOUS_COMPATIBLE:
+        return (f"continuous batching keeps its own paged cache; KV cache {spec.kind} applies to generate "
+                "(sequential or static batching)")
+    return None
 
 
 def generation_kwargs(spec: KVCacheSpec | None, device: Device) -> dict[str, Any]:

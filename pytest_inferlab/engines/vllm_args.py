@@ -1,0 +1,83 @@
+"""The same specs as vLLM engine arguments (``vllm.LLM(**args)`` / ``vllm serve --flag``).
+
+Pure functions, no vLLM import: they are tested on machines without vLLM against the argument
+names and values of vLLM's documented ``EngineArgs`` (``block_size`` in 1/8/16/32/64/128,
+``kv_cache_dtype`` auto/fp8/fp8_e4m3/fp8_e5m2, ``enable_prefix_caching``,
+``gpu_memory_utilization``, ``num_gpu_blocks_override``, ``max_num_seqs``,
+``max_num_batched_tokens``). vLLM's cache is always paged: configurations that name another
+layout (static, quantized through quanto/HQQ, offloaded) have no vLLM counterpart and say so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..specs import KVCacheSpec
+
+BLOCK_SIZES = (1, 8, 16, 32, 64, 128)
+KV_CACHE_DTYPES = ("auto", "fp8", "fp8_e4m3", "fp8_e5m2")
+KV_KINDS = {"dynamic": "auto", "paged": "auto", "fp8": "fp8", "sliding-window": "auto"}
+
+
+class NoVllmEquivalent(ValueError):
+    """A spec vLLM cannot express; the message says why (the case's skip reason on vLLM)."""
+
+
+def kv_engine_args(spec: KVCacheSpec | None) -> dict[str, Any]:
+    """Engine arguments for a cache configuration. Settings: ``page_size`` -> ``block_size``,
+    ``num_blocks`` -> ``num_gpu_blocks_override``, ``prefix_caching`` -> ``enable_prefix_caching``,
+    ``gpu_memory_utilization``; fp8 takes ``format`` (e4m3 or e5m2)."""
+    if spec is None:
+        return {}
+    if spec.kind not in KV_KINDS:
+        raise NoVllmEquivalent(f"KV cache {spec.kind} has no vLLM equivalent: vLLM's cache is paged, with "
+                               f"kv_cache_dtype one of {', '.join(KV_CACHE_DTYPES)}")
+    settings = dict(spec.settings)
+    args: dict[str, Any] = {}
+    dtype = KV_KINDS[spec.kind]
+    if spec.kind == "fp8" and "format" in settings:
+        dtype = f"fp8_{settings.pop('format')}"
+    if dtype not in KV_CACHE_DTYPES:
+        raise NoVllmEquivalent(f"KV cache {spec.kind}: kv_cache_dtype {dtype!r} is not one of {', '.join(KV_CACHE_DTYPES)}")
+    if dtype != "auto":
+        args["kv_cache_dtype"] = dtype
+    settings.pop("backend", None)  # transformers' quantized-cache backend; vLLM picks its own kernels
+    if "page_size" in settings:
+        size = settings.pop("page_size")
+        if size not in BLOCK_SIZES:
+            raise NoVllmEquivalent(f"KV cache {spec.kind}: page_size={size!r} is not a vLLM block_size "
+                                   f"({', '.join(map(str, BLOCK_SIZES))})")
+        args["block_size"] = size
+    if "num_blocks" in settings:
+        args["num_gpu_blocks_override"] = int(settings.pop("num_blocks"))
+    if "prefix_caching" in settings:
+        args["enable_prefix_caching"] = bool(settings.pop("prefix_caching"))
+    if "gpu_memory_utilization" in settings:
+        share = float(settings.pop("gpu_memory_utilization"))
+        if not 0 < share <= 1:
+            raise ValueError(f"KV cache {spec.kind}: gpu_memory_utilization={share} must be in (0, 1]")
+        args["gpu_memory_utilization"] = share
+    if settings:
+        raise NoVllmEquivalent(f"KV cache {spec.kind}: settings {sorted(settings)} have no vLLM engine argument")
+    return args
+
+
+def batching_engine_args(spec: Any) -> dict[str, Any]:
+    """Engine arguments for a BatchingSpec: vLLM always batches continuously; ``max_batch`` ->
+    ``max_num_seqs``, ``max_batch_tokens`` -> ``max_num_batched_tokens``; sequential = 1 sequence."""
+    if spec is None:
+        return {}
+    settings = dict(spec.settings)
+    if spec.kind == "sequential":
+        return {"max_num_seqs": 1}
+    if spec.kind == "static":
+        raise NoVllmEquivalent("batching static has no vLLM equivalent: vLLM's scheduler batches continuously")
+    args: dict[str, Any] = {}
+    if "max_batch" in settings:
+        args["max_num_seqs"] = int(settings["max_batch"])
+    if "max_batch_tokens" in settings:
+        args["max_num_batched_tokens"] = int(settings["max_batch_tokens"])
+    if "page_size" in settings or "num_blocks" in settings:
+        args.update(kv_engine_args(KVCacheSpec.of("paged", **{k: settings[k] for k in ("page_size", "num_blocks")
+                                                              if k in settings})))
+    return args
