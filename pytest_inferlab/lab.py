@@ -22,7 +22,7 @@ from .engines import Engine, EngineInfo
 from .load import LoadSpec, parse_load
 from .evals import record_metrics
 from .metrics import SLO, Measurement, bootstrap_median_ci, define_eval_metric, measure, scalar, summary_values
-from .kv import token_agreement
+from .kv import CONTINUOUS_ONLY, token_agreement
 from .probes.bandwidth import copy_bandwidth_gb_per_s, decode_bandwidth_gb_per_s
 from .probes.energy import EnergyMeter
 from .probes.host_speed import HostSpeed
@@ -166,7 +166,11 @@ class Lab:
             agreement = token_agreement(reference, outputs)
             if agreement is not None:
                 measurements["kv_token_agreement"] = scalar("kv_token_agreement", agreement)
-            measurements["kv_kld_mean"] = scalar("kv_kld_mean", self._session.kv_decode_kld(engine, requests[0]))
+            if engine.info.kv_cache.kind in CONTINUOUS_ONLY:  # generate cannot run it: its tokens are compared
+                absent["kv_kld_mean"] = (f"KV cache {engine.info.kv_cache.kind} runs only under continuous batching, "
+                                         "which returns tokens, not distributions (see kv_token_agreement)")
+            else:
+                measurements["kv_kld_mean"] = scalar("kv_kld_mean", self._session.kv_decode_kld(engine, requests[0]))
         eval_results = self._session.evals_of(engine, evals) if evals else {}
         for name, (value, higher_is_better) in record_metrics(eval_results).items():
             define_eval_metric(name, higher_is_better)

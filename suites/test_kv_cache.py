@@ -7,6 +7,7 @@ import dataclasses
 
 import pytest
 
+from pytest_inferlab import KVCacheSpec
 from pytest_inferlab.workloads import resolve_workload
 
 CONFIGS = ["dynamic", "static", "static-compile", "fp8", "quanto-int4", "quanto-int2", "hqq-int4", "offloaded"]
@@ -33,3 +34,42 @@ def test_context_sweep(lab, kv_model, kv_cache, prompt_tokens):
     record = lab.measure(kv_model, workload)
     positions = prompt_tokens + 16 - 1
     assert record.measurements["kv_cache_bytes"].value >= positions * record.measurements["kv_bytes_per_token"].value * 0.99
+
+
+# The same sweep on a dummy shape whose KV is large for its weights (128 KiB/token, 168M parameters):
+# at 2,048 tokens the cache is ~40% of the weights' bytes, so its growth and fp8's saving show in
+# peak memory. One timed round: this is about memory, not speed.
+@pytest.mark.inferlab(rounds=1, warmup=1)
+@pytest.mark.parametrize("prompt_tokens", [512, 2048])
+@pytest.mark.parametrize("kv_cache", ["dynamic", "fp8"], indirect=True)
+@pytest.mark.parametrize("model", ["dummy:kv-heavy"], indirect=True)
+def test_context_sweep_kv_heavy(lab, kv_model, kv_cache, prompt_tokens):
+    workload = dataclasses.replace(resolve_workload("synthetic"), count=1, output_tokens=8, input_tokens=prompt_tokens)
+    record = lab.measure(kv_model, workload)
+    if kv_cache.kind == "dynamic":
+        assert record.measurements["kv_bytes_per_token"].value == 131072  # 16 layers x K,V x 1024 x 4 B
+
+
+# A sliding-window cache keeps the last window of keys: on a model with 512-token sliding-window
+# attention its bytes stop growing at the window (transformers' dynamic cache slides there too); on
+# a model with full attention the configuration is refused and the dynamic cache holds every token.
+@pytest.mark.inferlab(rounds=1, warmup=1)
+@pytest.mark.parametrize("kv_cache", ["dynamic", "sliding-window"], indirect=True)
+@pytest.mark.parametrize("model", ["dummy:kv-heavy-sw", "smollm2-135m"], indirect=True)
+def test_sliding_window(lab, kv_model, kv_cache):
+    workload = dataclasses.replace(resolve_workload("synthetic"), count=1, output_tokens=8, input_tokens=2048)
+    record = lab.measure(kv_model, workload)
+    per_token = record.measurements["kv_cache_bytes"].value / (2048 + 8 - 1)
+    if kv_model.model.config.sliding_window:  # at most the window's keys, not 2,055 tokens' worth
+        assert record.measurements["kv_cache_bytes"].value <= 512 * 131072 * 1.01
+    else:
+        assert per_token == record.measurements["kv_bytes_per_token"].value
+
+
+# Continuous batching's paged cache, by page size: bytes of the bounded pool and its tokens.
+@pytest.mark.inferlab(rounds=1, warmup=1)
+@pytest.mark.parametrize("kv_cache", [KVCacheSpec.of("paged", page_size=16), KVCacheSpec.of("paged", page_size=64)],
+                         indirect=True, ids=["paged-16", "paged-64"])
+def test_paged(lab, kv_model, workload, kv_cache):
+    record = lab.measure(kv_model, workload, batching="continuous", load="closed:4")
+    assert record.measurements["kv_token_agreement"].value >= 0.9
