@@ -38,7 +38,7 @@ from .trace import RoundTrace, output_digest
 from .verdict import Verdict
 
 
-SWEEP_FRACTIONS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5)  # of the closed-loop capacity, when no rates are given
+SWEEP_FRACTIONS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0)  # of the closed-loop capacity, when no rates are given
 
 
 def _now() -> str:
@@ -189,7 +189,7 @@ class Lab:
         """Offered rate up to saturation: the highest rate whose SLO attainment meets the target.
 
         First a closed loop at the engine's largest batch gives its capacity (req/s); then open-loop
-        rounds at ``rates`` (default 0.25-1.5 x capacity), lowest first, until a rate is not sustained
+        rounds at ``rates`` (default 0.25-3 x capacity), lowest first, until a rate is not sustained
         (attainment below --inferlab-slo-attainment, the generator off schedule, or the time budget
         cut the round). The whole sweep stops admitting work after ``budget_s`` (default 3 x
         --inferlab-load-budget). One record: ``saturation_req_per_s``, ``capacity_req_per_s`` and the
@@ -222,7 +222,8 @@ class Lab:
 
         def run() -> None:
             t0 = time.perf_counter()
-            serve_round(engine, requests, batching_spec, LoadSpec.closed(concurrency), sampling, budget)  # warm-up
+            # warm-up: one wave of the closed loop
+            serve_round(engine, requests[:concurrency], batching_spec, LoadSpec.closed(concurrency), sampling, budget)
             closed = point(LoadSpec.closed(concurrency), budget - (time.perf_counter() - t0))
             points.append(closed)
             capacity.append(closed["req_per_s"] or 0.0)
@@ -247,10 +248,15 @@ class Lab:
             measurements["saturation_req_per_s"] = scalar("saturation_req_per_s", max(sustained))
         else:
             absent["saturation_req_per_s"] = f"no swept rate met the SLOs ({slo.label()}) for {target:.0%} of requests"
+        # Saturated: some swept load failed its SLOs. Otherwise the highest rate is only a lower bound.
+        saturated = any(not p["sustained"] for p in points)
         conditions["sweep"] = {"slo": slo.to_dict(), "attainment_target": target, "budget_s": budget,
-                               "rates": [p["rate"] for p in open_points], "process": process}
+                               "rates": [p["rate"] for p in open_points], "process": process, "saturated": saturated}
         saturation = measurements.get("saturation_req_per_s")
-        note = f"saturation {saturation.value:.2f} req/s" if saturation else "no rate sustained"
+        note = "no rate sustained"
+        if saturation:
+            note = (f"saturation {saturation.value:.2f} req/s" if saturated
+                    else f"saturation >= {saturation.value:.2f} req/s (every swept rate sustained)")
         return self._finish(spec, engine, measurements, absent, started, conditions, note, curve=points)
 
     def _under_load(self, batching: BatchingSpec | str | None, load: LoadSpec | str | None,

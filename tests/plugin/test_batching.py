@@ -61,6 +61,8 @@ def test_load_cases_write_records_points_and_the_curve(pytester):
     sweep = next(r for r in found if r["test_id"].endswith("test_sweep"))
     rates = sweep["conditions"]["sweep"]["rates"]
     assert sweep["measurements"]["saturation_req_per_s"]["value"] == max(rates)  # a generous SLO holds at every rate
+    assert sweep["conditions"]["sweep"]["saturated"] is False  # so that rate is a lower bound
+    result.stdout.fnmatch_lines(["*saturation >= * req/s (every swept rate sustained)*"])
     assert sweep["curve"][0]["load"].startswith("closed:") and len(sweep["curve"]) == len(rates) + 1
 
 
@@ -71,10 +73,10 @@ from pytest_inferlab import SLO
 def test_sweep(lab, model, workload):
     started = time.perf_counter()
     record = lab.sweep(model, workload, batching="sequential", rates=[1, 50, 500, 5000], slo=SLO(tpot_ms=0.001),
-                       budget_s=3)
-    assert time.perf_counter() - started < 3 + 10  # budget + the last batch + the closed-loop warm-up
+                       budget_s=4)
+    assert time.perf_counter() - started < 4 + 4  # the budget, the last batch, the warm-up wave
     assert "no swept rate met the SLOs (tpot_ms<=0.001)" in record.absent["saturation_req_per_s"]
-    assert record.curve[-1]["sustained"] is False
+    assert record.curve[-1]["sustained"] is False and record.conditions["sweep"]["saturated"] is True
 """
 
 
