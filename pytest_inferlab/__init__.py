@@ -7,12 +7,12 @@ from .batching import BatchingSpec, batchers
 from .load import LoadSpec, arrival_processes
 from .metrics import SLO
 from .registry import Registry, UnknownNameError
-from .specs import KVCacheSpec, ModelSpec, QuantSpec, RunSpec, SamplingSpec, WorkloadSpec
+from .specs import KVCacheSpec, ModelSpec, QuantSpec, RunSpec, SamplingSpec, SpeculativeSpec, WorkloadSpec
 from .workloads import workloads
 
 __version__ = "0.1.0"
 
 __all__ = [
     "SLO", "BatchingSpec", "KVCacheSpec", "LoadSpec", "ModelSpec", "QuantSpec", "Registry", "RunSpec", "SamplingSpec",
-    "UnknownNameError", "WorkloadSpec", "__version__", "arrival_processes", "batchers", "workloads",
+    "SpeculativeSpec", "UnknownNameError", "WorkloadSpec", "__version__", "arrival_processes", "batchers", "workloads",
 ]

@@ -20,7 +20,8 @@ from .session import SESSION_KEY, LabSession
 from .sources import ModelSourceError
 from .kv import resolve_kv, unsupported_for_engine
 from .quant import resolve_quant
-from .specs import KVCacheSpec, ModelSpec, QuantSpec, WorkloadSpec
+from .speculative import resolve_speculative
+from .specs import KVCacheSpec, ModelSpec, QuantSpec, SpeculativeSpec, WorkloadSpec
 from .workloads import resolve_workload
 
 
@@ -76,6 +77,31 @@ def kv_model(model: Engine, kv_cache: KVCacheSpec) -> Engine:
     if reason:
         pytest.skip(reason)
     return model.with_kv_cache(kv_cache)
+
+
+@pytest.fixture
+def speculative(request: pytest.FixtureRequest) -> SpeculativeSpec:
+    """The drafting method: the (indirect) parameter, a method name (``prompt-lookup``, ``draft``,
+    ``early-exit``, ``universal-draft``) or SpeculativeSpec; default prompt-lookup."""
+    return resolve_speculative(getattr(request, "param", "prompt-lookup"))
+
+
+@pytest.fixture
+def speculative_model(request: pytest.FixtureRequest, inferlab_session: LabSession, model: Engine,
+                      speculative: SpeculativeSpec) -> Engine:
+    """The target generating with ``speculative``. The target is ``quantized_model`` or ``kv_model``
+    when the test also uses one (pairs compose with variants and caches), else ``model``. Its records
+    carry acceptance, tokens per target forward, draft cost, the interleaved speedup and the
+    exactness check."""
+    target = model
+    for composed in ("quantized_model", "kv_model"):
+        if composed in request.fixturenames:
+            target = request.getfixturevalue(composed)
+            break
+    try:
+        return inferlab_session.speculative_engine(target, speculative)
+    except (ValueError, ModelSourceError) as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture

@@ -32,6 +32,7 @@ from .record import Record
 from .report import report_row, verdict_rows, verdict_section
 from .runner import run_round
 from .policy import default_policy
+from .speculative.pairs import SpeculativePairs
 from .session import REPORT_KEY, VERDICT_KEY, Judgement, LabSession
 from .specs import RunSpec, SamplingSpec, WorkloadSpec, spec_dict
 from .trace import RoundTrace, output_digest
@@ -111,17 +112,21 @@ class Lab:
         batching_spec, load_spec = self._under_load(batching, load, batch_size)
         slo = self._slo(slo)
         spec = RunSpec(engine.info.model, workload, batch_size, sampling, engine.info.device.kind,
-                       kv_cache=engine.info.kv_cache, batching=batching_spec, load=load_spec)
+                       kv_cache=engine.info.kv_cache, batching=batching_spec, load=load_spec,
+                       speculative=engine.info.speculative)
         requests = self._session.requests_for(engine, workload)
         traces: list[RoundTrace] = []
         energy = EnergyMeter(engine.info.device)
         budget_s = self._session.settings.load_budget
+        paired = SpeculativePairs.for_engine(engine, batch_size, load_spec)
 
         def one_round() -> None:
             warm = len(traces) < self.warmup
             if not warm and not energy.started:
                 energy.start()
-            if load_spec is None:
+            if paired is not None:  # drafted and undrafted rounds back to back, alternating which goes first
+                trace = paired.round(requests, sampling, len(traces), warm)
+            elif load_spec is None:
                 trace = run_round(engine, requests, batch_size, sampling, warmup=warm)
             else:
                 trace = serve_round(engine, requests, batching_spec, load_spec, sampling, budget_s, warmup=warm)
@@ -133,6 +138,8 @@ class Lab:
         def case(plain: bool) -> tuple[dict[str, Measurement], dict[str, str], dict[str, Any], list, str | None]:
             nonlocal energy
             traces.clear()
+            if paired is not None:
+                paired.clear()
             energy = EnergyMeter(engine.info.device)
             conditions, memory = self._drive(one_round, engine, plain)
             measurements, absent = measure(traces, slo or SLO())
@@ -171,6 +178,13 @@ class Lab:
                                          "which returns tokens, not distributions (see kv_token_agreement)")
             else:
                 measurements["kv_kld_mean"] = scalar("kv_kld_mean", self._session.kv_decode_kld(engine, requests[0]))
+        mismatch = None
+        if paired is not None:
+            found, conditions["speculative"] = paired.measurements(sampling)
+            measurements.update(found)
+            mismatch = conditions["speculative"]["first_mismatch"]
+            note = " ".join(filter(None, [note, f"{found['speculative_speedup'].value:.2f}x"
+                                          if "speculative_speedup" in found else ""]))
         eval_results = self._session.evals_of(engine, evals) if evals else {}
         for name, (value, higher_is_better) in record_metrics(eval_results).items():
             define_eval_metric(name, higher_is_better)
@@ -180,8 +194,13 @@ class Lab:
             again, _, again_conditions, _, _ = case(plain=True)
             return again, again_conditions
 
-        return self._finish(spec, engine, measurements, absent, started, conditions, note, digest, remeasure,
-                            {task: result.to_dict() for task, result in eval_results.items()}, curve)
+        record = self._finish(spec, engine, measurements, absent, started, conditions, note, digest, remeasure,
+                              {task: result.to_dict() for task, result in eval_results.items()}, curve)
+        if mismatch is not None:  # recorded first: the record keeps the failed check
+            pytest.fail(f"speculative output differs from the target's own greedy output: request "
+                        f"{mismatch['request']}, first differing position {mismatch['position']} ({mismatch})",
+                        pytrace=False)
+        return record
 
     def sweep(self, engine: Engine, workload: WorkloadSpec, *, batching: BatchingSpec | str = "static",
               rates: Sequence[float] | None = None, process: str = "poisson", slo: SLO | None = None,

@@ -53,6 +53,19 @@ _define("saturation_req_per_s", "req/s", True, "highest arrival rate of a sweep 
         "target with the load generator keeping its schedule")
 _define("capacity_req_per_s", "req/s", True, "completed requests/s of the sweep's closed loop at the engine's "
         "largest batch: what the engine can do when never idle")
+_define("acceptance_rate", "fraction", True, "speculative: drafted tokens the target accepted / drafted tokens "
+        "proposed (accepted = output tokens - target forwards)")
+_define("tokens_per_target_forward", "tokens", True, "speculative: output tokens per target forward pass (forwards "
+        "counted by a hook, not inferred); 1 without drafting")
+_define("target_forwards", "forwards", False, "speculative: target forward passes over the measured rounds")
+_define("draft_cost_share", "fraction", False, "speculative: share of generate time spent drafting (candidate "
+        "generation: n-gram search or draft-model forwards)")
+_define("speculative_speedup", "x", True, "speculative: median over interleaved round pairs of the target's own "
+        "window / the drafted window (same requests, same run)")
+_define("target_output_tok_per_s", "tok/s", True, "speculative: output tokens/s of the same target without "
+        "drafting, in the interleaved rounds")
+_define("sampled_unigram_tv", "fraction", False, "speculative under sampling: total variation between the token "
+        "frequencies of drafted and undrafted outputs (tokens differ by design; their distribution must not)")
 _define("failed_requests", "requests", False, "requests that ended with ok=False")
 _define("peak_mem_bytes", "B", False, "peak RSS (CPU) or torch peak allocated (CUDA) during the case")
 _define("peak_mem_reserved_bytes", "B", False, "torch peak reserved memory (CUDA)")

@@ -19,11 +19,12 @@ from .options import Settings
 from .policy import policies_for
 from .batching import resolve_batching, unsupported_batching_reason
 from .kv import resolve_kv, unsupported_kv_reason, unsupported_pairing
+from .speculative import resolve_speculative, unsupported_speculative_reason
 from .quant import resolve_quant, unsupported_reason
 from .record import Record
 from .report import format_table, format_verdict_summary
 from .sources import resolve_model
-from .specs import ModelSpec, QuantSpec, SamplingSpec, WorkloadSpec
+from .specs import ModelSpec, QuantSpec, SamplingSpec, SpeculativeSpec, WorkloadSpec
 from .store import RecordStore
 from .trace import Request
 from .verdict import NoiseModel, Verdict, bonferroni_alpha, judge_items, judge_run
@@ -95,6 +96,7 @@ class LabSession:
         self._evals: dict[tuple[ModelSpec, str, int | None], Any] = {}  # lm-eval TaskResult per model and task
         self._dynamic_outputs: dict[tuple[Any, ...], dict[int, tuple[int, ...]]] = {}  # greedy ids, dynamic cache
         self._kv_klds: dict[tuple[Any, ...], float] = {}  # decode KLD per model, cache configuration, request
+        self._drafts: dict[tuple[Any, ...], Engine] = {}  # draft engines of speculative pairs
         self._environment: dict[str, Any] | None = None
         self.baselines = BaselineStore(settings.baselines)
         self.lab_cases = 1  # set at collection: the number of series divides the false-alarm budget
@@ -189,6 +191,34 @@ class LabSession:
         if key not in self._kv_klds:
             self._kv_klds[key] = kv_decode_kld(engine, request.prompt_ids, request.max_new_tokens)
         return self._kv_klds[key]
+
+    def speculative_engine(self, target: Engine, spec: SpeculativeSpec) -> Engine:
+        """``target`` generating with the drafting method ``spec``; its draft model (if the method has
+        one) is built once per session: the named model, quantized or truncated as the settings say."""
+        from .speculative import check_tokenizers, drafters
+
+        drafter = drafters.get(spec.method)
+        draft = self.draft_engine(target, spec) if drafter.uses_draft_model else None
+        if draft is not None:
+            check_tokenizers(spec, target.info.model.name, draft.tokenizer, target.tokenizer)
+        return target.with_assist(spec, drafter.assist(spec, target, draft))
+
+    def draft_engine(self, target: Engine, spec: SpeculativeSpec) -> Engine:
+        from .speculative import draft_model_name
+        from .speculative.draft import truncated_engine
+
+        settings = dict(spec.settings)
+        name = draft_model_name(spec, target.info.model.name)
+        key = (target.info.model, name, settings.get("quant"), settings.get("layers"))
+        if key not in self._drafts:
+            base_spec = target.info.model.reference if name == target.info.model.name else \
+                resolve_model(name, seed=self.settings.seed)
+            quant = settings.get("quant")
+            draft = self.engine_for(base_spec, quant=resolve_quant(quant) if quant else None)
+            if settings.get("layers") is not None:
+                draft = truncated_engine(draft, settings["layers"])
+            self._drafts[key] = draft
+        return self._drafts[key]
 
     def requests_for(self, engine: Engine, workload: WorkloadSpec) -> list[Request]:
         key = (engine.info.model, workload)
@@ -290,6 +320,7 @@ class LabSession:
             "quantization": lambda value: unsupported_reason(resolve_quant(value), self.device, model_spec),
             "kv_cache": lambda value: unsupported_kv_reason(resolve_kv(value), self.device, model_spec),
             "batching": lambda value: unsupported_batching_reason(resolve_batching(value), self.device),
+            "speculative": lambda value: self._speculative_check(resolve_speculative(value), model_spec),
         }
         for item in items:
             params = getattr(getattr(item, "callspec", None), "params", {})
@@ -301,10 +332,34 @@ class LabSession:
                     raise pytest.UsageError(f"{item.nodeid}: {exc}") from None
             if "kv_cache" in params and "batching" in params:
                 reasons.append(unsupported_pairing(resolve_kv(params["kv_cache"]), resolve_batching(params["batching"])))
+            if "speculative" in params and any(p in params for p in ("batching", "load")):
+                raise pytest.UsageError(f"{item.nodeid}: speculative decoding runs one request at a time "
+                                        "(transformers' assisted generation); do not combine it with batching or load")
             reason = next((r for r in reasons if r), None)
             if reason:
                 item.add_marker(pytest.mark.skip(reason=reason))
         items[:] = grouped_by_variant(items)
+
+    def _speculative_check(self, spec: SpeculativeSpec, target: ModelSpec | None) -> str | None:
+        """At collection: the draft model resolves, and shares the target's tokenizer where the
+        method needs it (tokenizers only, not weights); a pairing that cannot work is an error."""
+        from .sources import load_tokenizer, tokenizer_key
+        from .speculative import SpeculativeConfigError, check_tokenizers, draft_model_name, drafters
+
+        if not drafters.get(spec.method).uses_draft_model or target is None:
+            return unsupported_speculative_reason(spec, self.device)
+        name = draft_model_name(spec, target.name)
+        try:
+            draft = resolve_model(name, seed=self.settings.seed)
+            if drafters.get(spec.method).same_tokenizer and tokenizer_key(draft) != tokenizer_key(target):
+                check_tokenizers(spec, target.name, load_tokenizer(draft), load_tokenizer(target))
+            if spec.method == "universal-draft" and tokenizer_key(draft) == tokenizer_key(target):
+                return (f"speculative universal-draft: the draft {name!r} shares the target's tokenizer, and "
+                        "transformers refuses universal assisted generation then; name a draft with another "
+                        "tokenizer (settings model=...), or use method 'draft'")
+        except (LookupError, SpeculativeConfigError) as exc:
+            raise ValueError(str(exc)) from None
+        return unsupported_speculative_reason(spec, self.device)
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when == "call":

@@ -273,3 +273,27 @@ def _check_fits(config: Any, device: str, dtype: Any) -> None:
             f"dummy model needs {need / 2**30:.1f} GiB of weights but {device} has {free / 2**30:.1f} GiB free; "
             "pick a smaller preset or another device"
         )
+
+
+def tokenizer_key(spec: ModelSpec) -> tuple[str, str]:
+    """Where a spec's tokenizer comes from: equal keys, the same tokenizer (dummy models borrow the
+    embedded one)."""
+    if spec.source == "dummy":
+        return ("embedded", DEFAULT_MODEL)
+    return (spec.source, spec.location)
+
+
+def load_tokenizer(spec: ModelSpec) -> Any:
+    """Only the tokenizer a model spec would load (seconds, not the weights): for checks at
+    collection, such as whether a draft model shares its target's vocabulary."""
+    from transformers import AutoTokenizer
+
+    if spec.source == "dummy":
+        return _gguf_tokenizer(str(embedded_gguf_path(DEFAULT_MODEL)))
+    if spec.source == "embedded":
+        return _gguf_tokenizer(str(embedded_gguf_path(spec.location)))
+    if spec.source == "gguf":
+        return _gguf_tokenizer(str(Path(spec.location).expanduser()))
+    kwargs = {"local_files_only": True} if spec.source == "hub" else {}
+    return _prepared(AutoTokenizer.from_pretrained(str(Path(spec.location).expanduser()) if spec.source == "folder"
+                                                   else spec.location, **kwargs))

@@ -62,6 +62,15 @@ class KVCacheSpec(_NamedSettings):
 
 
 @dataclass(frozen=True, slots=True)
+class SpeculativeSpec(_NamedSettings):
+    """A drafting method and its settings (pytest_inferlab.speculative pairs it with a target)."""
+
+    NAME_FIELD: ClassVar[str] = "method"
+    method: str
+    settings: tuple[tuple[str, Any], ...] = ()  # sorted (name, value) pairs: hashable, canonical
+
+
+@dataclass(frozen=True, slots=True)
 class ModelSpec:
     """A model as the user named it, resolved to a source kind and a location."""
 
@@ -157,12 +166,13 @@ class RunSpec:
     kv_cache: KVCacheSpec | None = None  # None: the engine's default (dynamic) cache
     batching: Any = None  # BatchingSpec (pytest_inferlab.batching); None: batches of batch_size back to back
     load: Any = None  # LoadSpec (pytest_inferlab.load); None: every request available at once
+    speculative: SpeculativeSpec | None = None  # None: the target decodes on its own
 
     @property
     def spec_id(self) -> str:
         payload = spec_dict(self)
         payload["model"] = {"spec_id": self.model.spec_id}
-        for optional in ("kv_cache", "batching", "load"):  # cases without them keep their baselines' ids
+        for optional in ("kv_cache", "batching", "load", "speculative"):  # cases without them keep their baselines' ids
             if payload[optional] is None:
                 del payload[optional]
         return stable_id(payload)

@@ -19,6 +19,7 @@ for _spec in (
     WorkloadSpec(name="short-chat", prompts="short_chat", count=8, output_tokens=64),
     WorkloadSpec(name="long-context", prompts="long_context", count=4, output_tokens=64),
     WorkloadSpec(name="copy-edit", prompts="copy_edit", count=8, output_tokens=96),
+    WorkloadSpec(name="code", prompts="code", count=4, output_tokens=64),
     WorkloadSpec(name="synthetic", prompts="synthetic", count=8, output_tokens=64, input_tokens=256),
 ):
     workloads.register(_spec.name, _spec)

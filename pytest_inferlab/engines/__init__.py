@@ -11,7 +11,7 @@ from typing import Any, Protocol, Sequence
 
 from ..device import Device
 from ..registry import Registry
-from ..specs import KVCacheSpec, ModelSpec, SamplingSpec
+from ..specs import KVCacheSpec, ModelSpec, SamplingSpec, SpeculativeSpec
 from ..trace import Request, RequestTrace
 
 
@@ -28,6 +28,7 @@ class EngineInfo:
     vocab_size: int
     facts: dict[str, Any] = field(default_factory=dict)  # architecture, weights file, GGUF type...
     kv_cache: KVCacheSpec | None = None  # the cache configuration generate uses (None: dynamic)
+    speculative: SpeculativeSpec | None = None  # the drafting method generate uses (None: none)
 
 
 class Engine(Protocol):

@@ -6,6 +6,7 @@ DESIGN §8: a streamer whose ``put`` records ``perf_counter`` costs nothing meas
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import time
@@ -19,7 +20,7 @@ from transformers.generation.streamers import BaseStreamer
 from ..device import Device
 from ..sources import model_sources
 from ..kv import cache_bytes, generation_kwargs
-from ..specs import KVCacheSpec, ModelSpec, SamplingSpec
+from ..specs import KVCacheSpec, ModelSpec, SamplingSpec, SpeculativeSpec
 from ..trace import Request, RequestTrace
 from . import EngineInfo
 
@@ -108,6 +109,62 @@ class KVUsage:
         return self.nbytes / (self.positions * self.rows) if self.positions and self.rows else None
 
 
+@dataclass
+class AssistUsage:
+    """One generate call with drafting, counted as it ran: target forwards (hooked, not inferred),
+    draft tokens proposed, seconds spent drafting and in the whole call."""
+
+    target_forwards: int = 0
+    proposed: int = 0
+    draft_s: float = 0.0
+    seconds: float = 0.0
+
+
+@contextlib.contextmanager
+def counting_forwards(model: Any, active: bool):
+    """Count the target's forward calls and time candidate generation during one ``generate``.
+
+    transformers builds its candidate generator inside ``generate``; the instance's
+    ``_get_candidate_generator`` is wrapped for the call so that every ``get_candidates`` is
+    timed and its proposed tokens counted. Forwards made while drafting (self-speculative early
+    exit runs the target's own layers) are the draft's, not the target's."""
+    usage = AssistUsage()
+    if not active:
+        yield usage
+        return
+    drafting = [False]
+
+    def count(module: Any, args: Any, kwargs: Any) -> None:
+        if not drafting[0]:
+            usage.target_forwards += 1
+
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        generator = type(model)._get_candidate_generator(model, *args, **kwargs)
+        get_candidates = generator.get_candidates
+
+        def counted(input_ids: Any, *more: Any, **named: Any) -> Any:
+            drafting[0] = True
+            started = time.perf_counter()
+            try:
+                candidates = get_candidates(input_ids, *more, **named)
+            finally:
+                drafting[0] = False
+                usage.draft_s += time.perf_counter() - started
+            usage.proposed += candidates[0].shape[1] - input_ids.shape[1]
+            return candidates
+
+        generator.get_candidates = counted
+        return generator
+
+    handle = model.register_forward_pre_hook(count, with_kwargs=True)
+    model._get_candidate_generator = wrapped
+    try:
+        yield usage
+    finally:
+        handle.remove()
+        del model._get_candidate_generator
+
+
 class TimingStreamer(BaseStreamer):
     """Records when each generation step delivers, and what it delivered per row."""
 
@@ -115,7 +172,7 @@ class TimingStreamer(BaseStreamer):
         self.delay_s = delay_s
         self.prompt_seen = False
         self.times: list[float] = []
-        self.steps: list[list[int]] = []  # steps[k][row] = token id delivered at step k
+        self.steps: list[list[list[int]]] = []  # steps[k][row] = token ids delivered at step k
 
     def put(self, value: torch.Tensor) -> None:
         now = time.perf_counter()
@@ -123,7 +180,8 @@ class TimingStreamer(BaseStreamer):
             self.prompt_seen = True
             return
         self.times.append(now)
-        self.steps.append(value.reshape(value.shape[0], -1)[:, -1].tolist())
+        # one token per row from a decode step; several from a speculative step (batch of one)
+        self.steps.append(value.reshape(value.shape[0], -1).tolist())
         if self.delay_s:
             time.sleep(self.delay_s)
 
@@ -139,6 +197,8 @@ class TransformersEngine:
         self.tokenizer = tokenizer
         self.info = info
         self.last_kv: KVUsage | None = None  # the cache of the latest generate call, measured
+        self.assist: Any = None  # a drafting method (with_assist)
+        self.assist_log: list[AssistUsage] = []  # per generate call with drafting: forwards, drafts, time
 
     def with_kv_cache(self, spec: KVCacheSpec) -> "TransformersEngine":
         """The same model and tokenizer, generating with the cache configuration ``spec``."""
@@ -190,19 +250,40 @@ class TransformersEngine:
         device = self.info.device.torch_name
         return {"input_ids": torch.tensor(ids, device=device), "attention_mask": torch.tensor(mask, device=device)}
 
+    def with_assist(self, spec: SpeculativeSpec, assist: Any) -> "TransformersEngine":
+        """The same model generating with a drafting method (``assist``: generation-config fields and
+        generate arguments from pytest_inferlab.speculative); each call's counts go to ``assist_log``."""
+        info = dataclasses.replace(self.info, speculative=spec, facts={**self.info.facts, "speculative": spec.to_dict()})
+        engine = TransformersEngine(self.model, self.tokenizer, info)
+        engine.assist = assist
+        return engine
+
+    def without_assist(self) -> "TransformersEngine":
+        """The same target (quantization, cache configuration) decoding on its own."""
+        facts = {k: v for k, v in self.info.facts.items() if k != "speculative"}
+        return TransformersEngine(self.model, self.tokenizer, dataclasses.replace(self.info, speculative=None, facts=facts))
+
     def generate(self, batch: Sequence[Request], sampling: SamplingSpec) -> list[RequestTrace]:
         inputs = self.inputs(batch)
         config = self.generation_config(batch, sampling)
+        extra: dict[str, Any] = {}
+        if self.assist is not None:
+            for name, value in self.assist.config_fields.items():
+                setattr(config, name, value)
+            extra = dict(self.assist.generate_kwargs)
         streamer = TimingStreamer(planted_token_delay_s())
         if not sampling.greedy:
             torch.manual_seed(sampling.seed + batch[0].index)
         self.info.device.sync()
         t_send = time.perf_counter()
         try:
-            with torch.inference_mode():
-                out = self.model.generate(**inputs, generation_config=config, streamer=streamer)
+            with torch.inference_mode(), counting_forwards(self.model, self.assist is not None) as usage:
+                out = self.model.generate(**inputs, generation_config=config, streamer=streamer, **extra)
         except Exception as exc:  # a failed request is data (DESIGN §4)
             return [RequestTrace.failed(r, t_send, f"{type(exc).__name__}: {exc}") for r in batch]
+        if self.assist is not None:
+            usage.seconds = time.perf_counter() - t_send
+            self.assist_log.append(usage)
         self.info.device.sync()
         cache = getattr(out, "past_key_values", None)
         if cache is not None:
@@ -211,12 +292,20 @@ class TransformersEngine:
 
     def _row_trace(self, row: int, request: Request, t_send: float, streamer: TimingStreamer) -> RequestTrace:
         ids: list[int] = []
-        for step in streamer.steps[: request.max_new_tokens]:
-            ids.append(step[row])
-            if not request.ignore_eos and step[row] == self.tokenizer.eos_token_id:
+        times: list[float] = []
+        counts: list[int] = []
+        for at, step in zip(streamer.times, streamer.steps):
+            delivered = step[row][: request.max_new_tokens - len(ids)]
+            if not request.ignore_eos and self.tokenizer.eos_token_id in delivered:
+                delivered = delivered[: delivered.index(self.tokenizer.eos_token_id) + 1]
+            if not delivered:
                 break
-        times = tuple(streamer.times[: len(ids)])
-        return RequestTrace(request.index, t_send, times, (1,) * len(ids), len(request.prompt_ids), tuple(ids))
+            ids += delivered
+            times.append(at)
+            counts.append(len(delivered))
+            if len(ids) >= request.max_new_tokens or ids[-1] == self.tokenizer.eos_token_id and not request.ignore_eos:
+                break
+        return RequestTrace(request.index, t_send, tuple(times), tuple(counts), len(request.prompt_ids), tuple(ids))
 
 
 def bare_generate(engine: TransformersEngine, requests: Sequence[Request], sampling: SamplingSpec) -> tuple[int, float]:

@@ -81,3 +81,28 @@ def batching_engine_args(spec: Any) -> dict[str, Any]:
         args.update(kv_engine_args(KVCacheSpec.of("paged", **{k: settings[k] for k in ("page_size", "num_blocks")
                                                               if k in settings})))
     return args
+
+
+def speculative_engine_args(spec: Any, target_name: str) -> dict[str, Any]:
+    """``speculative_config`` for a SpeculativeSpec: ``prompt-lookup`` -> method ``ngram``
+    (``num_tokens`` -> ``num_speculative_tokens``, ``max_ngram`` -> ``prompt_lookup_max``),
+    ``draft`` -> ``model`` (+ ``num_speculative_tokens``), ``eagle`` -> method ``eagle``/``eagle3``
+    with its head's ``model``. Early exit and universal drafts have no vLLM counterpart."""
+    if spec is None:
+        return {}
+    settings = dict(spec.settings)
+    tokens = int(settings.get("num_tokens", 5))
+    if spec.method == "prompt-lookup":
+        config = {"method": "ngram", "num_speculative_tokens": tokens,
+                  "prompt_lookup_max": int(settings.get("max_ngram", 2)), "prompt_lookup_min": 1}
+    elif spec.method == "draft":
+        if "layers" in settings or "quant" in settings:
+            raise NoVllmEquivalent("speculative draft: vLLM loads its draft by name; a truncated or quantized copy "
+                                   "made here (layers=, quant=) has no name it can load: save it and pass model=")
+        config = {"model": settings.get("model", target_name), "num_speculative_tokens": tokens}
+    elif spec.method == "eagle":
+        config = {"method": settings.get("variant", "eagle"), "model": settings["model"],
+                  "num_speculative_tokens": tokens}
+    else:
+        raise NoVllmEquivalent(f"speculative {spec.method} has no vLLM counterpart (vLLM: ngram, draft model, EAGLE)")
+    return {"speculative_config": config}

@@ -81,7 +81,7 @@ def test_a_cache_configuration_changes_the_spec_id_and_none_keeps_the_old_one():
     model = resolve_model("dummy:tiny")
     plain = RunSpec(model, workload)
     before = spec_dict(plain)  # the payload as it was before cache, batching and load specs existed
-    for later in ("kv_cache", "batching", "load"):
+    for later in ("kv_cache", "batching", "load", "speculative"):
         del before[later]
     before["model"] = {"spec_id": model.spec_id}
     assert plain.spec_id == stable_id(before)  # baselines saved earlier keep matching

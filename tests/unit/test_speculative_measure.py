@@ -1,0 +1,86 @@
+"""Speculative measurements and the exactness check on hand-made traces; the vLLM mapping."""
+
+import pytest
+
+from pytest_inferlab.engines.transformers_engine import AssistUsage
+from pytest_inferlab.engines.vllm_args import NoVllmEquivalent, speculative_engine_args
+from pytest_inferlab.specs import SpeculativeSpec
+from pytest_inferlab.speculative import SpeculativeConfigError, check_tokenizers, resolve_speculative
+from pytest_inferlab.speculative.measure import first_mismatch, speculative_measurements, unigram_tv
+from pytest_inferlab.trace import RequestTrace, RoundTrace
+
+
+def round_of(outputs, seconds, chunks=None):
+    requests = tuple(RequestTrace(i, 0.0, tuple(seconds * (k + 1) / len(ids) for k in range(len(chunks or ids))),
+                                  tuple(chunks or (1,) * len(ids)), 5, tuple(ids)) for i, ids in enumerate(outputs))
+    return RoundTrace(0.0, seconds, requests)
+
+
+def test_first_mismatch_names_request_and_position():
+    ref = [round_of([(1, 2, 3), (4, 5, 6)], 1.0)]
+    assert first_mismatch(ref, [round_of([(1, 2, 3), (4, 5, 6)], 0.5)]) is None
+    found = first_mismatch(ref, [round_of([(1, 2, 3), (4, 9, 6)], 0.5)])
+    assert found == {"request": 1, "position": 1, "target": 5, "speculative": 9}
+    assert first_mismatch(ref, [round_of([(1, 2), (4, 5, 6)], 0.5)])["position"] == 2
+
+
+def test_speculative_measurements_from_counts():
+    ref = [round_of([(1,) * 8], 2.0), round_of([(1,) * 8], 2.2)]
+    spec = [round_of([(1,) * 8], 1.0, chunks=(3, 3, 2)), round_of([(1,) * 8], 1.0, chunks=(4, 4))]
+    usages = [AssistUsage(target_forwards=3, proposed=9, draft_s=0.1, seconds=1.0),
+              AssistUsage(target_forwards=2, proposed=8, draft_s=0.1, seconds=1.0)]
+    m = speculative_measurements(ref, spec, usages, seed=0)
+    assert m["target_forwards"].value == 5 and m["tokens_per_target_forward"].value == pytest.approx(16 / 5)
+    assert m["acceptance_rate"].value == pytest.approx((16 - 5) / 17)
+    assert m["draft_cost_share"].value == pytest.approx(0.1)
+    assert m["speculative_speedup"].samples == (pytest.approx(2.0), pytest.approx(2.2))
+    assert m["target_output_tok_per_s"].value == pytest.approx(16 / 4.2)
+
+
+def test_unigram_tv():
+    a = [round_of([(1, 1, 2, 2)], 1.0)]
+    assert unigram_tv(a, a) == 0.0
+    assert unigram_tv(a, [round_of([(3, 3, 3, 3)], 1.0)]) == 1.0
+    assert unigram_tv(a, [round_of([(1, 1, 1, 2)], 1.0)]) == pytest.approx(0.25)
+
+
+def test_unknown_method_and_settings():
+    with pytest.raises(KeyError, match="Did you mean 'prompt-lookup'"):
+        resolve_speculative("prompt-lokup")
+    from pytest_inferlab.speculative import drafters
+
+    with pytest.raises(SpeculativeConfigError, match="unknown setting.*'num_token'.*known: num_tokens, max_ngram"):
+        drafters.get("prompt-lookup").assist(SpeculativeSpec.of("prompt-lookup", num_token=3), None, None)
+
+
+class Vocab:
+    def __init__(self, words):
+        self.words = {w: i for i, w in enumerate(words)}
+
+    def get_vocab(self):
+        return self.words
+
+    def __len__(self):
+        return len(self.words)
+
+
+def test_tokenizers_must_match_for_draft_only():
+    same, other = Vocab(["a", "b"]), Vocab(["a", "b", "c"])
+    check_tokenizers(SpeculativeSpec.of("draft"), "t", same, Vocab(["a", "b"]))
+    with pytest.raises(SpeculativeConfigError, match="another tokenizer.*3 vs 2 tokens.*universal-draft"):
+        check_tokenizers(SpeculativeSpec.of("draft", model="d"), "t", other, same)
+    check_tokenizers(SpeculativeSpec.of("universal-draft", model="d"), "t", other, same)
+
+
+def test_vllm_speculative_config():
+    assert speculative_engine_args(SpeculativeSpec.of("prompt-lookup", num_tokens=4, max_ngram=3), "m") == {
+        "speculative_config": {"method": "ngram", "num_speculative_tokens": 4, "prompt_lookup_max": 3,
+                               "prompt_lookup_min": 1}}
+    assert speculative_engine_args(SpeculativeSpec.of("draft", model="org/small"), "org/big") == {
+        "speculative_config": {"model": "org/small", "num_speculative_tokens": 5}}
+    assert speculative_engine_args(SpeculativeSpec.of("eagle", model="org/eagle-head", variant="eagle3"), "m")[
+        "speculative_config"]["method"] == "eagle3"
+    with pytest.raises(NoVllmEquivalent, match="no vLLM counterpart"):
+        speculative_engine_args(SpeculativeSpec.of("early-exit"), "m")
+    with pytest.raises(NoVllmEquivalent, match="truncated or quantized copy"):
+        speculative_engine_args(SpeculativeSpec.of("draft", layers=6), "m")
