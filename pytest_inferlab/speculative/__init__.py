@@ -80,11 +80,16 @@ class DraftModel:
 
     def assist(self, spec: SpeculativeSpec, target: Any, draft: Any) -> Assist:
         _known_settings(spec, DRAFT_SETTINGS)
-        fields = {}
         tokens = _int_setting(spec, "num_tokens", None)
-        if tokens is not None:  # a fixed number of drafted tokens per step (else transformers' heuristic)
-            fields = {"num_assistant_tokens": tokens, "num_assistant_tokens_schedule": "constant"}
-        return Assist(fields, {"assistant_model": draft.model})
+        if tokens is None:  # transformers' heuristic schedule, from the draft's own generation config
+            return Assist({}, {"assistant_model": draft.model})
+        # transformers reads the drafted tokens per step from the *draft's* generation config: give
+        # this pair its own view of the draft with a private config (the draft itself is shared)
+        from .draft import with_generation_config
+
+        model = with_generation_config(draft.model, num_assistant_tokens=tokens,
+                                       num_assistant_tokens_schedule="constant")
+        return Assist({}, {"assistant_model": model})
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,15 @@ def _twin(module: Any) -> Any:
     return twin
 
 
+def with_generation_config(model: Any, **fields: Any) -> Any:
+    """A view of ``model`` (same modules and tensors) with its own generation config."""
+    view = _twin(model)
+    view.generation_config = copy.deepcopy(model.generation_config)
+    for name, value in fields.items():
+        setattr(view.generation_config, name, value)
+    return view
+
+
 def truncated_engine(engine: TransformersEngine, layers: int) -> TransformersEngine:
     """The target's first ``layers`` decoder layers, embeddings, final norm and head, sharing their
     tensors (no copy of the weights): the cheapest draft of the target's own family."""
@@ -43,6 +52,7 @@ def truncated_engine(engine: TransformersEngine, layers: int) -> TransformersEng
     draft = _twin(model)
     draft.model = draft_inner
     draft.config = config
+    draft.generation_config = copy.deepcopy(model.generation_config)
     params, nbytes = weight_bytes(draft)
     name = f"{engine.info.model.name}[:{layers} layers]"
     info = dataclasses.replace(engine.info, model=dataclasses.replace(engine.info.model, name=name), parameters=params,

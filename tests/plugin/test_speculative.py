@@ -46,6 +46,7 @@ def test_pairs_record_counts_speedup_and_exactness(pytester):
         assert 0 <= v["draft_cost_share"] < 1 and v["target_output_tok_per_s"] > 0
     truncated = values["test_pair[truncated-copy-edit]"]
     assert truncated["target_forwards"] < 48 and 0 < truncated["acceptance_rate"] <= 1
+    assert truncated["tokens_per_target_forward"] <= 3 + 1  # num_tokens=3 drafted + the target's own
     assert truncated["tokens_per_delivery"] > 1  # deliveries of several tokens are counted as such
     assert records["test_pair[truncated-copy-edit]"]["measurements"]["itl_ms"]["n"] < 44
     # a draft larger than its target is allowed and shows the slowdown
