@@ -74,6 +74,21 @@ def asv_offline(html_dir: Path, node_modules: Path) -> int:
     return 0
 
 
+def merge_runs(run_dirs: list[Path], results: Path, run_id: str | None) -> int:
+    """Merge shard runs (``--inferlab-shard=I/N``) into one run folder for asv-export and baselines."""
+    from .session import new_run_id
+    from .shard import MergeError, merge_runs as merge
+
+    run_id = run_id or f"{new_run_id()}-merged"
+    try:
+        written = merge(run_dirs, results, run_id)
+    except (MergeError, FileExistsError) as exc:
+        print(f"inferlab: {exc}", file=sys.stderr)
+        return 2
+    print(f"merged {len(written)} records from {len(run_dirs)} runs into {results / 'runs' / run_id}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="inferlab", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -90,7 +105,13 @@ def main(argv: list[str] | None = None) -> int:
     offline.add_argument("html_dir", type=Path, help="asv's html_dir, after `asv publish` (e.g. .asv/html)")
     offline.add_argument("--node-modules", type=Path, default=Path(".venv/node/node_modules"),
                          help="npm packages with the libraries (default: .venv/node/node_modules, see Makefile)")
+    merge = commands.add_parser("merge-runs", help="merge the runs of --inferlab-shard=I/N into one run folder")
+    merge.add_argument("run_dirs", type=Path, nargs="+", help="the shards' run folders, .inferlab/runs/<run id>")
+    merge.add_argument("--results", type=Path, default=Path(".inferlab"), help="results folder (default: .inferlab)")
+    merge.add_argument("--run-id", default=None, help="the merged run's id (default: a new one ending in -merged)")
     args = parser.parse_args(argv)
+    if args.command == "merge-runs":
+        return merge_runs(args.run_dirs, args.results, args.run_id)
     if args.command == "asv-offline":
         return asv_offline(args.html_dir, args.node_modules)
     if args.command == "asv-export":

@@ -392,7 +392,9 @@ class Lab:
         peaks, absent = memory.stop()
         host.after()
         measured = {name: scalar(name, value) for name, value in peaks.items()}
+        shard = self._session.settings.shard
         conditions = {"benchmark_disabled": bool(benchmark.disabled), "xdist_worker": self._session.worker_id,
+                      "shard": shard.label if shard else None,
                       "other_cpu_share": interference.other_cpu_share(),
                       "gpu_other_processes": interference.gpu_others, "host_ref_s": host.seconds}
         return conditions, (measured, absent)

@@ -34,6 +34,8 @@ ASV = "--inferlab-asv"
 SLO_OPTION = "--inferlab-slo"
 SLO_ATTAINMENT = "--inferlab-slo-attainment"
 LOAD_BUDGET = "--inferlab-load-budget"
+SHARD = "--inferlab-shard"
+SHARD_DURATIONS = "--inferlab-shard-durations"
 
 
 def _integer(text: str, minimum: int, what: str) -> int:
@@ -119,6 +121,15 @@ def parse_seconds(text: str) -> float:
     return value
 
 
+def parse_shard_option(text: str) -> Any:
+    from .shard import parse_shard
+
+    try:
+        return parse_shard(str(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def parse_model(text: str) -> str:
     if not str(text).strip():
         raise argparse.ArgumentTypeError("empty model name; expected an alias, dummy:<preset>, a path or a hub id")
@@ -172,6 +183,11 @@ OPTIONS = (
     Option(LOAD_BUDGET, parse_seconds, 120.0,
            "seconds one round under an arrival process (or one whole rate sweep x 3) may take; requests not served "
            "by then fail as saturated (default: 120)"),
+    Option(SHARD, parse_shard_option, None,
+           "run shard I of N (e.g. 2/4): a deterministic, cost-balanced share of the cases; merge the shards' "
+           "records with `inferlab merge-runs`"),
+    Option(SHARD_DURATIONS, str, None,
+           "a run folder of an earlier full run whose case durations balance the shards (default: equal costs)"),
 )
 
 
@@ -208,6 +224,8 @@ class Settings:
     slo: Any
     slo_attainment: float
     load_budget: float
+    shard: Any
+    shard_durations: Path | None
 
 
 def _ini_raw(config: pytest.Config, option: Option) -> Any:
@@ -230,7 +248,7 @@ def read_settings(config: pytest.Config) -> Settings:
             raw = _ini_raw(config, option)
             value = option.default if raw is None else _parse_ini(option, raw)
         values[option.dest.removeprefix("inferlab_")] = value
-    for folder in ("results", "baselines", "asv"):
+    for folder in ("results", "baselines", "asv", "shard_durations"):
         if values[folder] is None:
             continue
         values[folder] = Path(values[folder])

@@ -338,7 +338,21 @@ class LabSession:
             reason = next((r for r in reasons if r), None)
             if reason:
                 item.add_marker(pytest.mark.skip(reason=reason))
+        if self.settings.shard is not None:  # xdist workers each compute the same selection
+            self._keep_shard(items)
         items[:] = grouped_by_variant(items)
+
+    def _keep_shard(self, items: list[pytest.Item]) -> None:
+        """--inferlab-shard=I/N: keep this shard's cases, report the rest as deselected."""
+        from .shard import run_durations, select
+
+        durations = run_durations(self.settings.shard_durations) if self.settings.shard_durations else {}
+        chosen = select((item.nodeid for item in items), self.settings.shard, durations)
+        dropped = [item for item in items if item.nodeid not in chosen]
+        items[:] = [item for item in items if item.nodeid in chosen]
+        if dropped:
+            self.config.hook.pytest_deselected(items=dropped)
+        self.lab_cases = max(1, sum("lab" in getattr(item, "fixturenames", ()) for item in items))
 
     def _speculative_check(self, spec: SpeculativeSpec, target: ModelSpec | None) -> str | None:
         """At collection: the draft model resolves, and shares the target's tokenizer where the
