@@ -7,7 +7,7 @@ product, and expensive objects (loaded models, tokenized prompts) are cached per
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, Iterator
 
 import pytest
 
@@ -101,6 +101,27 @@ def speculative_model(request: pytest.FixtureRequest, inferlab_session: LabSessi
     try:
         return inferlab_session.speculative_engine(target, speculative)
     except (ValueError, ModelSourceError) as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def inferlab_server(inferlab_session: LabSession) -> Iterator[Any]:
+    """The server of the serving path: --inferlab-server-url, else ``transformers serve`` started on
+    127.0.0.1 (a free port) with the session's model, stopped by its process id at the end."""
+    handle = inferlab_session.server()
+    try:
+        yield handle
+    finally:
+        inferlab_session.stop_server()
+
+
+@pytest.fixture
+def server_model(inferlab_session: LabSession, inferlab_server: Any) -> Engine:
+    """An engine streaming to the server (``lab.measure(server_model, workload, batching="server",
+    load=...)``). A server that has died fails the case with its exit code and log."""
+    try:
+        return inferlab_session.server_engine()
+    except RuntimeError as exc:
         pytest.fail(str(exc), pytrace=False)
 
 

@@ -149,7 +149,11 @@ class Lab:
             return {**measurements, **memory[0]}, {**absent, **memory[1]}, conditions, failed, output_digest(traces[-1])
 
         started = _now()
+        server_before = dict(getattr(engine, "stats", {}))
         measurements, absent, conditions, failed, digest = case(plain=False)
+        if hasattr(engine, "stats"):  # a server engine: token sources, malformed lines, failures by kind
+            conditions["server"] = {k: v - server_before.get(k, 0) for k, v in engine.stats.items()
+                                    if v - server_before.get(k, 0)}
         if failed and len(failed) == sum(len(t.requests) for t in traces if not t.warmup):
             pytest.fail(f"every request failed; first error: {failed[0].error}", pytrace=False)
         note = f"{len(failed)} failed" if failed else ""
@@ -423,8 +427,11 @@ class Lab:
                 remeasure: Callable[[], tuple[dict[str, Measurement], dict[str, Any]]] | None = None,
                 evals: dict[str, Any] | None = None, curve: list[dict[str, Any]] | None = None) -> Record:
         info = engine.info
-        measurements = {**measurements, "model_bytes": scalar("model_bytes", info.model_bytes),
-                        **bandwidth_measurements(info, measurements)}
+        if info.model_bytes:  # a remote server's weights are not ours to count
+            measurements = {**measurements, "model_bytes": scalar("model_bytes", info.model_bytes),
+                            **bandwidth_measurements(info, measurements)}
+        else:
+            absent = {**absent, "model_bytes": f"the {info.engine} engine does not expose its weights"}
         node = self._request.node
         callspec = getattr(node, "callspec", None)
         params = {k: _param_value(v) for k, v in (callspec.params.items() if callspec else ())}

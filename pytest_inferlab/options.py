@@ -35,6 +35,7 @@ SLO_OPTION = "--inferlab-slo"
 SLO_ATTAINMENT = "--inferlab-slo-attainment"
 LOAD_BUDGET = "--inferlab-load-budget"
 SHARD = "--inferlab-shard"
+SERVER_URL = "--inferlab-server-url"
 SHARD_DURATIONS = "--inferlab-shard-durations"
 
 
@@ -183,6 +184,9 @@ OPTIONS = (
     Option(LOAD_BUDGET, parse_seconds, 120.0,
            "seconds one round under an arrival process (or one whole rate sweep x 3) may take; requests not served "
            "by then fail as saturated (default: 120)"),
+    Option(SERVER_URL, str, None,
+           "benchmark the OpenAI-compatible server at URL (e.g. vLLM's, http://127.0.0.1:8000) in server_model "
+           "cases; nothing is started. Unreachable: a usage error before any case runs"),
     Option(SHARD, parse_shard_option, None,
            "run shard I of N (e.g. 2/4): a deterministic, cost-balanced share of the cases; merge the shards' "
            "records with `inferlab merge-runs`"),
@@ -224,6 +228,7 @@ class Settings:
     slo: Any
     slo_attainment: float
     load_budget: float
+    server_url: str | None
     shard: Any
     shard_durations: Path | None
 

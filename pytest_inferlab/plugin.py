@@ -7,8 +7,8 @@ import pytest
 from . import hookspec
 from .device import CPU, cuda_device
 from .fixtures import (batching, inferlab_device, inferlab_session, kv_cache, kv_model, lab, load,  # noqa: F401
-                       model, quantization, quantized_model, speculative, speculative_model, workload,
-                       workload_overrides)
+                       inferlab_server, model, quantization, quantized_model, server_model, speculative,
+                       speculative_model, workload, workload_overrides)
 from .options import MODEL, add_options, given, read_settings
 from .policy import policies_for
 from .session import SESSION_KEY, LabSession, XdistHooks
@@ -39,6 +39,13 @@ def pytest_configure(config: pytest.Config) -> None:
         policies_for([], settings.tolerance, {})  # unknown metric names are usage errors, now
     except ValueError as exc:
         raise pytest.UsageError(f"--inferlab-tolerance / inferlab_tolerance: {exc}") from None
+    if settings.server_url is not None:
+        from .engines.openai_engine import ServerUnreachable, probe
+
+        try:
+            probe(settings.server_url)
+        except ServerUnreachable as exc:
+            raise pytest.UsageError(f"--inferlab-server-url: {exc}") from None
     session = LabSession(config, settings, device)
     config.stash[SESSION_KEY] = session
     config.pluginmanager.register(session, "inferlab-session")

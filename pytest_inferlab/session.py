@@ -17,6 +17,7 @@ from .engines import Engine, load_engine
 from .env import collect_environment, machine_id
 from .options import Settings
 from .policy import policies_for
+from .probes.interference import MEASURED_PIDS
 from .batching import resolve_batching, unsupported_batching_reason
 from .kv import resolve_kv, unsupported_kv_reason, unsupported_pairing
 from .speculative import resolve_speculative, unsupported_speculative_reason
@@ -97,6 +98,8 @@ class LabSession:
         self._dynamic_outputs: dict[tuple[Any, ...], dict[int, tuple[int, ...]]] = {}  # greedy ids, dynamic cache
         self._kv_klds: dict[tuple[Any, ...], float] = {}  # decode KLD per model, cache configuration, request
         self._drafts: dict[tuple[Any, ...], Engine] = {}  # draft engines of speculative pairs
+        self._server: Any = None  # the local server of the serving path (serving.LocalServer)
+        self._server_engine: Any = None
         self._environment: dict[str, Any] | None = None
         self.baselines = BaselineStore(settings.baselines)
         self.lab_cases = 1  # set at collection: the number of series divides the false-alarm budget
@@ -219,6 +222,43 @@ class LabSession:
                 draft = truncated_engine(draft, settings["layers"])
             self._drafts[key] = draft
         return self._drafts[key]
+
+    def server(self) -> Any:
+        """Start (once) the local server, unless --inferlab-server-url names one; returns the handle."""
+        if self._server is None and self.settings.server_url is None:
+            from .serving import LocalServer, plain_folder
+
+            model = self.engine_for(self.settings.model)
+            folder = plain_folder(model)
+            self.progress(f"starting transformers serve {folder} on 127.0.0.1 ...")
+            self._server = LocalServer(folder, device=self.device.torch_name).start()
+            MEASURED_PIDS.add(self._server.process.pid)  # the server's CPU is the case's, not interference
+            self.progress(f"server ready at {self._server.url} (pid {self._server.process.pid})")
+        return self._server
+
+    def stop_server(self) -> None:
+        if self._server is not None:
+            MEASURED_PIDS.discard(self._server.process.pid)
+            self._server.stop()
+
+    def server_engine(self) -> Engine:
+        """The engine streaming to the session's server; a local server that died is an error."""
+        from .engines.openai_engine import OpenAIServerEngine, probe
+        from .serving import ServerError
+        from .sources import load_tokenizer
+
+        local = self._server
+        if local is not None and not local.alive():
+            raise ServerError(f"the server (pid {local.process.pid}) exited with code {local.process.returncode}; "
+                              f"its log ({local.log_path}):\n{local.log_tail()}")
+        if self._server_engine is None:
+            url = self.settings.server_url or local.url
+            spec = resolve_model(self.settings.model, seed=self.settings.seed)
+            served = (probe(url) or [None])[0] or (str(local.folder) if local else spec.name)
+            if local is not None:
+                served = str(local.folder)
+            self._server_engine = OpenAIServerEngine(url, served, spec, load_tokenizer(spec))
+        return self._server_engine
 
     def requests_for(self, engine: Engine, workload: WorkloadSpec) -> list[Request]:
         key = (engine.info.model, workload)

@@ -54,6 +54,7 @@ batchers: Registry[Batcher] = Registry("batching engines")
 batchers.register("sequential", "pytest_inferlab.batching.padded:SEQUENTIAL")
 batchers.register("static", "pytest_inferlab.batching.padded:STATIC")
 batchers.register("continuous", "pytest_inferlab.batching.continuous:CONTINUOUS")
+batchers.register("server", "pytest_inferlab.batching.server:SERVER")
 
 
 def resolve_batching(value: str | BatchingSpec) -> BatchingSpec:

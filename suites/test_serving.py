@@ -1,0 +1,20 @@
+"""The serving path: a real OpenAI-compatible server measured under load. Without
+--inferlab-server-url the plugin starts ``transformers serve`` with the embedded model on
+127.0.0.1 and stops it at the end; with it, the same cases measure your server (vLLM's, ...)."""
+
+import pytest
+
+from pytest_inferlab import SLO
+
+
+@pytest.fixture
+def workload_overrides(inferlab_device):
+    return {"count": 8, "output_tokens": 16} if inferlab_device.kind == "cpu" else {}
+
+
+@pytest.mark.inferlab(rounds=1, warmup=1)
+@pytest.mark.parametrize("load", ["closed:1", "closed:4", "poisson:1"], indirect=True)
+def test_serving(lab, server_model, workload, load, inferlab_session):
+    slo = inferlab_session.settings.slo or SLO(ttft_ms=2000, tpot_ms=200)
+    record = lab.measure(server_model, workload, batching="server", load=load, slo=slo)
+    assert record.measurements["failed_requests"].value == 0
