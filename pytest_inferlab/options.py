@@ -36,6 +36,7 @@ SLO_ATTAINMENT = "--inferlab-slo-attainment"
 LOAD_BUDGET = "--inferlab-load-budget"
 SHARD = "--inferlab-shard"
 SERVER_URL = "--inferlab-server-url"
+SERVER_MODEL = "--inferlab-server-model"
 SHARD_DURATIONS = "--inferlab-shard-durations"
 
 
@@ -187,6 +188,9 @@ OPTIONS = (
     Option(SERVER_URL, str, None,
            "benchmark the OpenAI-compatible server at URL (e.g. vLLM's, http://127.0.0.1:8000) in server_model "
            "cases; nothing is started. Unreachable: a usage error before any case runs"),
+    Option(SERVER_MODEL, str, None,
+           "the model name to request from --inferlab-server-url (default: the first the server lists at "
+           "/v1/models, else --inferlab-model)"),
     Option(SHARD, parse_shard_option, None,
            "run shard I of N (e.g. 2/4): a deterministic, cost-balanced share of the cases; merge the shards' "
            "records with `inferlab merge-runs`"),
@@ -229,6 +233,7 @@ class Settings:
     slo_attainment: float
     load_budget: float
     server_url: str | None
+    server_model: str | None
     shard: Any
     shard_durations: Path | None
 

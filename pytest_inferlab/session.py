@@ -254,9 +254,10 @@ class LabSession:
         if self._server_engine is None:
             url = self.settings.server_url or local.url
             spec = resolve_model(self.settings.model, seed=self.settings.seed)
-            served = (probe(url) or [None])[0] or (str(local.folder) if local else spec.name)
             if local is not None:
-                served = str(local.folder)
+                served = str(local.folder)  # transformers serve pins the folder it was started with
+            else:
+                served = self.settings.server_model or (probe(url) or [None])[0] or spec.name
             self._server_engine = OpenAIServerEngine(url, served, spec, load_tokenizer(spec))
         return self._server_engine
 

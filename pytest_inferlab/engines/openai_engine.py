@@ -151,12 +151,13 @@ class OpenAIServerEngine:
         path = "/v1/chat/completions" if self.api == "chat" else "/v1/completions"
         t_send = time.perf_counter() if t_send is None else t_send
         t_start = time.perf_counter()
+        body = self.body(request, sampling)
         try:
-            with httpx.stream("POST", self.base_url + path, json=self.body(request, sampling),
+            with httpx.stream("POST", self.base_url + path, json=body,
                               timeout=httpx.Timeout(self.timeout_s)) as response:
                 if response.status_code >= 400:
                     detail = response.read().decode("utf-8", "replace")[:300]
-                    if response.status_code in (400, 422) and self.extensions and "ignore_eos" in detail:
+                    if response.status_code in (400, 422) and "ignore_eos" in body and "ignore_eos" in detail:
                         # a strict server (e.g. transformers serve) refuses vLLM's fields: drop them
                         self.extensions = False
                         self._count("extensions_refused")
