@@ -17,7 +17,7 @@ from .load import LoadSpec, parse_load
 from .engines import Engine
 from .lab import Lab
 from .session import SESSION_KEY, LabSession
-from .sources import ModelSourceError
+from .sources import ModelSourceError, resolve_model
 from .kv import resolve_kv, unsupported_for_engine
 from .quant import resolve_quant
 from .speculative import resolve_speculative
@@ -123,6 +123,37 @@ def server_model(inferlab_session: LabSession, inferlab_server: Any) -> Engine:
         return inferlab_session.server_engine()
     except RuntimeError as exc:
         pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture
+def parallel(request: pytest.FixtureRequest, inferlab_session: LabSession) -> Any:
+    """The parallel layout: the (indirect) parameter, a ParallelSpec or ``"tp2"``/``"tp2-pp2"``;
+    default one device. --inferlab-ray-address spreads it over a Ray cluster."""
+    import dataclasses as dc
+
+    from .engines.vllm_engine import ParallelSpec
+
+    value = getattr(request, "param", ParallelSpec())
+    if isinstance(value, str):
+        parts = value.split("-")
+        if not all(part[:2] in ("tp", "pp") and part[2:].isdigit() for part in parts):
+            pytest.fail(f"parallel layout {value!r}: expected tpN, ppN or tpN-ppN (e.g. tp2-pp2)", pytrace=False)
+        degrees = {part[:2]: int(part[2:]) for part in parts}
+        value = ParallelSpec(tensor=degrees.get("tp", 1), pipeline=degrees.get("pp", 1))
+    return dc.replace(value, ray_address=value.ray_address or inferlab_session.settings.ray_address)
+
+
+@pytest.fixture
+def vllm_model(inferlab_session: LabSession, parallel: Any) -> Engine:
+    """``--inferlab-model`` in vLLM's in-process engine with the ``parallel`` layout (GPU, extra
+    ``[gpu]``); skips with the reason where vLLM cannot run (not installed, no GPU, too few GPUs)."""
+    from .engines.vllm_engine import VllmEngine, unavailable_reason
+
+    reason = unavailable_reason(inferlab_session.device, parallel)
+    if reason:
+        pytest.skip(f"vllm: {reason}")
+    return VllmEngine.load(resolve_model(inferlab_session.settings.model), inferlab_session.device,
+                           parallel=parallel, seed=inferlab_session.settings.seed)
 
 
 @pytest.fixture

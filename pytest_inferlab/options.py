@@ -37,6 +37,7 @@ LOAD_BUDGET = "--inferlab-load-budget"
 SHARD = "--inferlab-shard"
 SERVER_URL = "--inferlab-server-url"
 SERVER_MODEL = "--inferlab-server-model"
+RAY_ADDRESS = "--inferlab-ray-address"
 SHARD_DURATIONS = "--inferlab-shard-durations"
 
 
@@ -191,6 +192,8 @@ OPTIONS = (
     Option(SERVER_MODEL, str, None,
            "the model name to request from --inferlab-server-url (default: the first the server lists at "
            "/v1/models, else --inferlab-model)"),
+    Option(RAY_ADDRESS, str, None,
+           "run vllm_model cases on vLLM's Ray executor at this address (multi-node tensor/pipeline parallel)"),
     Option(SHARD, parse_shard_option, None,
            "run shard I of N (e.g. 2/4): a deterministic, cost-balanced share of the cases; merge the shards' "
            "records with `inferlab merge-runs`"),
@@ -234,6 +237,7 @@ class Settings:
     load_budget: float
     server_url: str | None
     server_model: str | None
+    ray_address: str | None
     shard: Any
     shard_durations: Path | None
 

@@ -52,6 +52,7 @@ class Engine(Protocol):
 
 engines: Registry[Any] = Registry("engines")
 engines.register("transformers", "pytest_inferlab.engines.transformers_engine:TransformersEngine")
+engines.register("vllm", "pytest_inferlab.engines.vllm_engine:VllmEngine")
 
 
 def load_engine(name: str, spec: ModelSpec, device: Device) -> Engine:

@@ -77,3 +77,21 @@ def test_an_external_server_is_used_and_an_unreachable_one_refused(pytester, tmp
     result = pytester.runpytest_subprocess(*ARGS, f"--inferlab-server-url=http://127.0.0.1:{port}")
     assert result.ret == 4
     result.stderr.fnmatch_lines([f"*--inferlab-server-url: http://127.0.0.1:{port}: no OpenAI-compatible server*"])
+
+
+def test_vllm_cases_skip_with_the_reason_where_vllm_cannot_run(pytester):
+    pytester.makepyfile(test_suite="""
+import pytest
+
+@pytest.mark.parametrize("parallel", ["tp1", "tp2-pp2"], indirect=True)
+def test_vllm(lab, vllm_model, workload, parallel):
+    lab.measure(vllm_model, workload)
+
+@pytest.mark.parametrize("parallel", ["tq2"], indirect=True)
+def test_bad_layout(parallel):
+    pass
+""")
+    result = pytester.runpytest_subprocess(*ARGS)
+    assert result.ret == 1
+    result.stdout.fnmatch_lines(["*parallel layout 'tq2': expected tpN, ppN or tpN-ppN*",
+                                 "SKIPPED ?2? *vllm: vLLM is not installed*", "*2 skipped, 1 error*"])

@@ -1,0 +1,161 @@
+"""In-process vLLM (``vllm.LLM``), built from the same specs as the transformers engine.
+
+vLLM is imported only when an engine is loaded (extra ``[gpu]``); without it, or without a GPU,
+``unavailable_reason`` says why and the cases skip. The translation both ways is pure and
+unit-tested without vLLM, against vLLM's documented names: specs -> ``LLM(**engine_args)`` and
+``SamplingParams(**sampling_kwargs)``; ``RequestOutput`` (``prompt_token_ids``,
+``outputs[0].token_ids``, ``metrics.arrival_time/first_scheduled_time/first_token_time/
+last_token_time``, wall-clock seconds) -> RequestTrace. Offline ``LLM.generate`` returns whole
+outputs, so a trace has two deliveries (the first token, then the rest); per-token timestamps
+come from the serving path (``vllm serve`` + ``--inferlab-server-url``).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import time
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+from ..device import Device
+from ..specs import KVCacheSpec, ModelSpec, SamplingSpec, SpeculativeSpec
+from ..trace import Request, RequestTrace
+from . import EngineInfo
+from .vllm_args import NoVllmEquivalent, kv_engine_args, speculative_engine_args
+
+# pytest-inferlab quantization method -> vLLM's ``quantization`` argument (checkpoints made for it)
+QUANTIZATION = {"gptq": "gptq", "awq": "awq", "fp8-weight": "fp8", "fp8-dynamic": "fp8", "bnb-nf4": "bitsandbytes",
+                "bnb-int8": "bitsandbytes"}
+DTYPES = {"auto": "auto", "float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
+
+
+@dataclass(frozen=True, slots=True)
+class ParallelSpec:
+    """How one model is split: tensor-parallel and pipeline-parallel degrees; ``ray_address`` runs
+    vLLM's Ray executor across machines."""
+
+    tensor: int = 1
+    pipeline: int = 1
+    ray_address: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.tensor < 1 or self.pipeline < 1:
+            raise ValueError(f"parallel layout tp={self.tensor} pp={self.pipeline}: degrees must be >= 1")
+
+    @property
+    def devices(self) -> int:
+        return self.tensor * self.pipeline
+
+
+def unavailable_reason(device: Device, parallel: ParallelSpec = ParallelSpec()) -> str | None:
+    """Why vLLM cannot run here, or None."""
+    if importlib.util.find_spec("vllm") is None:
+        return "vLLM is not installed: pip install 'pytest-inferlab[gpu]' vllm (on a CUDA machine)"
+    if not device.is_cuda:
+        return "vLLM's engine runs on CUDA devices here; run with --inferlab-gpu=N"
+    import torch
+
+    if torch.cuda.device_count() < parallel.devices and parallel.ray_address is None:
+        return (f"layout tp={parallel.tensor} x pp={parallel.pipeline} needs {parallel.devices} GPUs, "
+                f"{torch.cuda.device_count()} visible (or give --inferlab-ray-address for several machines)")
+    return None
+
+
+def engine_args(model: ModelSpec, kv: KVCacheSpec | None = None, speculative: SpeculativeSpec | None = None,
+                parallel: ParallelSpec = ParallelSpec(), seed: int = 0) -> dict[str, Any]:
+    """``vllm.LLM`` keyword arguments for the specs; NoVllmEquivalent for what vLLM cannot express."""
+    if model.source == "dummy":
+        raise NoVllmEquivalent("dummy models are built in memory; vLLM loads weights by name or folder "
+                               "(use load_format='dummy' with a real config instead)")
+    args: dict[str, Any] = {"model": model.location, "dtype": DTYPES.get(model.dtype, model.dtype), "seed": seed,
+                            "tensor_parallel_size": parallel.tensor, "pipeline_parallel_size": parallel.pipeline}
+    if model.source == "gguf" or model.source == "embedded":
+        args["tokenizer"] = model.location  # vLLM reads a GGUF's tokenizer from the file
+    if model.quant is not None:
+        if model.quant.method not in QUANTIZATION:
+            raise NoVllmEquivalent(f"quantization {model.quant.method} has no vLLM counterpart "
+                                   f"(vLLM: {', '.join(sorted(set(QUANTIZATION.values())))})")
+        args["quantization"] = QUANTIZATION[model.quant.method]
+    if parallel.ray_address is not None:
+        args["distributed_executor_backend"] = "ray"
+    args.update(kv_engine_args(kv))
+    args.update(speculative_engine_args(speculative, model.location))
+    return args
+
+
+def sampling_kwargs(request: Request, sampling: SamplingSpec) -> dict[str, Any]:
+    """``vllm.SamplingParams`` keyword arguments for one request."""
+    kwargs: dict[str, Any] = {"max_tokens": request.max_new_tokens, "temperature": sampling.temperature,
+                              "top_p": sampling.top_p, "seed": sampling.seed + request.index}
+    if request.ignore_eos:
+        kwargs.update(ignore_eos=True, min_tokens=request.max_new_tokens)
+    return kwargs
+
+
+def trace_from_output(output: Any, request: Request, t_send: float, wall_to_perf: float,
+                      t_done: float) -> RequestTrace:
+    """A RequestTrace from a vLLM ``RequestOutput``: its wall-clock metrics moved onto the
+    ``perf_counter`` axis (``wall_to_perf`` = perf - wall at the call); without metrics (vLLM V1
+    offline may not fill them) the whole output is one delivery at ``t_done``."""
+    completion = output.outputs[0] if output.outputs else None
+    if completion is None or not getattr(output, "finished", True):
+        return RequestTrace.failed(request, t_send, "vLLM returned no finished output")
+    ids = tuple(completion.token_ids)
+    if not ids:
+        return RequestTrace.failed(request, t_send, f"vLLM returned no tokens (finish_reason={completion.finish_reason})")
+    metrics = getattr(output, "metrics", None)
+    first = getattr(metrics, "first_token_time", None)
+    last = getattr(metrics, "last_token_time", None)
+    scheduled = getattr(metrics, "first_scheduled_time", None)
+    admit = scheduled + wall_to_perf if scheduled else None
+    if first is None or last is None:
+        return RequestTrace(request.index, t_send, (t_done,), (len(ids),), len(request.prompt_ids), ids, t_admit=admit)
+    times = (first + wall_to_perf,) if len(ids) == 1 else (first + wall_to_perf, last + wall_to_perf)
+    counts = (1,) if len(ids) == 1 else (1, len(ids) - 1)
+    return RequestTrace(request.index, t_send, times, counts, len(request.prompt_ids), ids, t_admit=admit)
+
+
+class VllmEngine:
+    """``Engine`` over ``vllm.LLM``; a batch is one ``generate`` call (vLLM schedules it)."""
+
+    def __init__(self, llm: Any, tokenizer: Any, info: EngineInfo) -> None:
+        self.llm = llm
+        self.tokenizer = tokenizer
+        self.info = info
+
+    @classmethod
+    def load(cls, spec: ModelSpec, device: Device, kv: KVCacheSpec | None = None,
+             speculative: SpeculativeSpec | None = None, parallel: ParallelSpec = ParallelSpec(),
+             seed: int = 0) -> "VllmEngine":
+        reason = unavailable_reason(device, parallel)
+        if reason:
+            raise RuntimeError(reason)
+        from vllm import LLM
+
+        args = engine_args(spec, kv, speculative, parallel, seed)
+        llm = LLM(**args)
+        info = EngineInfo(engine="vllm", model=spec, device=device, dtype=str(args["dtype"]), parameters=0,
+                          model_bytes=0, vocab_size=len(llm.get_tokenizer()), facts={"engine_args": args},
+                          kv_cache=kv, speculative=speculative)
+        return cls(llm, llm.get_tokenizer(), info)
+
+    def encode(self, text: str, chat: bool) -> list[int]:
+        if chat and getattr(self.tokenizer, "chat_template", None):
+            rendered = self.tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
+                                                          add_generation_prompt=True)
+            return self.tokenizer(rendered, add_special_tokens=False)["input_ids"]
+        return self.tokenizer(text)["input_ids"]
+
+    def generate(self, batch: Sequence[Request], sampling: SamplingSpec) -> list[RequestTrace]:
+        from vllm import SamplingParams
+
+        prompts = [{"prompt_token_ids": list(r.prompt_ids)} for r in batch]
+        params = [SamplingParams(**sampling_kwargs(r, sampling)) for r in batch]
+        wall_to_perf = time.perf_counter() - time.time()
+        t_send = time.perf_counter()
+        try:
+            outputs = self.llm.generate(prompts, params, use_tqdm=False)
+        except Exception as exc:  # a failed request is data (DESIGN §4)
+            return [RequestTrace.failed(r, t_send, f"{type(exc).__name__}: {exc}") for r in batch]
+        t_done = time.perf_counter()
+        return [trace_from_output(out, r, t_send, wall_to_perf, t_done) for out, r in zip(outputs, batch)]
