@@ -144,6 +144,26 @@ def parallel(request: pytest.FixtureRequest, inferlab_session: LabSession) -> An
 
 
 @pytest.fixture
+def tp_model(inferlab_session: LabSession, model: Engine, parallel: Any) -> Engine:
+    """``model`` split over ``parallel.tensor`` CPU processes (torch.distributed, gloo) through
+    transformers' tensor-parallel plan; records carry every rank's peak RSS. Skips with the reason
+    where the split cannot run (GPU: use vllm_model; heads not divisible; pipeline parallel)."""
+    from .parallel import tp_unsupported_reason
+
+    if inferlab_session.device.is_cuda:
+        pytest.skip("on GPU the parallel layout runs in vLLM's engine: use vllm_model")
+    if parallel.pipeline > 1:
+        pytest.skip("pipeline parallel on CPU: transformers' plan splits tensors only; vLLM runs pipelines on GPU")
+    reason = tp_unsupported_reason(model.model.config, parallel.tensor)
+    if reason:
+        pytest.skip(f"{model.info.model.name}: {reason}")
+    try:
+        return inferlab_session.tp_engine(model, parallel.tensor)
+    except RuntimeError as exc:
+        pytest.fail(str(exc), pytrace=False)
+
+
+@pytest.fixture
 def vllm_model(inferlab_session: LabSession, parallel: Any) -> Engine:
     """``--inferlab-model`` in vLLM's in-process engine with the ``parallel`` layout (GPU, extra
     ``[gpu]``); skips with the reason where vLLM cannot run (not installed, no GPU, too few GPUs)."""

@@ -21,7 +21,7 @@ from .curves import curve_point
 from .engines import Engine, EngineInfo
 from .load import LoadSpec, parse_load
 from .evals import record_metrics
-from .metrics import SLO, Measurement, bootstrap_median_ci, define_eval_metric, measure, scalar, summary_values
+from .metrics import SLO, Measurement, bootstrap_median_ci, define_eval_metric, distribution, measure, scalar, summary_values
 from .kv import CONTINUOUS_ONLY, token_agreement
 from .probes.bandwidth import copy_bandwidth_gb_per_s, decode_bandwidth_gb_per_s
 from .probes.energy import EnergyMeter
@@ -151,6 +151,9 @@ class Lab:
         started = _now()
         server_before = dict(getattr(engine, "stats", {}))
         measurements, absent, conditions, failed, digest = case(plain=False)
+        if getattr(engine, "rank_peaks", None):  # a tensor-parallel group: every rank's peak RSS
+            conditions["parallel"] = {"tensor": len(engine.rank_peaks), "peak_rss_bytes_per_rank": engine.rank_peaks}
+            measurements["peak_mem_per_rank_bytes"] = distribution("peak_mem_per_rank_bytes", engine.rank_peaks)
         if hasattr(engine, "stats"):  # a server engine: token sources, malformed lines, failures by kind
             conditions["server"] = {k: v - server_before.get(k, 0) for k, v in engine.stats.items()
                                     if v - server_before.get(k, 0)}

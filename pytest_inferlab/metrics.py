@@ -68,6 +68,8 @@ _define("sampled_unigram_tv", "fraction", False, "speculative under sampling: to
         "frequencies of drafted and undrafted outputs (tokens differ by design; their distribution must not)")
 _define("failed_requests", "requests", False, "requests that ended with ok=False")
 _define("peak_mem_bytes", "B", False, "peak RSS (CPU) or torch peak allocated (CUDA) during the case")
+_define("peak_mem_per_rank_bytes", "B", False, "tensor parallel on CPU: peak RSS of each rank (samples per rank; "
+        "headline the median)")
 _define("peak_mem_reserved_bytes", "B", False, "torch peak reserved memory (CUDA)")
 _define("model_bytes", "B", False, "bytes of weights and buffers, tied tensors once")
 _define("energy_j", "J", False, "device energy counter delta over the timed rounds (whole device)")

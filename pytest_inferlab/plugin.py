@@ -8,7 +8,7 @@ from . import hookspec
 from .device import CPU, cuda_device
 from .fixtures import (batching, inferlab_device, inferlab_session, kv_cache, kv_model, lab, load,  # noqa: F401
                        inferlab_server, model, parallel, quantization, quantized_model, server_model, speculative,
-                       speculative_model, vllm_model, workload, workload_overrides)
+                       speculative_model, tp_model, vllm_model, workload, workload_overrides)
 from .options import MODEL, add_options, given, read_settings
 from .policy import policies_for
 from .session import SESSION_KEY, LabSession, XdistHooks

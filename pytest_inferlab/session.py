@@ -100,6 +100,7 @@ class LabSession:
         self._drafts: dict[tuple[Any, ...], Engine] = {}  # draft engines of speculative pairs
         self._server: Any = None  # the local server of the serving path (serving.LocalServer)
         self._server_engine: Any = None
+        self._tp_engines: dict[tuple[Any, int], Any] = {}  # CPU tensor-parallel groups
         self._environment: dict[str, Any] | None = None
         self.baselines = BaselineStore(settings.baselines)
         self.lab_cases = 1  # set at collection: the number of series divides the false-alarm budget
@@ -235,6 +236,21 @@ class LabSession:
             MEASURED_PIDS.add(self._server.process.pid)  # the server's CPU is the case's, not interference
             self.progress(f"server ready at {self._server.url} (pid {self._server.process.pid})")
         return self._server
+
+    def tp_engine(self, model: Engine, world: int) -> Engine:
+        """``model`` split over ``world`` CPU processes (started once per model and degree)."""
+        from .parallel import TensorParallelEngine
+        from .serving import plain_folder
+
+        key = (model.info.model, world)
+        if key not in self._tp_engines:
+            self.progress(f"starting a {world}-process tensor-parallel group for {model.info.model.name} ...")
+            info = dataclasses.replace(model.info, engine="transformers-tp",
+                                       facts={**model.info.facts, "tensor_parallel": world})
+            self._tp_engines[key] = TensorParallelEngine(str(plain_folder(model)), info, world, model.encode,
+                                                         threads=max(1, (self.settings.threads or 2) // world))
+            MEASURED_PIDS.add(self._tp_engines[key].process.pid)
+        return self._tp_engines[key]
 
     def stop_server(self) -> None:
         if self._server is not None:
@@ -426,6 +442,8 @@ class LabSession:
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         """The quantization trade-off of the run, and --inferlab-asv: export this run's records (the
         controller does both once, for all workers)."""
+        for group in self._tp_engines.values():
+            group.stop()
         if self.worker_id is not None or not self.store.folder.is_dir():
             return
         from .asv_export import export, find_records

@@ -27,12 +27,22 @@ MEASURED_PIDS: set[int] = set()
 
 
 def _process_cpu_s(pid: int) -> float:
-    """utime + stime of a live process from /proc/<pid>/stat (0 once it is gone)."""
+    """CPU seconds of a live process and its descendants (a launcher's ranks); 0 once gone."""
+    import psutil
+
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
+        root = psutil.Process(pid)
+        tree = [root, *root.children(recursive=True)]
+    except psutil.Error:
         return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for process in tree:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def _own_cpu_s() -> float:
