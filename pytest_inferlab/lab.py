@@ -154,9 +154,13 @@ class Lab:
         if getattr(engine, "rank_peaks", None):  # a tensor-parallel group: every rank's peak RSS
             conditions["parallel"] = {"tensor": len(engine.rank_peaks), "peak_rss_bytes_per_rank": engine.rank_peaks}
             measurements["peak_mem_per_rank_bytes"] = distribution("peak_mem_per_rank_bytes", engine.rank_peaks)
-        if hasattr(engine, "stats"):  # a server engine: token sources, malformed lines, failures by kind
-            conditions["server"] = {k: v - server_before.get(k, 0) for k, v in engine.stats.items()
-                                    if v - server_before.get(k, 0)}
+        if hasattr(engine, "stats"):  # a server's token sources and failures by kind, or vLLM's own counters
+            counts = {k: v - server_before.get(k, 0) for k, v in engine.stats.items() if v - server_before.get(k, 0)}
+            if getattr(engine, "stats_key", "server") == "vllm":
+                from .engines.vllm_engine import derived_rates
+
+                counts.update(derived_rates(counts))
+            conditions[getattr(engine, "stats_key", "server")] = counts
         if failed and len(failed) == sum(len(t.requests) for t in traces if not t.warmup):
             pytest.fail(f"every request failed; first error: {failed[0].error}", pytrace=False)
         note = f"{len(failed)} failed" if failed else ""

@@ -115,13 +115,55 @@ def trace_from_output(output: Any, request: Request, t_send: float, wall_to_perf
     return RequestTrace(request.index, t_send, times, counts, len(request.prompt_ids), ids, t_admit=admit)
 
 
+# vLLM's own counters (``LLM.get_metrics()``, V1 metrics reader): prefix caching and spec decode
+COUNTERS = ("vllm:prefix_cache_queries", "vllm:prefix_cache_hits", "vllm:spec_decode_num_drafts",
+            "vllm:spec_decode_num_draft_tokens", "vllm:spec_decode_num_accepted_tokens")
+
+
+def counters_from_metrics(metrics: Sequence[Any]) -> dict[str, float]:
+    """Cumulative values of the counters above from ``get_metrics()`` (a Counter has ``value``, a
+    Vector ``values``; several label sets are summed)."""
+    out: dict[str, float] = {}
+    for metric in metrics:
+        name = getattr(metric, "name", None)
+        if name not in COUNTERS:
+            continue
+        value = getattr(metric, "value", None)
+        if value is None:
+            value = sum(getattr(metric, "values", None) or ())
+        out[name.removeprefix("vllm:")] = out.get(name.removeprefix("vllm:"), 0.0) + float(value)
+    return out
+
+
+def derived_rates(counts: dict[str, float]) -> dict[str, float]:
+    """Prefix-cache hit rate, spec-decode acceptance and mean accepted tokens per draft, where counted."""
+    rates = {}
+    if counts.get("prefix_cache_queries"):
+        rates["prefix_cache_hit_rate"] = counts.get("prefix_cache_hits", 0.0) / counts["prefix_cache_queries"]
+    if counts.get("spec_decode_num_draft_tokens"):
+        rates["spec_decode_acceptance_rate"] = (counts.get("spec_decode_num_accepted_tokens", 0.0)
+                                                / counts["spec_decode_num_draft_tokens"])
+    if counts.get("spec_decode_num_drafts"):
+        rates["spec_decode_accepted_per_draft"] = (counts.get("spec_decode_num_accepted_tokens", 0.0)
+                                                   / counts["spec_decode_num_drafts"])
+    return rates
+
+
 class VllmEngine:
     """``Engine`` over ``vllm.LLM``; a batch is one ``generate`` call (vLLM schedules it)."""
+
+    stats_key = "vllm"  # the record's conditions key for this engine's counters of a case
 
     def __init__(self, llm: Any, tokenizer: Any, info: EngineInfo) -> None:
         self.llm = llm
         self.tokenizer = tokenizer
         self.info = info
+
+    @property
+    def stats(self) -> dict[str, float]:
+        """vLLM's cumulative counters (empty where this vLLM has no ``get_metrics``)."""
+        get = getattr(self.llm, "get_metrics", None)
+        return counters_from_metrics(get()) if get else {}
 
     @classmethod
     def load(cls, spec: ModelSpec, device: Device, kv: KVCacheSpec | None = None,

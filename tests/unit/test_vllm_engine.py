@@ -69,3 +69,18 @@ def test_unavailable_here_with_the_reason():
     reason = unavailable_reason(CPU)
     assert reason and ("not installed" in reason or "CUDA" in reason)
     assert unavailable_reason(Device("cpu"), ParallelSpec(tensor=2)) is not None
+
+
+def test_vllm_counters_and_rates():
+    from pytest_inferlab.engines.vllm_engine import counters_from_metrics, derived_rates
+
+    metrics = [SimpleNamespace(name="vllm:prefix_cache_queries", value=200), SimpleNamespace(name="vllm:prefix_cache_hits", value=150),
+               SimpleNamespace(name="vllm:spec_decode_num_drafts", value=10),
+               SimpleNamespace(name="vllm:spec_decode_num_draft_tokens", value=40),
+               SimpleNamespace(name="vllm:spec_decode_num_accepted_tokens", value=None, values=[20, 10]),
+               SimpleNamespace(name="vllm:generation_tokens", value=999)]
+    counts = counters_from_metrics(metrics)
+    assert counts == {"prefix_cache_queries": 200, "prefix_cache_hits": 150, "spec_decode_num_drafts": 10,
+                      "spec_decode_num_draft_tokens": 40, "spec_decode_num_accepted_tokens": 30}
+    assert derived_rates(counts) == {"prefix_cache_hit_rate": 0.75, "spec_decode_acceptance_rate": 0.75,
+                                     "spec_decode_accepted_per_draft": 3.0}
