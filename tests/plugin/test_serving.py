@@ -1,11 +1,7 @@
 """The serving path through the fixtures, against a real ``transformers serve`` on 127.0.0.1."""
 
 import json
-import os
-import signal
 import socket
-import subprocess
-import sys
 
 ARGS = ("--inferlab-model=dummy:tiny", "--inferlab-rounds=1", "--inferlab-warmup=0", "--inferlab-threads=1",
         "-p", "no:cacheprovider", "-rs")
