@@ -70,7 +70,7 @@ def test_registry_did_you_mean_lazy_targets_and_freeze():
 
 
 def test_unknown_workload_lists_known_names():
-    with pytest.raises(UnknownNameError, match="Did you mean 'short-chat'.*Known: copy-edit, long-context"):
+    with pytest.raises(UnknownNameError, match="Did you mean 'short-chat'.*Known: code, copy-edit, long-context"):
         workloads.get("short-chta")
 
 

@@ -52,7 +52,7 @@ def test_length_distributions_stay_in_bounds(dist, spread, low, high):
 
 
 def test_unknown_prompt_set_names_the_shipped_ones():
-    with pytest.raises(LookupError, match="shipped sets: copy_edit, long_context, short_chat"):
+    with pytest.raises(LookupError, match="shipped sets: code, copy_edit, long_context, short_chat"):
         prompt_texts("nope")
 
 
