@@ -129,8 +129,6 @@ def server_model(inferlab_session: LabSession, inferlab_server: Any) -> Engine:
 def parallel(request: pytest.FixtureRequest, inferlab_session: LabSession) -> Any:
     """The parallel layout: the (indirect) parameter, a ParallelSpec or ``"tp2"``/``"tp2-pp2"``;
     default one device. --inferlab-ray-address spreads it over a Ray cluster."""
-    import dataclasses as dc
-
     from .engines.vllm_engine import ParallelSpec
 
     value = getattr(request, "param", ParallelSpec())
@@ -140,7 +138,7 @@ def parallel(request: pytest.FixtureRequest, inferlab_session: LabSession) -> An
             pytest.fail(f"parallel layout {value!r}: expected tpN, ppN or tpN-ppN (e.g. tp2-pp2)", pytrace=False)
         degrees = {part[:2]: int(part[2:]) for part in parts}
         value = ParallelSpec(tensor=degrees.get("tp", 1), pipeline=degrees.get("pp", 1))
-    return dc.replace(value, ray_address=value.ray_address or inferlab_session.settings.ray_address)
+    return dataclasses.replace(value, ray_address=value.ray_address or inferlab_session.settings.ray_address)
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ request's ``t_send`` is when it arrived, so TTFT includes the time it waited in 
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import time
 from collections import deque
@@ -70,8 +71,6 @@ def unsupported_batching_reason(spec: BatchingSpec, device: Device) -> str | Non
 
 def serve_round(engine: Any, requests: Sequence[Request], spec: BatchingSpec, load: LoadSpec,
                 sampling: SamplingSpec, budget_s: float, warmup: bool = False) -> RoundTrace:
-    import dataclasses
-
     trace = batchers.get(spec.kind).serve(engine, requests, load, sampling, spec, budget_s)
     return dataclasses.replace(trace, warmup=warmup)
 
