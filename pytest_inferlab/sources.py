@@ -203,10 +203,16 @@ class GgufSource:
         return _load_gguf(path, device, dtype)
 
 
-def _load_pretrained(location: str, device: str, dtype: Any, **kwargs: Any) -> tuple[Any, Any]:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def _pretrained_tokenizer(location: str, **kwargs: Any) -> Any:
+    from transformers import AutoTokenizer
 
-    tokenizer = _prepared(AutoTokenizer.from_pretrained(location, **kwargs))
+    return _prepared(AutoTokenizer.from_pretrained(location, **kwargs))
+
+
+def _load_pretrained(location: str, device: str, dtype: Any, **kwargs: Any) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM
+
+    tokenizer = _pretrained_tokenizer(location, **kwargs)
     model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype, **kwargs).to(device)
     return model, tokenizer
 
@@ -286,14 +292,12 @@ def tokenizer_key(spec: ModelSpec) -> tuple[str, str]:
 def load_tokenizer(spec: ModelSpec) -> Any:
     """Only the tokenizer a model spec would load (seconds, not the weights): for checks at
     collection, such as whether a draft model shares its target's vocabulary."""
-    from transformers import AutoTokenizer
-
     if spec.source == "dummy":
         return _gguf_tokenizer(str(embedded_gguf_path(DEFAULT_MODEL)))
     if spec.source == "embedded":
         return _gguf_tokenizer(str(embedded_gguf_path(spec.location)))
     if spec.source == "gguf":
         return _gguf_tokenizer(str(Path(spec.location).expanduser()))
-    kwargs = {"local_files_only": True} if spec.source == "hub" else {}
-    return _prepared(AutoTokenizer.from_pretrained(str(Path(spec.location).expanduser()) if spec.source == "folder"
-                                                   else spec.location, **kwargs))
+    if spec.source == "hub":
+        return _pretrained_tokenizer(spec.location, local_files_only=True)
+    return _pretrained_tokenizer(str(Path(spec.location).expanduser()))

@@ -119,6 +119,12 @@ class Arrivals:
             if self.waiting:
                 self.due.append((now, self.waiting.popleft()))
 
+    def wait_s(self, now: float, deadline: float, poll_s: float = 0.25) -> float:
+        """How long a collecting loop may block: until the next arrival or the deadline, at most
+        ``poll_s`` (completions are polled for meanwhile)."""
+        upcoming = self.next_time()
+        return max(0.0, min(poll_s, deadline - now, upcoming - now if upcoming is not None else poll_s))
+
     def remaining(self) -> list[tuple[float, Request]]:
         """Everything not yet taken (for the budget cut): due ones at their time, the rest at now."""
         now = time.perf_counter()

@@ -212,9 +212,7 @@ class ContinuousBatcher:
                                                       "the request (it is stopping or has failed)"))
                 else:
                     in_flight[request_id] = (arrival, request)
-            upcoming = arrivals.next_time()
-            wait = min(0.25, deadline - now, max(0.0, upcoming - now) if upcoming is not None else 0.25)
-            output = manager.current.get_result(timeout=max(0.0, wait))
+            output = manager.current.get_result(timeout=arrivals.wait_s(now, deadline))
             failed = output is not None and output.error is not None
             if in_flight and (failed or output is None) and loop_died(manager.current, 1.0 if failed else 0.0):
                 # A failing request takes the generation loop down with its whole batch: restart the

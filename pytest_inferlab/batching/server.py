@@ -44,10 +44,8 @@ class ServerBatcher:
                 in_flight[request.index] = (arrival, request)
                 threading.Thread(target=lambda r=request, a=arrival: done.put(engine.send(r, sampling, a)),
                                  daemon=True).start()
-            upcoming = arrivals.next_time()
-            wait = min(0.25, deadline - now, max(0.0, upcoming - now) if upcoming is not None else 0.25)
             try:
-                trace = done.get(timeout=max(0.0, wait))
+                trace = done.get(timeout=arrivals.wait_s(now, deadline))
             except queue.Empty:
                 continue
             in_flight.pop(trace.index, None)

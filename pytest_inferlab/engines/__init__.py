@@ -50,6 +50,16 @@ class Engine(Protocol):
         """Generate for ``batch`` together; failures come back as ``ok=False`` traces."""
 
 
+def encode_prompt(tokenizer: Any, text: str, chat: bool, special_tokens: bool = True) -> list[int]:
+    """Token ids of ``text``: wrapped in the tokenizer's chat template when ``chat`` and it has one
+    (the template brings its own special tokens), else tokenized as is."""
+    if chat and getattr(tokenizer, "chat_template", None):
+        rendered = tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
+                                                 add_generation_prompt=True)
+        return tokenizer(rendered, add_special_tokens=False)["input_ids"]
+    return tokenizer(text, add_special_tokens=special_tokens)["input_ids"]
+
+
 engines: Registry[Any] = Registry("engines")
 engines.register("transformers", "pytest_inferlab.engines.transformers_engine:TransformersEngine")
 engines.register("vllm", "pytest_inferlab.engines.vllm_engine:VllmEngine")

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 from ..device import Device
 from ..specs import ModelSpec, SamplingSpec
 from ..trace import Request, RequestTrace
-from . import EngineInfo
+from . import EngineInfo, encode_prompt
 
 APIS = ("completions", "chat")
 
@@ -121,11 +121,7 @@ class OpenAIServerEngine:
     def encode(self, text: str, chat: bool) -> list[int]:
         """Completions: the prompt as the in-process engine would see it (chat template applied);
         chat: the raw text (the server applies its own template)."""
-        if chat and self.api == "completions" and getattr(self.tokenizer, "chat_template", None):
-            rendered = self.tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
-                                                          add_generation_prompt=True)
-            return self.tokenizer(rendered, add_special_tokens=False)["input_ids"]
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return encode_prompt(self.tokenizer, text, chat and self.api == "completions", special_tokens=False)
 
     def body(self, request: Request, sampling: SamplingSpec) -> dict[str, Any]:
         text = self.tokenizer.decode(list(request.prompt_ids), skip_special_tokens=False)

@@ -22,7 +22,7 @@ from ..sources import model_sources
 from ..kv import cache_bytes, generation_kwargs
 from ..specs import KVCacheSpec, ModelSpec, SamplingSpec, SpeculativeSpec
 from ..trace import Request, RequestTrace
-from . import EngineInfo
+from . import EngineInfo, encode_prompt
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -220,11 +220,7 @@ class TransformersEngine:
         return cls(model, tokenizer, info)
 
     def encode(self, text: str, chat: bool) -> list[int]:
-        if chat and getattr(self.tokenizer, "chat_template", None):
-            messages = [{"role": "user", "content": text}]
-            rendered = self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-            return self.tokenizer(rendered, add_special_tokens=False)["input_ids"]
-        return self.tokenizer(text)["input_ids"]
+        return encode_prompt(self.tokenizer, text, chat)
 
     def generation_config(self, batch: Sequence[Request], sampling: SamplingSpec) -> GenerationConfig:
         new_tokens = max(r.max_new_tokens for r in batch)

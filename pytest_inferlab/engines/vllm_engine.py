@@ -20,7 +20,7 @@ from typing import Any, Sequence
 from ..device import Device
 from ..specs import KVCacheSpec, ModelSpec, SamplingSpec, SpeculativeSpec
 from ..trace import Request, RequestTrace
-from . import EngineInfo
+from . import EngineInfo, encode_prompt
 from .vllm_args import NoVllmEquivalent, kv_engine_args, speculative_engine_args
 
 # pytest-inferlab quantization method -> vLLM's ``quantization`` argument (checkpoints made for it)
@@ -182,11 +182,7 @@ class VllmEngine:
         return cls(llm, llm.get_tokenizer(), info)
 
     def encode(self, text: str, chat: bool) -> list[int]:
-        if chat and getattr(self.tokenizer, "chat_template", None):
-            rendered = self.tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
-                                                          add_generation_prompt=True)
-            return self.tokenizer(rendered, add_special_tokens=False)["input_ids"]
-        return self.tokenizer(text)["input_ids"]
+        return encode_prompt(self.tokenizer, text, chat)
 
     def generate(self, batch: Sequence[Request], sampling: SamplingSpec) -> list[RequestTrace]:
         from vllm import SamplingParams

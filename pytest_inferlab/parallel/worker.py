@@ -24,11 +24,12 @@ def main() -> int:
     import torch
     import torch.distributed as dist
     from torch.distributed.device_mesh import init_device_mesh
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     from ..engines.transformers_engine import TransformersEngine
     from ..engines import EngineInfo
     from ..device import CPU
+    from ..sources import load_tokenizer
     from ..specs import ModelSpec, SamplingSpec
     from ..trace import Request
 
@@ -38,12 +39,9 @@ def main() -> int:
     rank, world = dist.get_rank(), dist.get_world_size()
     mesh = init_device_mesh("cpu", (world,))
     model = AutoModelForCausalLM.from_pretrained(folder, tp_plan="auto", device_mesh=mesh, dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    tokenizer.padding_side = "left"
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    info = EngineInfo("transformers-tp", ModelSpec(folder, "folder", folder), CPU, "float32", 0, 0,
-                      model.config.vocab_size)
+    spec = ModelSpec(folder, "folder", folder)
+    tokenizer = load_tokenizer(spec)  # left padding and a pad token, as every engine's
+    info = EngineInfo("transformers-tp", spec, CPU, "float32", 0, 0, model.config.vocab_size)
     engine = TransformersEngine(model, tokenizer, info)
     connection = None
     if rank == 0:
