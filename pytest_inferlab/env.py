@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .device import Device
+from .packages import lock_state
 from .specs import stable_id
 
 LIBRARIES = ("torch", "transformers", "accelerate", "gguf", "pytest", "pytest-benchmark", "pytest-inferlab", "vllm")
@@ -84,6 +85,7 @@ def collect_environment(device: Device, root: Path) -> dict[str, Any]:
         "torch": versions["torch"],
         "transformers": versions["transformers"],
         "git": git_state(root),
+        "lock": lock_state(root).to_json(),  # the run folder's packages.txt lists every package
         "hf_hub_offline": os.environ.get("HF_HUB_OFFLINE"),
     }
     env.update(device_facts(device))

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .jsonio import write_json_new
+from .jsonio import write_json_new, write_text_if_absent
+from .packages import lock_state, packages_txt
 from .record import Record
 
 
@@ -24,3 +25,7 @@ class RecordStore:
     def write(self, record: Record) -> Path:
         name = f"{safe_name(record.test_id)}-{record.spec_id}.json"
         return write_json_new(self.folder / name, record.to_json())
+
+    def write_packages(self, root: Path) -> None:
+        """``packages.txt``: every installed package of the run, installable with pip (kept if present)."""
+        write_text_if_absent(self.folder / "packages.txt", packages_txt(lock_state(root)))

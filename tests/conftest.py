@@ -9,7 +9,15 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 pytest_plugins = ["pytester"]
 
 
+# No test can hang: past this bound pytest-timeout fails the test with the traceback of where it
+# waited (the slowest test takes about a minute here). --timeout or PYTEST_TIMEOUT overrides it.
+TEST_TIMEOUT_S = 300
+
+
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config):
+    if config.getvalue("timeout") is None and not os.environ.get("PYTEST_TIMEOUT") and not config.getini("timeout"):
+        config.option.timeout = TEST_TIMEOUT_S
     config.addinivalue_line("filterwarnings", "error")
     # gguf and transformers' GGUF loader emit deprecation noise we do not own
     config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning")

@@ -10,11 +10,13 @@ against the memory the device has before anything is allocated.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
+from ..compat import GenerationThread, prepare_generation_thread
 from ..device import Device
 from ..load import LoadSpec
 from ..specs import SamplingSpec
@@ -96,10 +98,21 @@ def check_fits(plan: CachePlan, device: Device) -> None:
             "used): lower num_blocks, page_size or max_batch in the BatchingSpec settings")
 
 
-def start_manager(engine: Any, plan: CachePlan, sampling: SamplingSpec, ignore_eos: bool) -> Any:
+class GenerationThreadError(RuntimeError):
+    """The manager's generation thread died of an error outside any request: the round cannot go on."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunningManager:
+    """A started manager and the record of its generation thread (``compat.GenerationThread``)."""
+
+    manager: Any
+    thread: GenerationThread
+
+
+def start_manager(engine: Any, plan: CachePlan, sampling: SamplingSpec, ignore_eos: bool) -> RunningManager:
     import torch
-    from transformers import GenerationConfig
-    from transformers.generation.configuration_utils import ContinuousBatchingConfig
+    from transformers import ContinuousBatchingConfig, GenerationConfig
 
     generation = GenerationConfig(
         do_sample=not sampling.greedy, temperature=sampling.temperature if not sampling.greedy else None,
@@ -110,16 +123,30 @@ def start_manager(engine: Any, plan: CachePlan, sampling: SamplingSpec, ignore_e
         max_requests_per_batch=plan.max_batch, allow_block_sharing=False, seed=sampling.seed)
     manager = engine.model.init_continuous_batching(generation_config=generation, continuous_batching_config=batching)
     threads = torch.get_num_threads()
-    loop = manager._run_generation_loop
 
-    def generation_loop() -> None:  # the manager's thread must use the session's thread count (DESIGN §8)
+    @contextlib.contextmanager
+    def like_the_caller() -> Iterator[None]:  # a new thread starts with torch's default thread count
         torch.set_num_threads(threads)
         with torch.inference_mode():
-            loop()
+            yield
 
-    manager._run_generation_loop = generation_loop
-    manager.start()
-    return manager
+    thread = prepare_generation_thread(manager, like_the_caller)
+    with torch.inference_mode():  # transformers >= 5.24 runs its loop in the caller's inference mode
+        manager.start()
+    return RunningManager(manager, thread)
+
+
+def raise_if_thread_died(running: RunningManager) -> None:
+    """Raise on the caller's thread, at once, when the generation thread died of an error that no
+    request caused (the manager records those it catches as ``fatal_error``: they are per request)."""
+    escaped = running.thread.escaped
+    if escaped is not None:
+        raise GenerationThreadError(f"transformers' continuous batching thread died: {type(escaped).__name__}: "
+                                    f"{escaped}") from escaped
+    status = running.manager.background_thread_status
+    if not running.manager.is_running() and status.fatal_error is None:
+        raise GenerationThreadError("transformers' continuous batching thread stopped without an error while "
+                                    "requests were waiting")
 
 
 def request_trace(output: Any, arrival: float, request: Request) -> RequestTrace:
@@ -152,13 +179,20 @@ def loop_died(manager: Any, settle_s: float = 1.0) -> bool:
 class ManagerHolder:
     """The round's running manager; ``restart`` replaces one whose generation loop died."""
 
-    def __init__(self, start: Any) -> None:
+    def __init__(self, start: Callable[[], RunningManager]) -> None:
         self._start = start
-        self.current = start()
+        self.running = start()
+
+    @property
+    def current(self) -> Any:
+        return self.running.manager
+
+    def check(self) -> None:
+        raise_if_thread_died(self.running)
 
     def restart(self) -> None:
         self.stop()
-        self.current = self._start()
+        self.running = self._start()
 
     def stop(self) -> None:
         self.current.stop(block=True, hard_stop=True)
@@ -170,7 +204,7 @@ class ContinuousBatcher:
 
     def unsupported(self, device: Device) -> str | None:
         try:
-            from transformers.generation.continuous_batching import ContinuousBatchingManager  # noqa: F401
+            from transformers.generation import ContinuousBatchingManager  # noqa: F401
         except ImportError as exc:
             return f"this transformers has no continuous batching ({exc})"
         return None
@@ -213,6 +247,8 @@ class ContinuousBatcher:
                 else:
                     in_flight[request_id] = (arrival, request)
             output = manager.current.get_result(timeout=arrivals.wait_s(now, deadline))
+            if output is None and in_flight:
+                manager.check()
             failed = output is not None and output.error is not None
             if in_flight and (failed or output is None) and loop_died(manager.current, 1.0 if failed else 0.0):
                 # A failing request takes the generation loop down with its whole batch: restart the
@@ -221,7 +257,7 @@ class ContinuousBatcher:
                 in_flight.clear()
                 for arrival, request in suspects:
                     manager.restart()
-                    traces.append(self._alone(manager.current, engine, arrival, request, deadline))
+                    traces.append(self._alone(manager, engine, arrival, request, deadline))
                 manager.restart()
                 arrivals.completed(len(suspects), time.perf_counter())
                 continue
@@ -234,8 +270,9 @@ class ContinuousBatcher:
         return finish_round(t0, traces, arrivals, cut)
 
     @staticmethod
-    def _alone(manager: Any, engine: Any, arrival: float, request: Request, deadline: float) -> RequestTrace:
+    def _alone(holder: ManagerHolder, engine: Any, arrival: float, request: Request, deadline: float) -> RequestTrace:
         """Serve one request by itself on a fresh manager: its own result, or its own failure."""
+        manager = holder.current
         request_id = submit(manager, engine, request)
         while request_id is not None and time.perf_counter() < deadline:
             output = manager.get_result(timeout=min(0.25, max(0.0, deadline - time.perf_counter())))
@@ -244,6 +281,8 @@ class ContinuousBatcher:
                 return RequestTrace.failed(request, arrival, f"{type(fatal).__name__}: {fatal}")
             if output is not None and output.request_id == request_id and output.is_finished():
                 return request_trace(output, arrival, request)
+            if output is None:
+                holder.check()
         return RequestTrace.failed(request, arrival, "not served: the round's time budget ran out while isolating "
                                    "a failing request")
 

@@ -15,8 +15,9 @@ from typing import Any, Sequence
 
 import torch
 from transformers import GenerationConfig
-from transformers.generation.streamers import BaseStreamer
+from transformers.generation import BaseStreamer
 
+from ..compat import wrapped_candidate_generator
 from ..device import Device
 from ..sources import model_sources
 from ..kv import cache_bytes, generation_kwargs
@@ -124,9 +125,9 @@ class AssistUsage:
 def counting_forwards(model: Any, active: bool):
     """Count the target's forward calls and time candidate generation during one ``generate``.
 
-    transformers builds its candidate generator inside ``generate``; the instance's
-    ``_get_candidate_generator`` is wrapped for the call so that every ``get_candidates`` is
-    timed and its proposed tokens counted. Forwards made while drafting (self-speculative early
+    transformers builds its candidate generator inside ``generate``; it is wrapped for the call
+    (``compat.wrapped_candidate_generator``) so that every ``get_candidates`` is timed and its
+    proposed tokens counted. Forwards made while drafting (self-speculative early
     exit runs the target's own layers) are the draft's, not the target's."""
     usage = AssistUsage()
     if not active:
@@ -138,8 +139,7 @@ def counting_forwards(model: Any, active: bool):
         if not drafting[0]:
             usage.target_forwards += 1
 
-    def wrapped(*args: Any, **kwargs: Any) -> Any:
-        generator = type(model)._get_candidate_generator(model, *args, **kwargs)
+    def wrap(generator: Any) -> Any:
         get_candidates = generator.get_candidates
 
         def counted(input_ids: Any, *more: Any, **named: Any) -> Any:
@@ -157,12 +157,11 @@ def counting_forwards(model: Any, active: bool):
         return generator
 
     handle = model.register_forward_pre_hook(count, with_kwargs=True)
-    model._get_candidate_generator = wrapped
     try:
-        yield usage
+        with wrapped_candidate_generator(model, wrap):
+            yield usage
     finally:
         handle.remove()
-        del model._get_candidate_generator
 
 
 class TimingStreamer(BaseStreamer):

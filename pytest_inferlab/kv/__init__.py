@@ -72,15 +72,14 @@ class TransformersCache:
         if config:
             kwargs["cache_config"] = config
         if self.compile:
-            import torch._inductor.config as inductor
             from transformers import CompileConfig
+
+            from ..compat import compile_in_this_process, compile_on_every_device
 
             # compile in this process: inductor's worker processes would run beside the timed rounds
             # (each new prompt shape recompiles) and the interference probe would void the case
-            inductor.compile_threads = 1
-            compile_config = CompileConfig()
-            # transformers compiles the decode step on its own only on CUDA; ask for it everywhere
-            compile_config._compile_all_devices = True
+            compile_in_this_process()
+            compile_config = compile_on_every_device(CompileConfig())
             kwargs["compile_config"] = compile_config
         return kwargs
 

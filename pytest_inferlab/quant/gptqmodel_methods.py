@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..compat import gptqmodel_log_dir
 from ..device import Device
 from ..jsonio import publish_folder, read_json_object
 from ..sources import cache_dir
@@ -113,12 +114,8 @@ def save_plain_checkpoint(reference: Any, tokenizer: Any, folder: Path) -> None:
 def _quantize_into(folder: Path, reference: Any, tokenizer: Any, algorithm: str, settings: dict[str, Any],
                    device: Device) -> None:
     from gptqmodel import GPTQModel, QuantizeConfig
-    from gptqmodel.looper import loop_processor
 
-    # GPTQModel writes its per-layer quantization log into ./logs of whatever the working directory
-    # is; keep it with the checkpoint it describes instead.
-    if hasattr(loop_processor, "_PROJECT_LOG_DIR"):
-        loop_processor._PROJECT_LOG_DIR = folder / "logs"
+    gptqmodel_log_dir(folder / "logs")  # keep the quantization log with the checkpoint it describes
     source = folder / "reference"
     save_plain_checkpoint(reference, tokenizer, source)
     examples = calibration_examples(tokenizer, settings["samples"], settings["sample_tokens"], settings["seed"])

@@ -6,22 +6,14 @@ import copy
 import dataclasses
 from typing import Any
 
+from ..compat import module_view
 from ..engines.transformers_engine import TransformersEngine, weight_bytes
 from . import SpeculativeConfigError
 
 
-def _twin(module: Any) -> Any:
-    """A shallow copy of an nn.Module whose child/parameter tables can be changed on their own."""
-    twin = copy.copy(module)
-    twin._modules = dict(module._modules)
-    twin._parameters = dict(module._parameters)
-    twin._buffers = dict(module._buffers)
-    return twin
-
-
 def with_generation_config(model: Any, **fields: Any) -> Any:
     """A view of ``model`` (same modules and tensors) with its own generation config."""
-    view = _twin(model)
+    view = module_view(model)
     view.generation_config = copy.deepcopy(model.generation_config)
     for name, value in fields.items():
         setattr(view.generation_config, name, value)
@@ -46,10 +38,10 @@ def truncated_engine(engine: TransformersEngine, layers: int) -> TransformersEng
     config.num_hidden_layers = layers
     if getattr(config, "layer_types", None):
         config.layer_types = list(config.layer_types)[:layers]
-    draft_inner = _twin(inner)
+    draft_inner = module_view(inner)
     draft_inner.layers = torch.nn.ModuleList(list(inner.layers)[:layers])
     draft_inner.config = config
-    draft = _twin(model)
+    draft = module_view(model)
     draft.model = draft_inner
     draft.config = config
     draft.generation_config = copy.deepcopy(model.generation_config)

@@ -6,7 +6,11 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from .conftest import PLANTED_AT, asv
+
+pytestmark = pytest.mark.slow  # builds ten commits of real records first (~3 min here)
 
 DECODE_TIMED = {"tpot_ms", "itl_ms", "itl_p25_ms", "e2e_ms", "ms_per_output_tok", "ms_per_total_tok", "ms_per_req"}
 

@@ -16,13 +16,13 @@ import pytest
 
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 ARTIFACTS = Path(os.environ.get("INFERLAB_TEST_ARTIFACTS", Path(__file__).parents[2] / ".test-artifacts"))
-NODE_MODULES = Path(__file__).parents[2] / ".venv" / "node" / "node_modules"  # installed by the Makefile
+NODE_MODULES = Path(sys.prefix) / "node" / "node_modules"  # the running venv's, installed by the Makefile
 
-pytestmark = pytest.mark.skipif(
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER) and (NODE_MODULES / "flot").is_dir()),
     reason="needs Debian's chromium and chromium-driver and the site's npm libraries (.ci/run installs them: "
            "apt-get install chromium chromium-driver; make install)",
-)
+)]
 
 
 def free_port() -> int:

@@ -23,6 +23,7 @@ def test_split(lab, tp_model, workload, parallel):
 """
 
 
+@pytest.mark.slow  # torchrun ranks (~25 s here)
 def test_a_model_split_over_two_processes_gives_the_same_tokens_and_per_rank_memory(pytester):
     pytester.makepyfile(test_suite=SUITE)
     result = pytester.runpytest_subprocess(*ARGS)

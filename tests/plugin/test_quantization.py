@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 ARGS = ("--inferlab-model=dummy:tiny", "--inferlab-rounds=1", "--inferlab-threads=1", "-p", "no:cacheprovider", "-rs")
 
 CONFTEST = """
@@ -101,6 +103,7 @@ def test_variant(lab, quantized_model, workload, quantization):
 """
 
 
+@pytest.mark.slow  # lm-eval over every variant (~70 s here)
 def test_task_accuracy_joins_the_record_and_is_judged_item_by_item_and_a_broken_variant_fails_alone(pytester):
     pytester.makeconftest(PLANTED)
     pytester.makepyfile(test_suite=EVAL_SUITE)

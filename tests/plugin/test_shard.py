@@ -29,6 +29,7 @@ def run_records(folder):
     return {p.name: json.loads(p.read_text()) for p in folder.glob("*.json")}
 
 
+@pytest.mark.slow  # three pytest runs of a suite and a merge (~50 s here)
 def test_shards_split_the_cases_and_merge_to_the_same_records_as_one_run(pytester):
     pytester.makepyfile(test_suite=SUITE)
     whole = pytester.runpytest_subprocess(*ARGS, "--inferlab-results=whole")

@@ -12,7 +12,7 @@ import pytest
 from pytest_inferlab.asv_offline import CDN_TO_NPM, NPM_PACKAGES, OfflineError, vendor_site
 
 ROOT = Path(__file__).parents[2]
-NODE_MODULES = ROOT / ".venv" / "node" / "node_modules"
+NODE_MODULES = Path(sys.prefix) / "node" / "node_modules"
 needs_npm = pytest.mark.skipif(not (NODE_MODULES / "jquery").is_dir(),
                                reason="the site's npm libraries are not installed (make install puts them in .venv/node)")
 

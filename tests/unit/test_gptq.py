@@ -49,6 +49,7 @@ def test_calibration_is_seeded_windows_of_the_shipped_text(tiny):
     assert [len(x["input_ids"]) for x in a] == [64] * 4 and all(x["attention_mask"] == [1] * 64 for x in a)
 
 
+@pytest.mark.slow  # quantizes with GPTQModel (~90 s here)
 def test_gptq_quantizes_once_then_loads_from_the_cache(tiny, quantized, gptq_cache):
     model, _ = tiny
     first, again = quantized
@@ -70,6 +71,7 @@ def test_gptq_quantizes_once_then_loads_from_the_cache(tiny, quantized, gptq_cac
     assert result.kld_mean > 0 and result.top1_agreement > 0.5
 
 
+@pytest.mark.slow  # needs the GPTQ checkpoint of the test above
 def test_a_users_checkpoint_loads_and_one_that_is_not_gptq_is_refused(quantized, tmp_path, tiny):
     model, _ = tiny
     checkpoint = quantized[1].facts["cache"] + "/quantized"

@@ -1,0 +1,170 @@
+"""Every use of an upstream library's private API, in one place, with the versions it was verified on.
+
+The rest of the lab uses public APIs only. Each helper here first checks that the private member
+it needs exists with the shape it was verified with; where it does not, it raises
+``UpstreamAPIError`` naming the package, its installed version, the feature affected and the
+versions verified, so the case fails at once with that message (never a dead thread and a wait).
+``PRIVATE_USES`` lists them all; ``tests/unit/test_compat.py`` checks that each one holds on the
+installed versions and that every version pinned in ``requirements/lock.txt`` was verified.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import importlib.metadata as md
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, ContextManager, Iterator
+
+
+class UpstreamAPIError(RuntimeError):
+    """An upstream private API the lab relies on is missing or changed in the installed version."""
+
+
+@dataclass(frozen=True, slots=True)
+class PrivateUse:
+    """One private member of an upstream package, the lab feature that needs it, where it was verified."""
+
+    package: str  # distribution name, as pip knows it
+    member: str  # dotted path of the private member
+    feature: str  # what the lab loses without it
+    verified: tuple[str, ...]  # versions of ``package`` this use was run and checked on
+
+    def error(self, what: str) -> UpstreamAPIError:
+        return UpstreamAPIError(
+            f"{self.package} {installed_version(self.package) or '(not installed)'}: {self.feature} needs "
+            f"{self.member}, which {what} (verified on {self.package} {', '.join(self.verified)}); "
+            f"install a verified version (requirements/lock.txt pins one) or update pytest_inferlab/compat.py")
+
+
+GENERATION_LOOP = PrivateUse(
+    "transformers", "ContinuousBatchingManager._run_generation_loop",
+    "continuous batching (the manager's thread must use the session's torch thread count)", ("5.23.0", "5.24.0"))
+CANDIDATE_GENERATOR = PrivateUse(
+    "transformers", "GenerationMixin._get_candidate_generator",
+    "speculative decoding's draft timing and proposed-token counts", ("5.23.0", "5.24.0"))
+COMPILE_ALL_DEVICES = PrivateUse(
+    "transformers", "CompileConfig._compile_all_devices",
+    "the static-compile KV cache on CPU (transformers compiles the decode step on its own only on CUDA)",
+    ("5.23.0", "5.24.0"))
+INDUCTOR_COMPILE_THREADS = PrivateUse(
+    "torch", "torch._inductor.config.compile_threads",
+    "compiling in the measuring process (inductor's worker processes would run beside timed rounds)", ("2.13.0",))
+MODULE_TABLES = PrivateUse(
+    "torch", "torch.nn.Module._modules/_parameters/_buffers",
+    "weight-sharing draft views of a target (truncated drafts, per-draft generation configs)", ("2.13.0",))
+GPTQMODEL_LOG_DIR = PrivateUse(
+    "gptqmodel", "gptqmodel.looper.loop_processor._PROJECT_LOG_DIR",
+    "keeping GPTQModel's quantization log beside its checkpoint (else it writes ./logs)", ("7.7.0",))
+
+PRIVATE_USES: tuple[PrivateUse, ...] = (GENERATION_LOOP, CANDIDATE_GENERATOR, COMPILE_ALL_DEVICES,
+                                        INDUCTOR_COMPILE_THREADS, MODULE_TABLES, GPTQMODEL_LOG_DIR)
+
+
+def installed_version(package: str) -> str | None:
+    try:
+        return md.version(package)
+    except md.PackageNotFoundError:
+        return None
+
+
+def _member(use: PrivateUse, holder: Any, name: str) -> Any:
+    if not hasattr(holder, name):
+        raise use.error(f"{type(holder).__name__} does not have")
+    return getattr(holder, name)
+
+
+def _callable_member(use: PrivateUse, holder: Any, name: str) -> Callable[..., Any]:
+    member = _member(use, holder, name)
+    if not callable(member):
+        raise use.error("is not callable in this version")
+    return member
+
+
+class GenerationThread:
+    """What became of a continuous-batching manager's generation thread: the exception that escaped
+    its loop, if one did. The manager handles errors inside its loop itself (``fatal_error``); an
+    exception that escapes it (a changed signature, an error before the loop starts) would otherwise
+    kill the thread silently and leave its caller waiting."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.escaped: BaseException | None = None
+
+    def record(self, exc: BaseException) -> None:
+        with self._lock:
+            self.escaped = exc
+
+
+def prepare_generation_thread(manager: Any, context: Callable[[], ContextManager[Any]]) -> GenerationThread:
+    """Run the manager's generation loop inside ``context()`` on its own thread (call before
+    ``manager.start()``): thread-local torch settings such as ``torch.set_num_threads`` and inference
+    mode do not carry over to a new thread. The loop's own arguments pass through unchanged,
+    whatever this transformers version gives it (5.24 added ``use_inference_mode``)."""
+    loop = _callable_member(GENERATION_LOOP, manager, "_run_generation_loop")
+    thread = GenerationThread()
+
+    def generation_loop(*args: Any, **kwargs: Any) -> Any:
+        try:
+            with context():
+                return loop(*args, **kwargs)
+        except BaseException as exc:  # raised on the caller's thread by the batcher, not lost in this one
+            thread.record(exc)
+        return None
+
+    manager._run_generation_loop = generation_loop
+    return thread
+
+
+@contextlib.contextmanager
+def wrapped_candidate_generator(model: Any, wrap: Callable[[Any], Any]) -> Iterator[None]:
+    """During the block, every candidate generator that ``model.generate`` builds passes through
+    ``wrap(generator) -> generator`` (transformers builds it inside ``generate``, with no public hook)."""
+    build = _callable_member(CANDIDATE_GENERATOR, type(model), "_get_candidate_generator")
+
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        return wrap(build(model, *args, **kwargs))
+
+    model._get_candidate_generator = wrapped
+    try:
+        yield
+    finally:
+        del model._get_candidate_generator
+
+
+def compile_on_every_device(compile_config: Any) -> Any:
+    """Ask transformers to compile the decode step on CPU too (it does so on its own only on CUDA)."""
+    _member(COMPILE_ALL_DEVICES, compile_config, "_compile_all_devices")
+    compile_config._compile_all_devices = True
+    return compile_config
+
+
+def compile_in_this_process() -> None:
+    """Inductor compiles in this process instead of worker processes beside the timed rounds."""
+    import torch._inductor.config as inductor
+
+    _member(INDUCTOR_COMPILE_THREADS, inductor, "compile_threads")
+    inductor.compile_threads = 1
+
+
+def module_view(module: Any) -> Any:
+    """A shallow copy of an ``nn.Module`` whose child, parameter and buffer tables can be changed on
+    their own: the view shares every tensor with ``module`` (no copy of the weights)."""
+    for table in ("_modules", "_parameters", "_buffers"):
+        if not isinstance(getattr(module, table, None), dict):
+            raise MODULE_TABLES.error(f"is not a dict on {type(module).__name__}")
+    view = copy.copy(module)
+    view._modules = dict(module._modules)
+    view._parameters = dict(module._parameters)
+    view._buffers = dict(module._buffers)
+    return view
+
+
+def gptqmodel_log_dir(folder: Any) -> None:
+    """GPTQModel writes its per-layer quantization log into ``./logs`` of the working directory;
+    point it at ``folder`` instead. Missing in the installed version: the log stays where it goes."""
+    from gptqmodel.looper import loop_processor
+
+    if hasattr(loop_processor, "_PROJECT_LOG_DIR"):
+        loop_processor._PROJECT_LOG_DIR = folder
