@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable
 
 from .jsonio import read_json_object, write_json_replace
 from .metrics import metric_defs
-from .record import RecordError, load_record
+from .record import RecordError, load_record, record_files
 
 RESULTS_API_VERSION = 2
 BENCHMARKS_API_VERSION = 2
@@ -226,7 +226,7 @@ def machine_info(record: dict[str, Any]) -> dict[str, Any]:
 
 def find_records(folder: Path) -> list[Path]:
     """Record files under ``folder`` (a run folder, ``.inferlab/runs`` or ``.inferlab``)."""
-    return sorted(p for p in folder.rglob("*.json") if not p.name.startswith(".tmp-"))
+    return record_files(folder, recursive=True)
 
 
 def export(record_paths: Iterable[Path], asv_results: Path, include_dirty: bool = False,

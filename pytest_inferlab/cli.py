@@ -6,24 +6,27 @@ import argparse
 import sys
 from pathlib import Path
 
-from .baselines import BaselineError, BaselineStore
-from .record import RecordError, load_record
+from .baselines import BaselineError, BaselineStore, save_valid
+from .jsonio import remove_stale_temps
+from .record import RecordError, load_record, record_files
 
 
 def save_baselines(run_dir: Path, baselines: Path) -> int:
-    """Append every record of a run folder to the baselines (e.g. after the gate passed on main)."""
-    paths = sorted(run_dir.glob("*.json"))
+    """Append the valid records of a run folder to the baselines (e.g. after the gate passed on main):
+    everything read and checked first, then all written or none; a run saved before is not appended again."""
+    remove_stale_temps(run_dir, recursive=False)
+    remove_stale_temps(baselines)
+    paths = record_files(run_dir)
     if not paths:
         print(f"inferlab: no records in {run_dir} (expected .inferlab/runs/<run id>/*.json)", file=sys.stderr)
         return 2
-    store = BaselineStore(baselines)
     try:
-        records = [load_record(path) for path in paths]  # all readable before anything is written
-        for record in records:
-            print(store.save(record))
+        records = [load_record(path) for path in paths]
+        report = save_valid(BaselineStore(baselines), records)
     except (RecordError, BaselineError) as exc:
-        print(f"inferlab: {exc}", file=sys.stderr)
+        print(f"inferlab: {exc}; nothing was saved", file=sys.stderr)
         return 2
+    print("\n".join(report.lines()))
     return 0
 
 

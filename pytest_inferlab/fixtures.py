@@ -40,11 +40,25 @@ def inferlab_device(inferlab_session: LabSession) -> Device:
 @pytest.fixture
 def model(request: pytest.FixtureRequest, inferlab_session: LabSession) -> Engine:
     """The loaded model (an Engine): ``--inferlab-model``, or the indirect parameter (name or ModelSpec)."""
-    name: str | ModelSpec = getattr(request, "param", inferlab_session.settings.model)
+    given = hasattr(request, "param")
+    name: str | ModelSpec = request.param if given else inferlab_session.settings.model
     try:
-        return inferlab_session.engine_for(name)
+        spec = name if isinstance(name, ModelSpec) else resolve_model(
+            name, seed=inferlab_session.settings.seed, given_by="parameter model" if given else "--inferlab-model")
+        return inferlab_session.engine_for(spec)
     except ModelSourceError as exc:
-        pytest.fail(str(exc), pytrace=False)
+        failure = one_line_failure(exc, request.config.get_verbosity() > 0)
+    pytest.fail(failure, pytrace=False)  # outside the except: no chained library traceback
+
+
+def one_line_failure(exc: BaseException, verbose: bool) -> str:
+    """The error in one line; under -v, the library traceback that caused it follows."""
+    import traceback
+
+    cause = exc.__cause__
+    if not verbose or cause is None:
+        return str(exc)
+    return f"{exc}\n" + "".join(traceback.format_exception(cause))
 
 
 @pytest.fixture

@@ -456,8 +456,9 @@ class Lab:
             judgement, confirmations = self._confirm(record, judgement, remeasure)
             record = dataclasses.replace(record, conditions={**conditions, "confirmations": confirmations})
         record = dataclasses.replace(record, verdicts=[dataclasses.asdict(v) for v in judgement.verdicts],
-                                     baseline=judgement.baseline)
-        path = self._session.write(record)
+                                     baseline=judgement.baseline,
+                                     conditions={**record.conditions, "invalid": judgement.invalid})
+        path = self._session.write(record)  # kept whatever the verdict, even when the baseline is unreadable
         values = summary_values(measurements)
         benchmark = self._request.getfixturevalue("benchmark")
         benchmark.extra_info["inferlab"] = {"spec_id": spec.spec_id, "record": str(path), "metrics": values}
@@ -468,6 +469,8 @@ class Lab:
         node.add_report_section("call", "inferlab verdicts", section)
         if judgement.warning:
             warnings.warn(InferlabWarning(f"{node.nodeid}: {judgement.warning}"), stacklevel=2)
+        if judgement.error:
+            pytest.fail(f"{judgement.error} (this case's record is kept: {path})", pytrace=False)
         if judgement.gating and any(v.outcome == "regressed" for v in judgement.verdicts):
             regressed = ", ".join(v.metric for v in judgement.verdicts if v.outcome == "regressed")
             pytest.fail(f"performance regression in {regressed} (record: {path})\n{section}", pytrace=False)
@@ -488,7 +491,7 @@ class Lab:
                                    f"{', '.join(sorted(suspects))} ({attempt + 1}/{self._session.settings.confirm})")
             measurements, conditions = remeasure()
             again = self._session.judge(dataclasses.replace(record, measurements=measurements, conditions=conditions)
-                                        .to_json(), self._marker_tolerance(), save=False)
+                                        .to_json(), self._marker_tolerance())
             by_metric = {v.metric: v for v in again.verdicts}
             confirmations.append({"host_ref_s": conditions.get("host_ref_s"),
                                   "verdicts": {m: by_metric[m].outcome for m in sorted(suspects) if m in by_metric}})

@@ -12,7 +12,7 @@ from .fixtures import (batching, inferlab_device, inferlab_session, kv_cache, kv
 from .options import MODEL, add_options, given, read_settings
 from .policy import policies_for
 from .session import SESSION_KEY, LabSession, XdistHooks
-from .sources import ModelSourceError, embedded_gguf_path, resolve_model
+from .sources import ModelSourceError, check_model, resolve_model
 
 
 def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
@@ -56,11 +56,13 @@ def pytest_configure(config: pytest.Config) -> None:
 def _check_model(name: str) -> None:
     """A model named explicitly must resolve now, before any case runs (loading stays lazy)."""
     try:
-        spec = resolve_model(name)
-        if spec.source == "embedded":
-            embedded_gguf_path(spec.location)
+        spec = resolve_model(name)  # its errors name the option already
     except ModelSourceError as exc:
         raise pytest.UsageError(str(exc)) from None
+    try:
+        check_model(spec)
+    except ModelSourceError as exc:
+        raise pytest.UsageError(f"{MODEL}={name}: {exc}") from None
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:

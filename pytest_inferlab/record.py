@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from .jsonio import read_json_object
+from .jsonio import is_temp, read_json_object
 from .metrics import Measurement
 
 SCHEMA_VERSION = 1
@@ -14,6 +14,13 @@ SCHEMA_VERSION = 1
 
 class RecordError(ValueError):
     """A record file that cannot be used; the message names the file."""
+
+
+def record_files(folder: Path, recursive: bool = False) -> list[Path]:
+    """The record files of a run folder (``recursive``: of every run under ``folder``), sorted;
+    temporary files a writer left behind are never records."""
+    found = folder.rglob("*.json") if recursive else folder.glob("*.json")
+    return sorted(path for path in found if not is_temp(path))
 
 
 @dataclass(frozen=True, slots=True)

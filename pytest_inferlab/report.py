@@ -68,7 +68,10 @@ def verdict_rows(case: str, verdicts: Sequence[Any], gating: bool) -> list[dict[
 def verdict_section(verdicts: Sequence[Any], baseline: dict[str, Any] | None, warning: str | None) -> str:
     """The test's report section: every verdict with its numbers and reason, worst first."""
     order = {"regressed": 0, "invalid": 1, "inconclusive": 2, "improved": 3, "new": 4, "unchanged": 5}
-    lines = [f"baseline: {baseline['path']}" if baseline else "baseline: none (first run of this case here)"]
+    if baseline and "error" in baseline:
+        lines = [f"baseline: unreadable, no verdicts ({baseline['error']})"]
+    else:
+        lines = [f"baseline: {baseline['path']}" if baseline else "baseline: none (first run of this case here)"]
     if warning:
         lines.append(f"warning: {warning}")
     for v in sorted(verdicts, key=lambda v: order[v.outcome]):

@@ -11,8 +11,9 @@ from typing import Any, Sequence
 
 import pytest
 
-from .baselines import BaselineStore
+from .baselines import BaselineError, BaselineStore, save_valid
 from .device import Device
+from .load import parse_load
 from .engines import Engine, load_engine
 from .env import collect_environment, machine_id
 from .options import Settings
@@ -22,14 +23,15 @@ from .batching import resolve_batching, unsupported_batching_reason
 from .kv import resolve_kv, unsupported_kv_reason, unsupported_pairing
 from .speculative import resolve_speculative, unsupported_speculative_reason
 from .quant import resolve_quant, unsupported_reason
-from .record import Record
+from .jsonio import remove_stale_temps
+from .record import Record, RecordError, load_record
 from .report import format_table, format_verdict_summary
-from .sources import resolve_model
+from .sources import ModelSourceError, check_model, resolve_model
 from .specs import ModelSpec, QuantSpec, SamplingSpec, SpeculativeSpec, WorkloadSpec
 from .store import RecordStore
 from .trace import Request
 from .verdict import NoiseModel, Verdict, bonferroni_alpha, judge_items, judge_run
-from .workloads import materialize
+from .workloads import materialize, resolve_workload
 
 SESSION_KEY = pytest.StashKey["LabSession"]()
 REPORT_KEY = "inferlab"  # key of the report row in item.user_properties (travels through xdist)
@@ -41,9 +43,11 @@ class Judgement:
     """Verdicts of one case and what they were judged against."""
 
     verdicts: list[Verdict]
-    baseline: dict[str, Any] | None  # {"path", "machine_id", "same_machine", "gating"}
+    baseline: dict[str, Any] | None  # {"path", "machine_id", "same_machine", "gating"} or {"error"}
     gating: bool
     warning: str | None = None
+    invalid: str | None = None  # why the measurement cannot be trusted (kept in conditions.invalid)
+    error: str | None = None  # the baseline could not be read: the case fails, its record is kept
 
 
 def new_run_id() -> str:
@@ -62,6 +66,11 @@ def item_verdicts(current: dict[str, Any], baseline: dict[str, Any], alpha: floa
             continue
         verdicts.append(judge_items(f"{task}.items", stored["items"], items, alpha))
     return verdicts
+
+
+def _shown(value: Any) -> str:
+    """A parameter value as the error shows it: names as typed, specs by their name."""
+    return repr(value) if isinstance(value, str) else repr(getattr(value, "name", value))
 
 
 def grouped_by_variant(items: list[pytest.Item]) -> list[pytest.Item]:
@@ -102,12 +111,15 @@ class LabSession:
         self._server_engine: Any = None
         self._tp_engines: dict[tuple[Any, int], Any] = {}  # CPU tensor-parallel groups
         self._environment: dict[str, Any] | None = None
+        self._unloadable: dict[ModelSpec, str] = {}  # models that failed to load: not retried per case
+        self._checked_models: set[ModelSpec] = set()
         self.baselines = BaselineStore(settings.baselines)
         self.lab_cases = 1  # set at collection: the number of series divides the false-alarm budget
         self.rows: list[dict[str, Any]] = []
         self.verdict_rows: list[dict[str, Any]] = []
         self.written: list[Path] = []
         self.asv_summary: list[str] = []
+        self.baseline_lines: list[str] = []  # what --inferlab-save-baseline saved and left out
         self.tradeoff_lines: list[str] = []
         self.curve_lines: list[str] = []
 
@@ -125,11 +137,13 @@ class LabSession:
         spec = model if isinstance(model, ModelSpec) else resolve_model(model, seed=self.settings.seed)
         if quant is not None:
             spec = dataclasses.replace(spec, quant=quant)
+        if spec in self._unloadable:
+            raise ModelSourceError(self._unloadable[spec])
         if spec not in self._engines:
             self._apply_threads()
             if spec.quant is None:
                 self.progress(f"loading {spec.name} on {self.device.torch_name} ...")
-                self._engines[spec] = load_engine("transformers", spec, self.device)
+                self._engines[spec] = self._load(spec)
             else:
                 from .quant.engine import variant_engine
 
@@ -137,6 +151,20 @@ class LabSession:
                 self.progress(f"quantizing {spec.name} with {spec.quant.method} ...")
                 self._engines[spec] = variant_engine(self.engine_for(spec.reference), spec)
         return self._engines[spec]
+
+    def _load(self, spec: ModelSpec) -> Engine:
+        """Load once; a failure is one line naming the model and why, remembered for the session (the
+        library's traceback is chained, for -v and the log)."""
+        try:
+            check_model(spec)
+            return load_engine("transformers", spec, self.device)
+        except ModelSourceError as exc:
+            self._unloadable[spec] = str(exc)
+            raise
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            why = " ".join(str(exc).split())[:300] or type(exc).__name__  # the library's message, on one line
+            self._unloadable[spec] = f"model {spec.name!r} ({spec.location}) could not be loaded: {why}"
+            raise ModelSourceError(self._unloadable[spec]) from exc
 
     def _evict_variants(self) -> None:
         """Keep one quantized variant at a time (parametrized cases of a variant run together), so a
@@ -306,13 +334,16 @@ class LabSession:
         return machine_id(self.environment)
 
     # ---- verdicts ---------------------------------------------------------------------------
-    def judge(self, record: dict[str, Any], test_tolerance: dict[str, Any], save: bool = True) -> Judgement:
-        """Verdicts of ``record`` against its stored baseline; saves the baseline when asked to."""
-        baseline, same_machine = self.baselines.find(record["machine_id"], record["test_id"], record["spec_id"])
+    def judge(self, record: dict[str, Any], test_tolerance: dict[str, Any]) -> Judgement:
+        """Verdicts of ``record`` against its stored baseline (saving happens at session end)."""
+        invalid = self.invalid_reason(record["conditions"])
+        try:
+            baseline, same_machine = self.baselines.find(record["machine_id"], record["test_id"], record["spec_id"])
+        except BaselineError as exc:
+            return Judgement([], {"error": str(exc)}, False, invalid=invalid, error=str(exc))
         policies = policies_for(sorted(record["measurements"]), self.settings.tolerance, test_tolerance)
         timing = sum(p.kind == "timing" for p in policies.values())
         alpha = bonferroni_alpha(self.settings.alpha, self.lab_cases * max(1, timing))
-        invalid = self.invalid_reason(record["conditions"])
         verdicts = []
         current_ref = record["conditions"].get("host_ref_s")
         for name, policy in policies.items():
@@ -331,9 +362,7 @@ class LabSession:
             if not same_machine:
                 warning = (f"compared with the baseline of another machine fingerprint ({baseline.machine_id}, "
                            f"this one is {record['machine_id']}): reported, never gating")
-        if save and self.settings.save_baseline:
-            self.baselines.save(record)
-        return Judgement(verdicts, reference, gating, warning)
+        return Judgement(verdicts, reference, gating, warning, invalid)
 
     def invalid_reason(self, conditions: dict[str, Any]) -> str | None:
         """Why this case's timings cannot be trusted, or None."""
@@ -353,6 +382,8 @@ class LabSession:
     # ---- output ---------------------------------------------------------------------------
     def write(self, record: Record) -> Path:
         path = self.store.write(record)
+        if not self.written:  # the run's installed packages, once per run folder (xdist workers share it)
+            self.store.write_packages(self.config.rootpath)
         self.written.append(path)
         return path
 
@@ -378,6 +409,9 @@ class LabSession:
             "kv_cache": lambda value: unsupported_kv_reason(resolve_kv(value), self.device, model_spec),
             "batching": lambda value: unsupported_batching_reason(resolve_batching(value), self.device),
             "speculative": lambda value: self._speculative_check(resolve_speculative(value), model_spec),
+            "model": self._model_check,
+            "workload": lambda value: resolve_workload(value) and None,
+            "load": lambda value: parse_load(value, self.settings.seed) and None,
         }
         for item in items:
             params = getattr(getattr(item, "callspec", None), "params", {})
@@ -386,7 +420,7 @@ class LabSession:
                 try:
                     reasons.append(checks[name](params[name]))
                 except (LookupError, ValueError) as exc:
-                    raise pytest.UsageError(f"{item.nodeid}: {exc}") from None
+                    raise pytest.UsageError(f"{item.nodeid}: parameter {name}={_shown(params[name])}: {exc}") from None
             if "kv_cache" in params and "batching" in params:
                 reasons.append(unsupported_pairing(resolve_kv(params["kv_cache"]), resolve_batching(params["batching"])))
             if "speculative" in params and any(p in params for p in ("batching", "load")):
@@ -398,6 +432,13 @@ class LabSession:
         if self.settings.shard is not None:  # xdist workers each compute the same selection
             self._keep_shard(items)
         items[:] = grouped_by_variant(items)
+
+    def _model_check(self, value: Any) -> None:
+        """A model given as a test parameter must resolve and pass its source's check (once per value)."""
+        spec = value if isinstance(value, ModelSpec) else resolve_model(value, seed=self.settings.seed, given_by="")
+        if spec not in self._checked_models:
+            check_model(spec)
+            self._checked_models.add(spec)
 
     def _keep_shard(self, items: list[pytest.Item]) -> None:
         """--inferlab-shard=I/N: keep this shard's cases, report the rest as deselected."""
@@ -439,6 +480,22 @@ class LabSession:
                 if key == VERDICT_KEY:
                     self.verdict_rows.extend(value)
 
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        """Temporary files of writers that died mid-write (a SIGKILL) are removed, never read."""
+        if self.worker_id is None:
+            remove_stale_temps(self.settings.results / "runs")
+            remove_stale_temps(self.settings.baselines)
+
+    def _save_baselines(self, session: pytest.Session, record_paths: list[Path]) -> None:
+        """--inferlab-save-baseline: this run's valid records, all saved or none (as save-baselines)."""
+        try:
+            report = save_valid(self.baselines, [load_record(path) for path in record_paths])
+        except (BaselineError, RecordError) as exc:
+            self.baseline_lines = [f"baselines: nothing saved: {exc}"]
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+            return
+        self.baseline_lines = report.lines()
+
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
         """The quantization trade-off of the run, and --inferlab-asv: export this run's records (the
         controller does both once, for all workers)."""
@@ -451,6 +508,8 @@ class LabSession:
         from .pareto import tradeoff_summary
 
         records = find_records(self.store.folder)
+        if self.settings.save_baseline:
+            self._save_baselines(session, records)
         table, png, why_not = tradeoff_summary(self.store.folder, records)
         if table:
             self.tradeoff_lines = table + [f"plot: {png}" if png else why_not or ""]
@@ -464,7 +523,7 @@ class LabSession:
         self.asv_summary = [f"{summary.line()} -> {self.settings.asv}"] + [f"  skipped {s}" for s in summary.skipped]
 
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
-        for line in self.asv_summary:
+        for line in self.asv_summary + self.baseline_lines:
             terminalreporter.write_line(line)
         if not self.rows:
             return

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping
 
+from .record import record_files
+
 
 @dataclass(frozen=True, slots=True)
 class Shard:
@@ -62,7 +64,7 @@ def _seconds(record: Mapping[str, object]) -> float | None:
 def run_durations(run_dir: Path) -> dict[str, float]:
     """Seconds per test id in the records of one earlier run (a run folder), for balancing."""
     durations = {}
-    for path in sorted(run_dir.glob("*.json")):
+    for path in record_files(run_dir):
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -97,7 +99,7 @@ def merge_runs(run_dirs: list[Path], results: Path, run_id: str) -> list[Path]:
     found: dict[str, tuple[Path, dict]] = {}
     commits: dict[str | None, Path] = {}
     for run_dir in run_dirs:
-        paths = sorted(run_dir.glob("*.json")) if run_dir.is_dir() else []
+        paths = record_files(run_dir) if run_dir.is_dir() else []
         if not paths:
             raise MergeError(f"{run_dir}: no records (expected a run folder, .inferlab/runs/<run id>)")
         for path in paths:

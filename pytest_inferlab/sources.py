@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from .jsonio import publish_folder
+from .model_checks import (ModelSourceError, check_gguf_file, check_hub_cache, check_known,
+                           check_model_folder)
 from .registry import Registry
 from .specs import ModelSpec, stable_id
 
@@ -63,29 +65,35 @@ def dummy_config(preset: str) -> Any:
     """The transformers config of a dummy preset (Llama unless the preset names another architecture)."""
     from transformers import LlamaConfig, MistralConfig
 
-    if preset not in DUMMY_PRESETS:
-        raise ModelSourceError(f"unknown dummy preset {preset!r}; presets: {', '.join(DUMMY_PRESETS)}")
+    check_known("dummy preset", preset, list(DUMMY_PRESETS))
     settings = dict(DUMMY_PRESETS[preset])
     config_class = {"llama": LlamaConfig, "mistral": MistralConfig}[settings.pop("architecture", "llama")]
     return config_class(**settings, max_position_embeddings=8192)
 
 
-class ModelSourceError(LookupError):
-    """The model cannot be had; the message says what to do."""
-
-
 class ModelSource(Protocol):
-    """Loads the weights and tokenizer that a ModelSpec names."""
+    """Checks and loads the weights and tokenizer that a ModelSpec names."""
+
+    def check(self, spec: ModelSpec) -> None:
+        """Raise ModelSourceError (naming the path and what is wrong) if ``load`` cannot succeed;
+        cheap, without the weights: called before any case runs."""
 
     def load(self, spec: ModelSpec, device: str, dtype: Any) -> tuple[Any, Any, dict[str, Any]]:
         """Return (model, tokenizer, facts about the weights for the record)."""
 
 
+def check_model(spec: ModelSpec) -> None:
+    """The registered source's check of ``spec`` (see ModelSource.check)."""
+    model_sources.get(spec.source)().check(spec)
+
+
 model_sources: Registry[ModelSource] = Registry("model_sources")
 
 
-def resolve_model(name: str, dtype: str = "auto", seed: int = 0) -> ModelSpec:
-    """What the user typed -> ModelSpec, or a ModelSourceError that lists the accepted forms."""
+def resolve_model(name: str, dtype: str = "auto", seed: int = 0, given_by: str = "--inferlab-model") -> ModelSpec:
+    """What the user typed -> ModelSpec, or a ModelSourceError that lists the accepted forms and
+    names what gave the name (``given_by``: the option, a test's parameter, or "" when the caller names it)."""
+    blame = f"{given_by}={name}: " if given_by else ""
     scheme, sep, rest = name.partition(":")
     if sep and scheme in model_sources and not _is_windows_drive(scheme):
         return ModelSpec(name=name, source=scheme, location=rest, dtype=dtype, seed=seed)
@@ -97,13 +105,13 @@ def resolve_model(name: str, dtype: str = "auto", seed: int = 0) -> ModelSpec:
     if path.is_dir():
         return ModelSpec(name=name, source="folder", location=str(path.resolve()), dtype=dtype)
     if path.exists():
-        raise ModelSourceError(f"--inferlab-model={name}: {path} is neither a .gguf file nor a model folder")
+        raise ModelSourceError(f"{blame}{path} is neither a .gguf file nor a model folder")
     if name.startswith((".", "/", "~")):
-        raise ModelSourceError(f"--inferlab-model={name}: {path} does not exist")
+        raise ModelSourceError(f"{blame}{path} does not exist")
     if name.count("/") == 1:
         return ModelSpec(name=name, source="hub", location=name, dtype=dtype)
     raise ModelSourceError(
-        f"--inferlab-model={name}: unknown model. Use an embedded alias ({', '.join(EMBEDDED_MODELS)}), "
+        f"{blame}unknown model {name!r}. Use an embedded alias ({', '.join(EMBEDDED_MODELS)}), "
         f"dummy:<preset> ({', '.join(DUMMY_PRESETS)}), a local folder or .gguf file, or a hub id org/name "
         "already in the local HF cache."
     )
@@ -188,6 +196,10 @@ def _load_gguf(path: Path, device: str, dtype: Any) -> tuple[Any, Any, dict[str,
 
 @model_sources.register("embedded")
 class EmbeddedSource:
+    def check(self, spec: ModelSpec) -> None:
+        check_known("embedded model", spec.location, list(EMBEDDED_MODELS))
+        check_gguf_file(embedded_gguf_path(spec.location), full=False)  # shipped whole by its package
+
     def load(self, spec: ModelSpec, device: str, dtype: Any) -> tuple[Any, Any, dict[str, Any]]:
         if spec.location not in EMBEDDED_MODELS:
             raise ModelSourceError(f"unknown embedded model {spec.location!r}; known: {', '.join(EMBEDDED_MODELS)}")
@@ -196,6 +208,12 @@ class EmbeddedSource:
 
 @model_sources.register("gguf")
 class GgufSource:
+    def check(self, spec: ModelSpec) -> None:
+        path = Path(spec.location).expanduser()
+        if not path.is_file():
+            raise ModelSourceError(f"GGUF file {path} does not exist")
+        check_gguf_file(path)
+
     def load(self, spec: ModelSpec, device: str, dtype: Any) -> tuple[Any, Any, dict[str, Any]]:
         path = Path(spec.location).expanduser()
         if not path.is_file():
@@ -219,16 +237,21 @@ def _load_pretrained(location: str, device: str, dtype: Any, **kwargs: Any) -> t
 
 @model_sources.register("folder")
 class FolderSource:
+    def check(self, spec: ModelSpec) -> None:
+        check_model_folder(Path(spec.location).expanduser())
+
     def load(self, spec: ModelSpec, device: str, dtype: Any) -> tuple[Any, Any, dict[str, Any]]:
         folder = Path(spec.location).expanduser()
-        if not (folder / "config.json").is_file():
-            raise ModelSourceError(f"{folder} is not a Hugging Face model folder (no config.json)")
+        self.check(spec)
         model, tokenizer = _load_pretrained(str(folder), device, dtype)
         return model, tokenizer, {"weights_file": folder.name}
 
 
 @model_sources.register("hub")
 class HubSource:
+    def check(self, spec: ModelSpec) -> None:
+        check_hub_cache(spec.location)
+
     def load(self, spec: ModelSpec, device: str, dtype: Any) -> tuple[Any, Any, dict[str, Any]]:
         try:
             model, tokenizer = _load_pretrained(spec.location, device, dtype, local_files_only=True)
@@ -245,6 +268,10 @@ class HubSource:
 @model_sources.register("dummy")
 class DummySource:
     """Seeded random weights in a published shape; borrows the embedded tokenizer."""
+
+    def check(self, spec: ModelSpec) -> None:
+        check_known("dummy preset", spec.location, list(DUMMY_PRESETS))
+        embedded_gguf_path(DEFAULT_MODEL)  # the tokenizer it borrows
 
     def load(self, spec: ModelSpec, device: str, dtype: Any) -> tuple[Any, Any, dict[str, Any]]:
         import torch

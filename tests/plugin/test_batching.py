@@ -119,17 +119,18 @@ def test_a_request_failing_mid_batch_is_recorded_and_the_rest_carry_on(pytester)
 
 
 def test_bad_load_and_batching_names_are_clear(pytester):
-    pytester.makepyfile(test_suite="""
+    """Both are usage errors at collection, before any model loads, blamed on the parameter."""
+    cases = {"load": ("poison:2", "*test_bad_load[[]poison:2]: parameter load='poison:2': *Did you mean 'poisson'*"),
+             "batching": ("continous", "*test_bad_batching[[]continous]: parameter batching='continous': *Did you mean "
+                                       "'continuous'*")}
+    for name, (value, expected) in cases.items():
+        pytester.makepyfile(test_suite=f"""
 import pytest
 
-@pytest.mark.parametrize("load", ["poison:2"], indirect=True)
-def test_bad_load(lab, model, workload, load):
-    pass
-
-@pytest.mark.parametrize("batching", ["continous"], indirect=True)
-def test_bad_batching(lab, model, workload, batching):
+@pytest.mark.parametrize("{name}", ["{value}"], indirect=True)
+def test_bad_{name}(lab, model, workload, {name}):
     pass
 """)
-    result = pytester.runpytest_subprocess(*ARGS)
-    assert result.ret == 4
-    result.stderr.fnmatch_lines(["*test_bad_batching*continous*Did you mean 'continuous'*"])
+        result = pytester.runpytest_subprocess(*ARGS)
+        assert result.ret == 4
+        result.stderr.fnmatch_lines([expected])

@@ -50,7 +50,8 @@ def test_embedded_model_without_its_package_gives_the_install_command(monkeypatc
 
 
 def test_unknown_dummy_preset_lists_presets():
-    with pytest.raises(ModelSourceError, match="presets: tiny, smollm2-135m, llama-3.2-1b, llama-3.1-8b"):
+    with pytest.raises(ModelSourceError, match="unknown dummy preset 'huge'. Known: tiny, smollm2-135m, llama-3.2-1b, "
+                                               "llama-3.1-8b"):
         load_engine("transformers", resolve_model("dummy:huge"), CPU)
 
 
