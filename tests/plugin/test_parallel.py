@@ -4,6 +4,8 @@ that cannot run skip with the reason."""
 
 import json
 
+import pytest
+
 ARGS = ("--inferlab-model=dummy:tiny", "--inferlab-rounds=1", "--inferlab-warmup=0", "--inferlab-threads=2",
         "-p", "no:cacheprovider", "-rs")
 

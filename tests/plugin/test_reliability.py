@@ -352,3 +352,64 @@ def test_a_model_that_fails_to_load_fails_every_case_in_one_line_and_is_loaded_o
                                                                          "loaded: ")]
     assert len(messages) == 2 and messages[0] == messages[1], out
     assert "Traceback" not in out and "During handling" not in out and "direct cause" not in out
+
+
+KILLED_SAVER = """
+import sys
+from pathlib import Path
+from pytest_inferlab.baselines import BaselineStore
+store = BaselineStore(Path(sys.argv[1]))
+rec = {"run_id": "r", "machine_id": "m", "test_id": "t", "spec_id": "s", "spec": {}, "environment": {},
+       "measurements": {f"metric_{i}": {"unit": "ms", "value": 1.0, "samples": [1.0] * 2000} for i in range(20)}}
+print("ready", flush=True)
+for i in range(10**9):
+    store.save({**rec, "run_id": f"r{i}"})
+"""
+
+
+def test_ctrl_c_while_saving_leaves_only_whole_files(tmp_path):
+    import signal
+    import time
+
+    with subprocess.Popen([sys.executable, "-c", KILLED_SAVER, str(tmp_path)], stdout=subprocess.PIPE, text=True,
+                          stderr=subprocess.DEVNULL) as proc:
+        assert proc.stdout.readline().strip() == "ready"
+        time.sleep(1.0)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=30)
+    [path] = (tmp_path / "m").glob("t-*-s.json")
+    data = json.loads(path.read_text())  # whole: the old file or the new one
+    assert len(data["metrics"]) == 20 and len({h["run_id"] for h in data["metrics"]["metric_0"]["history"]}) == \
+        len(data["metrics"]["metric_0"]["history"])  # and no run twice
+    remove_stale_temps(tmp_path)
+    assert not list(tmp_path.rglob(".tmp-*"))
+
+
+def _save_many(root, worker, count):
+    store = BaselineStore(root)
+    for i in range(count):
+        store.save(record(f"w{worker}-{i}", test_id=f"s.py::t{i % 2}"))
+
+
+def test_concurrent_savers_lose_nothing_and_double_nothing(tmp_path, run_in_processes):
+    run_in_processes(_save_many, [(tmp_path, w, 6) for w in range(3)] * 2)  # each worker's runs saved twice
+    store = BaselineStore(tmp_path)
+    for case in (0, 1):
+        runs = history(store, f"s.py::t{case}")
+        assert sorted(runs) == sorted(f"w{w}-{i}" for w in range(3) for i in range(case, 6, 2)), runs
+
+
+def test_a_folder_asking_for_remote_code_is_refused_without_running_it(pytester):
+    folder = pytester.path / "remote"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({
+        "model_type": "evil", "auto_map": {"AutoConfig": "configuration_evil.EvilConfig",
+                                           "AutoModelForCausalLM": "modeling_evil.EvilModel"}}))
+    marker = pytester.path / "ran"
+    for module in ("configuration_evil.py", "modeling_evil.py"):
+        (folder / module).write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+    pytester.makepyfile(test_suite=SUITE)
+    result = pytester.runpytest_subprocess(*ARGS[1:], f"--inferlab-model={folder}", "-rE")
+    assert result.ret == 1
+    result.stdout.fnmatch_lines([f"model '{folder}' ({folder}) could not be loaded: *"])
+    assert not marker.exists()
