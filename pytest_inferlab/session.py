@@ -156,7 +156,7 @@ class LabSession:
         """Load once; a failure is one line naming the model and why, remembered for the session (the
         library's traceback is chained, for -v and the log)."""
         try:
-            check_model(spec)
+            self._check_once(spec)
             return load_engine("transformers", spec, self.device)
         except ModelSourceError as exc:
             self._unloadable[spec] = str(exc)
@@ -435,7 +435,11 @@ class LabSession:
 
     def _model_check(self, value: Any) -> None:
         """A model given as a test parameter must resolve and pass its source's check (once per value)."""
-        spec = value if isinstance(value, ModelSpec) else resolve_model(value, seed=self.settings.seed, given_by="")
+        self._check_once(value if isinstance(value, ModelSpec) else
+                         resolve_model(value, seed=self.settings.seed, given_by=""))
+
+    def _check_once(self, spec: ModelSpec) -> None:
+        """The source's check of a model (a GGUF file's is a full header read): once per session."""
         if spec not in self._checked_models:
             check_model(spec)
             self._checked_models.add(spec)
