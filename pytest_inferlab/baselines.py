@@ -127,8 +127,6 @@ class BaselineStore:
     def __init__(self, root: Path) -> None:
         self.root = root
 
-    filename = staticmethod(baseline_filename)
-
     def _read(self, path: Path, test_id: str) -> dict[str, Any]:
         data = _parse(path)
         if data.get("test_id") != test_id:
