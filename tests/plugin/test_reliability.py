@@ -188,7 +188,7 @@ def test_xdist_cases_are_not_saved_as_baselines(pytester):
 
 def test_an_unreadable_baseline_fails_the_case_in_one_line_and_keeps_its_record_and_stale_temps_go(pytester):
     pytester.makepyfile(test_suite=SUITE)
-    assert pytester.runpytest_subprocess(*ARGS, "--inferlab-save-baseline").ret == 0
+    assert pytester.runpytest_subprocess(*ARGS, "--inferlab-save-baseline", "--inferlab-max-interference=0.99").ret == 0
     [path] = (pytester.path / "baselines").glob("*/*.json")
     path.write_text('{"schema_version": 1, "metr')
     stale = [pytester.path / ".inferlab" / "runs" / "old" / ".tmp-999999999-x.json", path.with_name(".tmp-999999999-y.json")]
