@@ -21,6 +21,7 @@ from typing import Any, Iterable, Iterator
 from .env import machine_fingerprint
 from .jsonio import read_json_object, write_json_replace_all
 from .store import safe_name
+from .verdict import NOT_MEASURED
 
 SCHEMA_VERSION = 1
 HISTORY_LIMIT = 50
@@ -214,8 +215,6 @@ def _append(data: dict[str, Any], record: dict[str, Any]) -> None:
     data["updated_at"] = now
 
 
-NOT_MEASURED = "not measured in this run"
-
 
 def invalid_reason(record: dict[str, Any]) -> str | None:
     """Why a record's measurement cannot be trusted (another process took the CPU, xdist workers
@@ -246,7 +245,7 @@ class SaveReport:
 
 def save_valid(store: BaselineStore, records: list[dict[str, Any]]) -> SaveReport:
     """Save the valid records, all or nothing; invalid ones are left out and named."""
-    left_out = tuple((r["test_id"], f"invalid measurement ({why})") for r in records
-                     if (why := invalid_reason(r)) is not None)
-    valid = [r for r in records if invalid_reason(r) is None]
+    reasons = [invalid_reason(r) for r in records]
+    left_out = tuple((r["test_id"], f"invalid measurement ({why})") for r, why in zip(records, reasons) if why)
+    valid = [r for r, why in zip(records, reasons) if why is None]
     return SaveReport(tuple(store.save_all(valid)), left_out)

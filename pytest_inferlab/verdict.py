@@ -31,6 +31,7 @@ from typing import Sequence
 
 from .policy import MetricPolicy
 
+NOT_MEASURED = "not measured in this run"  # the reason of an invalid verdict with no value
 OUTCOMES = ("regressed", "improved", "unchanged", "inconclusive", "invalid", "new")
 
 
@@ -124,7 +125,7 @@ def judge(policy: MetricPolicy, current: float | None, history: Sequence[float],
     if invalid:
         return Verdict(policy.name, "invalid", current, None, None, None, tol, invalid)
     if current is None:
-        return Verdict(policy.name, "invalid", None, None, None, None, tol, "not measured in this run")
+        return Verdict(policy.name, "invalid", None, None, None, None, tol, NOT_MEASURED)
     if not history:
         return Verdict(policy.name, "new", current, None, None, None, tol, "no baseline for this metric")
     if policy.kind == "timing":
