@@ -168,6 +168,26 @@ class RunSpec:
     load: Any = None  # LoadSpec (pytest_inferlab.load); None: every request available at once
     speculative: SpeculativeSpec | None = None  # None: the target decodes on its own
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "RunSpec":
+        """The spec a record stores (``spec_dict``), rebuilt: ``from_dict(spec_dict(s)) == s``."""
+        from .batching import BatchingSpec
+        from .load import LoadSpec
+
+        def named(spec_cls: Any, value: Mapping[str, Any] | None) -> Any:
+            if value is None:
+                return None
+            return spec_cls(value[spec_cls.NAME_FIELD], tuple(tuple(pair) for pair in value["settings"]))
+
+        model = dict(data["model"])
+        model["quant"] = named(QuantSpec, model.get("quant"))
+        return cls(model=ModelSpec(**model), workload=WorkloadSpec(**data["workload"]),
+                   batch_size=data["batch_size"], sampling=SamplingSpec(**data["sampling"]), device=data["device"],
+                   measure=data["measure"], kv_cache=named(KVCacheSpec, data.get("kv_cache")),
+                   batching=named(BatchingSpec, data.get("batching")),
+                   load=LoadSpec(**data["load"]) if data.get("load") else None,
+                   speculative=named(SpeculativeSpec, data.get("speculative")))
+
     @property
     def spec_id(self) -> str:
         payload = spec_dict(self)
