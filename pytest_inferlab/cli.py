@@ -6,9 +6,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from .baselines import BaselineError, BaselineStore, save_valid
-from .jsonio import remove_stale_temps
-from .record import RecordError, load_record, record_files
+from pytest_inferlab.record.baselines import BaselineError, BaselineStore, save_valid
+from pytest_inferlab.record.jsonio import remove_stale_temps
+from pytest_inferlab.record.record import RecordError, load_record, record_files
 
 
 def save_baselines(run_dir: Path, baselines: Path) -> int:
@@ -32,7 +32,7 @@ def save_baselines(run_dir: Path, baselines: Path) -> int:
 
 def asv_export(results_dir: Path, asv_results: Path | None, include_dirty: bool) -> int:
     """Write asv results for every record under ``results_dir`` (runs made earlier)."""
-    from .asv_export import export, find_records
+    from pytest_inferlab.outputs.asv_export import export, find_records
 
     if not results_dir.is_dir():
         print(f"inferlab: {results_dir} is not a folder (expected .inferlab, .inferlab/runs or a run folder)",
@@ -64,7 +64,7 @@ def asv_results_dir(conf: Path) -> Path:
 
 def asv_offline(html_dir: Path, node_modules: Path) -> int:
     """Point a published asv site at local copies of its JavaScript libraries."""
-    from .asv_offline import OfflineError, vendor_site
+    from pytest_inferlab.outputs.asv_offline import OfflineError, vendor_site
 
     try:
         vendored = vendor_site(html_dir, node_modules)
@@ -79,8 +79,8 @@ def asv_offline(html_dir: Path, node_modules: Path) -> int:
 
 def merge_runs(run_dirs: list[Path], results: Path, run_id: str | None) -> int:
     """Merge shard runs (``--inferlab-shard=I/N``) into one run folder for asv-export and baselines."""
-    from .session import new_run_id
-    from .shard import MergeError, merge_runs as merge
+    from pytest_inferlab.plugin.session import new_run_id
+    from pytest_inferlab.plugin.shard import MergeError, merge_runs as merge
 
     run_id = run_id or f"{new_run_id()}-merged"
     try:

@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 
 from pytest_inferlab import KVCacheSpec
-from pytest_inferlab.workloads import resolve_workload
+from pytest_inferlab.run.workloads import resolve_workload
 
 CONFIGS = ["dynamic", "static", "static-compile", "fp8", "quanto-int4", "quanto-int2", "hqq-int4", "offloaded"]
 

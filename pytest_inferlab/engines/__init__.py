@@ -9,10 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
 
-from ..device import Device
-from ..registry import Registry
-from ..specs import KVCacheSpec, ModelSpec, SamplingSpec, SpeculativeSpec
-from ..trace import Request, RequestTrace
+from pytest_inferlab.device import Device
+from pytest_inferlab.registry import Registry
+from pytest_inferlab.specs.core import KVCacheSpec, ModelSpec, SamplingSpec, SpeculativeSpec
+from pytest_inferlab.run.trace import Request, RequestTrace
 
 
 @dataclass(frozen=True, slots=True)

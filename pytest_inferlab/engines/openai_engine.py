@@ -17,10 +17,10 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from ..device import Device
-from ..specs import ModelSpec, SamplingSpec
-from ..trace import Request, RequestTrace
-from . import EngineInfo, encode_prompt
+from pytest_inferlab.device import Device
+from pytest_inferlab.specs.core import ModelSpec, SamplingSpec
+from pytest_inferlab.run.trace import Request, RequestTrace
+from pytest_inferlab.engines import EngineInfo, encode_prompt
 
 APIS = ("completions", "chat")
 

@@ -17,13 +17,13 @@ import torch
 from transformers import GenerationConfig
 from transformers.generation import BaseStreamer
 
-from ..compat import wrapped_candidate_generator
-from ..device import Device
-from ..sources import model_sources
-from ..kv import cache_bytes, generation_kwargs
-from ..specs import KVCacheSpec, ModelSpec, SamplingSpec, SpeculativeSpec
-from ..trace import Request, RequestTrace
-from . import EngineInfo, encode_prompt
+from pytest_inferlab.compat import wrapped_candidate_generator
+from pytest_inferlab.device import Device
+from pytest_inferlab.engines.sources import model_sources
+from pytest_inferlab.optimizations.kv import cache_bytes, generation_kwargs
+from pytest_inferlab.specs.core import KVCacheSpec, ModelSpec, SamplingSpec, SpeculativeSpec
+from pytest_inferlab.run.trace import Request, RequestTrace
+from pytest_inferlab.engines import EngineInfo, encode_prompt
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -247,7 +247,7 @@ class TransformersEngine:
 
     def with_assist(self, spec: SpeculativeSpec, assist: Any) -> "TransformersEngine":
         """The same model generating with a drafting method (``assist``: generation-config fields and
-        generate arguments from pytest_inferlab.speculative); each call's counts go to ``assist_log``."""
+        generate arguments from pytest_inferlab.optimizations.speculative); each call's counts go to ``assist_log``."""
         info = dataclasses.replace(self.info, speculative=spec, facts={**self.info.facts, "speculative": spec.to_dict()})
         engine = TransformersEngine(self.model, self.tokenizer, info)
         engine.assist = assist

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..specs import KVCacheSpec
+from pytest_inferlab.specs.core import KVCacheSpec
 
 BLOCK_SIZES = (1, 8, 16, 32, 64, 128)
 KV_CACHE_DTYPES = ("auto", "fp8", "fp8_e4m3", "fp8_e5m2")

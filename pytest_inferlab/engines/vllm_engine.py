@@ -17,11 +17,11 @@ import time
 from dataclasses import dataclass
 from typing import Any, Sequence
 
-from ..device import Device
-from ..specs import KVCacheSpec, ModelSpec, SamplingSpec, SpeculativeSpec
-from ..trace import Request, RequestTrace
-from . import EngineInfo, encode_prompt
-from .vllm_args import NoVllmEquivalent, kv_engine_args, speculative_engine_args
+from pytest_inferlab.device import Device
+from pytest_inferlab.specs.core import KVCacheSpec, ModelSpec, SamplingSpec, SpeculativeSpec
+from pytest_inferlab.run.trace import Request, RequestTrace
+from pytest_inferlab.engines import EngineInfo, encode_prompt
+from pytest_inferlab.engines.vllm_args import NoVllmEquivalent, kv_engine_args, speculative_engine_args
 
 # pytest-inferlab quantization method -> vLLM's ``quantization`` argument (checkpoints made for it)
 QUANTIZATION = {"gptq": "gptq", "awq": "awq", "fp8-weight": "fp8", "fp8-dynamic": "fp8", "bnb-nf4": "bitsandbytes",

@@ -2,7 +2,7 @@
 
 import pytest
 
-from pytest_inferlab.record import load_record
+from pytest_inferlab.record.record import load_record
 
 torch = pytest.importorskip("torch")
 pytestmark = [

@@ -8,7 +8,7 @@ ARGS = ("--inferlab-model=dummy:tiny", "--inferlab-rounds=1", "--inferlab-thread
 
 CONFTEST = """
 from dataclasses import dataclass
-from pytest_inferlab.quant import quant_methods
+from pytest_inferlab.optimizations.quant import quant_methods
 
 @dataclass(frozen=True)
 class NeedsAccelerator:

@@ -9,12 +9,12 @@ import sys
 
 import pytest
 
-from pytest_inferlab.baselines import (BaselineError, BaselineStore, baseline_filename, legacy_filename,
+from pytest_inferlab.record.baselines import (BaselineError, BaselineStore, baseline_filename, legacy_filename,
                                        save_valid)
 from pytest_inferlab.cli import main
-from pytest_inferlab.jsonio import remove_stale_temps, write_json_new, write_json_replace
-from pytest_inferlab.record import record_files
-from pytest_inferlab.store import RecordStore
+from pytest_inferlab.record.jsonio import remove_stale_temps, write_json_new, write_json_replace
+from pytest_inferlab.record.record import record_files
+from pytest_inferlab.record.store import RecordStore
 
 ARGS = ("--inferlab-model=dummy:tiny", "--inferlab-rounds=1", "--inferlab-warmup=0", "--inferlab-threads=1",
         "-p", "no:cacheprovider")
@@ -228,7 +228,7 @@ def test_files_get_the_modes_the_umask_gives(tmp_path):
     previous = os.umask(0o022)
     try:
         done = subprocess.run([sys.executable, "-c", (
-            "import sys, pathlib; from pytest_inferlab.jsonio import write_json_new, write_json_replace;"
+            "import sys, pathlib; from pytest_inferlab.record.jsonio import write_json_new, write_json_replace;"
             "root = pathlib.Path(sys.argv[1]); write_json_new(root / 'new.json', {}); "
             "write_json_replace(root / 'replaced.json', {})"), str(tmp_path)], capture_output=True, text=True)
     finally:
@@ -319,7 +319,7 @@ def test_a_model_that_cannot_be_had_is_one_usage_error_before_any_case(pytester,
 
 
 def test_a_truncated_or_foreign_gguf_file_is_named_with_what_is_wrong(pytester):
-    from pytest_inferlab.sources import embedded_gguf_path
+    from pytest_inferlab.engines.sources import embedded_gguf_path
 
     whole = embedded_gguf_path("smollm2-135m").read_bytes()
     (pytester.path / "cut.gguf").write_bytes(whole[: len(whole) // 2])
@@ -357,7 +357,7 @@ def test_a_model_that_fails_to_load_fails_every_case_in_one_line_and_is_loaded_o
 KILLED_SAVER = """
 import sys
 from pathlib import Path
-from pytest_inferlab.baselines import BaselineStore
+from pytest_inferlab.record.baselines import BaselineStore
 store = BaselineStore(Path(sys.argv[1]))
 rec = {"run_id": "r", "machine_id": "m", "test_id": "t", "spec_id": "s", "spec": {}, "environment": {},
        "measurements": {f"metric_{i}": {"unit": "ms", "value": 1.0, "samples": [1.0] * 2000} for i in range(20)}}

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from pytest_inferlab.record import load_record
+from pytest_inferlab.record.record import load_record
 
 TINY = ("--inferlab-model=dummy:tiny", "--inferlab-rounds=2", "--inferlab-warmup=1", "-p", "no:cacheprovider")
 TINY_PARAMS_BYTES = 3_268_928 * 4  # dummy:tiny has 3,268,928 float32 parameters

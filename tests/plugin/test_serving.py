@@ -57,8 +57,8 @@ def test_an_external_server_is_used_and_an_unreachable_one_refused(pytester, tmp
     pytester.makepyfile(test_suite=SUITE.split("def test_server_dies")[0])
     from pytest_inferlab.device import CPU
     from pytest_inferlab.engines import load_engine
-    from pytest_inferlab.serving import LocalServer, free_port, plain_folder
-    from pytest_inferlab.sources import resolve_model
+    from pytest_inferlab.engines.local_server import LocalServer, free_port, plain_folder
+    from pytest_inferlab.engines.sources import resolve_model
 
     server = LocalServer(plain_folder(load_engine("transformers", resolve_model("dummy:tiny"), CPU))).start()
     try:

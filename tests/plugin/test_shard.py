@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from pytest_inferlab.shard import Shard, assign, parse_shard, select
+from pytest_inferlab.plugin.shard import Shard, assign, parse_shard, select
 
 ARGS = ("--inferlab-model=dummy:tiny", "--inferlab-rounds=1", "--inferlab-warmup=0", "--inferlab-threads=1",
         "--inferlab-host-ref=none", "-p", "no:cacheprovider")

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_inferlab.record import load_record
-from pytest_inferlab.specs import RunSpec
+from pytest_inferlab.record.record import load_record
+from pytest_inferlab.specs.core import RunSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = json.loads((ROOT / "tests" / "golden" / "suite_spec_ids.json").read_text())["cases"]

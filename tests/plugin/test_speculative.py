@@ -72,7 +72,7 @@ def test_pair(lab, speculative_model, workload, speculative):
 def test_a_draft_with_another_tokenizer_is_refused_at_collection(pytester, tmp_path):
     from pytest_inferlab.device import CPU
     from pytest_inferlab.engines import load_engine
-    from pytest_inferlab.sources import resolve_model
+    from pytest_inferlab.engines.sources import resolve_model
 
     tiny = load_engine("transformers", resolve_model("dummy:tiny"), CPU)
     folder = tmp_path / "other-tokenizer"

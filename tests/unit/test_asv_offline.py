@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_inferlab.asv_offline import CDN_TO_NPM, NPM_PACKAGES, OfflineError, vendor_site
+from pytest_inferlab.outputs.asv_offline import CDN_TO_NPM, NPM_PACKAGES, OfflineError, vendor_site
 
 ROOT = Path(__file__).parents[2]
 NODE_MODULES = Path(sys.prefix) / "node" / "node_modules"

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from pytest_inferlab.baselines import HISTORY_LIMIT, BaselineError, BaselineStore
+from pytest_inferlab.record.baselines import HISTORY_LIMIT, BaselineError, BaselineStore
 
 
 def record(run_id="r1", value=40.0, machine="cpu-abc", test_id="suites/t.py::test[x]", spec_id="0123456789ab",
@@ -87,7 +87,7 @@ def test_concurrent_savers_lose_nothing(tmp_path, run_in_processes):
 
 SAVE_FOREVER = """
 import sys
-from pytest_inferlab.baselines import BaselineStore
+from pytest_inferlab.record.baselines import BaselineStore
 store = BaselineStore(__import__("pathlib").Path(sys.argv[1]))
 rec = {"run_id": "r", "machine_id": "m", "test_id": "t", "spec_id": "s", "spec": {}, "environment": {},
        "measurements": {f"metric_{i}": {"unit": "ms", "value": 1.0, "samples": [1.0] * 2000} for i in range(20)}}

@@ -6,15 +6,15 @@ import time
 
 import pytest
 
-from pytest_inferlab.batching import BatchingSpec, serve_round
-from pytest_inferlab.batching.continuous import BatchingMemoryError
+from pytest_inferlab.run.batching import BatchingSpec, serve_round
+from pytest_inferlab.run.batching.continuous import BatchingMemoryError
 from pytest_inferlab.device import CPU
 from pytest_inferlab.engines import load_engine
-from pytest_inferlab.load import LoadSpec
-from pytest_inferlab.metrics import SLO, measure
-from pytest_inferlab.sources import resolve_model
-from pytest_inferlab.specs import SamplingSpec
-from pytest_inferlab.workloads import materialize, workloads
+from pytest_inferlab.specs.load import LoadSpec
+from pytest_inferlab.measure.metrics import SLO, measure
+from pytest_inferlab.engines.sources import resolve_model
+from pytest_inferlab.specs.core import SamplingSpec
+from pytest_inferlab.run.workloads import materialize, workloads
 
 ENGINES = ["sequential", "static", "continuous"]
 

@@ -12,15 +12,15 @@ import pytest
 import torch
 
 from pytest_inferlab import compat
-from pytest_inferlab.batching import BatchingSpec, serve_round
-from pytest_inferlab.batching import continuous
+from pytest_inferlab.run.batching import BatchingSpec, serve_round
+from pytest_inferlab.run.batching import continuous
 from pytest_inferlab.device import CPU
 from pytest_inferlab.engines import load_engine
-from pytest_inferlab.load import LoadSpec
-from pytest_inferlab.packages import normalized, pins
-from pytest_inferlab.sources import resolve_model
-from pytest_inferlab.specs import SamplingSpec
-from pytest_inferlab.workloads import materialize, workloads
+from pytest_inferlab.specs.load import LoadSpec
+from pytest_inferlab.record.packages import normalized, pins
+from pytest_inferlab.engines.sources import resolve_model
+from pytest_inferlab.specs.core import SamplingSpec
+from pytest_inferlab.run.workloads import materialize, workloads
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "pytest_inferlab"

@@ -8,11 +8,11 @@ import pytest
 
 from pytest_inferlab.device import CPU
 from pytest_inferlab.engines import load_engine
-from pytest_inferlab.runner import run_round
-from pytest_inferlab.sources import resolve_model
-from pytest_inferlab.specs import SamplingSpec
-from pytest_inferlab.trace import output_digest
-from pytest_inferlab.workloads import materialize, workloads
+from pytest_inferlab.run.runner import run_round
+from pytest_inferlab.engines.sources import resolve_model
+from pytest_inferlab.specs.core import SamplingSpec
+from pytest_inferlab.run.trace import output_digest
+from pytest_inferlab.run.workloads import materialize, workloads
 
 
 @pytest.fixture(scope="module")

@@ -8,10 +8,10 @@ import pytest
 
 from pytest_inferlab.device import CPU
 from pytest_inferlab.engines import load_engine
-from pytest_inferlab.evals import SHIPPED_TASKS, EvalError, evaluate, record_metrics, tasks_dir
-from pytest_inferlab.pareto import Point, format_tradeoff, pareto_front, plot_tradeoff
-from pytest_inferlab.probes.bandwidth import copy_bandwidth_gb_per_s, decode_bandwidth_gb_per_s
-from pytest_inferlab.sources import resolve_model
+from pytest_inferlab.measure.evals import SHIPPED_TASKS, EvalError, evaluate, record_metrics, tasks_dir
+from pytest_inferlab.outputs.pareto import Point, format_tradeoff, pareto_front, plot_tradeoff
+from pytest_inferlab.run.probes.bandwidth import copy_bandwidth_gb_per_s, decode_bandwidth_gb_per_s
+from pytest_inferlab.engines.sources import resolve_model
 
 pytest.importorskip("lm_eval", reason="lm-eval is not installed (pip install 'pytest-inferlab[eval]')")
 

@@ -9,10 +9,10 @@ import torch
 
 from pytest_inferlab.device import CPU
 from pytest_inferlab.engines import load_engine
-from pytest_inferlab.fidelity import ReferenceLogProbs, compare, log_probs, windows
-from pytest_inferlab.quant import QuantSpec, quant_methods, quantize
+from pytest_inferlab.measure.fidelity import ReferenceLogProbs, compare, log_probs, windows
+from pytest_inferlab.optimizations.quant import QuantSpec, quant_methods, quantize
 from pytest_inferlab.registry import UnknownNameError
-from pytest_inferlab.sources import resolve_model
+from pytest_inferlab.engines.sources import resolve_model
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +87,7 @@ def test_torchao_variants_run_on_cpu_shrink_the_linear_weights_and_stay_close(re
 
 
 def test_the_fidelity_table_runs_every_method(capsys):
-    from pytest_inferlab.quant.fidelity_table import main
+    from fidelity_table import main
 
     cheap = [m for m in quant_methods.names() if m != "gptq"]  # GPTQ has its own test (test_gptq.py)
     main(["--model", "dummy:tiny", "--window", "64", "--methods", *cheap])

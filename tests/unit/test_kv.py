@@ -7,12 +7,12 @@ import pytest
 
 from pytest_inferlab.device import CPU, Device
 from pytest_inferlab.engines import load_engine
-from pytest_inferlab.kv import KVCacheSpec, generation_kwargs, kv_caches, resolve_kv, token_agreement, unsupported_kv_reason
+from pytest_inferlab.optimizations.kv import KVCacheSpec, generation_kwargs, kv_caches, resolve_kv, token_agreement, unsupported_kv_reason
 from pytest_inferlab.registry import UnknownNameError
-from pytest_inferlab.sources import resolve_model
-from pytest_inferlab.specs import RunSpec, SamplingSpec, spec_dict, stable_id
-from pytest_inferlab.workloads import resolve_workload
-from pytest_inferlab.trace import Request
+from pytest_inferlab.engines.sources import resolve_model
+from pytest_inferlab.specs.core import RunSpec, SamplingSpec, spec_dict, stable_id
+from pytest_inferlab.run.workloads import resolve_workload
+from pytest_inferlab.run.trace import Request
 
 # dummy:tiny: 2 layers, 2 KV heads of 64/4 = 16 dims, fp32: keys + values per token
 TINY_KV_BYTES_PER_TOKEN = 2 * 2 * 2 * 16 * 4
@@ -47,7 +47,7 @@ def test_lossless_static_cache_gives_the_dynamic_cache_tokens(tiny):
 
 
 def test_decode_kld_is_zero_for_a_lossless_cache_and_positive_for_fp8(tiny):
-    from pytest_inferlab.kv.fidelity import kv_decode_kld
+    from pytest_inferlab.optimizations.kv.fidelity import kv_decode_kld
 
     prompt = tuple(range(100, 140))
     # the floor: incremental fp32 decoding vs one full forward differ only by rounding (~1e-7 here;

@@ -5,13 +5,13 @@ import statistics
 
 import pytest
 
-from pytest_inferlab.batching import Arrivals, BatchingSpec, generator_conditions, resolve_batching
-from pytest_inferlab.curves import configuration_label, curve_point, format_curves
+from pytest_inferlab.run.batching import Arrivals, BatchingSpec, generator_conditions, resolve_batching
+from pytest_inferlab.measure.curves import configuration_label, curve_point, format_curves
 from pytest_inferlab.engines.vllm_args import NoVllmEquivalent, batching_engine_args, kv_engine_args
-from pytest_inferlab.kv import KVCacheSpec, unsupported_pairing
-from pytest_inferlab.load import LoadSpec, parse_load
-from pytest_inferlab.metrics import SLO, Measurement, measure
-from pytest_inferlab.trace import Request, RequestTrace, RoundTrace
+from pytest_inferlab.optimizations.kv import KVCacheSpec, unsupported_pairing
+from pytest_inferlab.specs.load import LoadSpec, parse_load
+from pytest_inferlab.measure.metrics import SLO, Measurement, measure
+from pytest_inferlab.run.trace import Request, RequestTrace, RoundTrace
 
 
 def test_poisson_schedule_is_seeded_and_has_the_rate():

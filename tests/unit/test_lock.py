@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_inferlab.packages import LockState, installed, lock_state, normalized, packages_txt, pins, same_version
+from pytest_inferlab.record.packages import LockState, installed, lock_state, normalized, packages_txt, pins, same_version
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCK = (ROOT / "requirements" / "lock.txt").read_text()

@@ -2,8 +2,8 @@
 
 import pytest
 
-from pytest_inferlab.metrics import SLO, measure, percentile
-from pytest_inferlab.trace import RequestTrace, RoundTrace
+from pytest_inferlab.measure.metrics import SLO, measure, percentile
+from pytest_inferlab.run.trace import RequestTrace, RoundTrace
 
 
 def req(index=0, t_send=0.0, times=(), tokens=None, input_tokens=10, ok=True, error=None):
@@ -105,7 +105,7 @@ def test_percentiles_interpolate_like_numpy():
 
 
 def test_bootstrap_interval_contains_the_median_and_is_seeded():
-    from pytest_inferlab.metrics import bootstrap_median_ci
+    from pytest_inferlab.measure.metrics import bootstrap_median_ci
 
     samples = [1.0, -2.0, 0.5, 3.0, -1.0, 0.0, 2.0, -0.5]
     low, high = bootstrap_median_ci(samples, seed=1)

@@ -10,10 +10,10 @@ from pytest_inferlab.device import CPU
 from pytest_inferlab.engines import load_engine
 from pytest_inferlab.engines.openai_engine import (OpenAIServerEngine, ServerUnreachable, StreamResult, chunk_tokens,
                                                    parse_stream, probe)
-from pytest_inferlab.serving import LocalServer, free_port, plain_folder
-from pytest_inferlab.sources import resolve_model
-from pytest_inferlab.specs import SamplingSpec
-from pytest_inferlab.workloads import materialize, workloads
+from pytest_inferlab.engines.local_server import LocalServer, free_port, plain_folder
+from pytest_inferlab.engines.sources import resolve_model
+from pytest_inferlab.specs.core import SamplingSpec
+from pytest_inferlab.run.workloads import materialize, workloads
 
 
 def test_parse_stream_counts_malformed_lines_and_reads_usage():

@@ -1,6 +1,6 @@
 """The detection-power tool runs end to end (tiny sizes, dummy model) and prints its table."""
 
-from pytest_inferlab.power import METRICS, main
+from power_study import METRICS, main
 
 
 def test_power_tool_prints_noise_false_alarms_and_detections(capsys):

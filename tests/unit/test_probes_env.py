@@ -6,10 +6,10 @@ import subprocess
 import pytest
 
 from pytest_inferlab.device import CPU, Device, cuda_device
-from pytest_inferlab.env import git_state, machine_fingerprint, machine_id
-from pytest_inferlab.probes.energy import EnergyMeter, energy_counter
-from pytest_inferlab.probes.host_speed import HostSpeed
-from pytest_inferlab.probes.memory import PeakMemory
+from pytest_inferlab.record.environment import git_state, machine_fingerprint, machine_id
+from pytest_inferlab.run.probes.energy import EnergyMeter, energy_counter
+from pytest_inferlab.run.probes.host_speed import HostSpeed
+from pytest_inferlab.run.probes.memory import PeakMemory
 
 
 def _resident_block(mib: int) -> mmap.mmap:

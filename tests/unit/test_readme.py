@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from pytest_inferlab.options import OPTIONS
+from pytest_inferlab.plugin.options import OPTIONS
 
 README = (Path(__file__).parents[2] / "README.md").read_text()
 

@@ -2,10 +2,10 @@
 
 import pytest
 
-from pytest_inferlab import sources
+from pytest_inferlab.engines import sources
 from pytest_inferlab.device import CPU
 from pytest_inferlab.engines import load_engine
-from pytest_inferlab.sources import ModelSourceError, resolve_model
+from pytest_inferlab.engines.sources import ModelSourceError, resolve_model
 
 
 def test_names_resolve_to_sources(tmp_path):

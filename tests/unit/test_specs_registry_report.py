@@ -3,9 +3,9 @@ import dataclasses
 import pytest
 
 from pytest_inferlab.registry import Registry, UnknownNameError
-from pytest_inferlab.report import format_table, report_row
-from pytest_inferlab.specs import ModelSpec, RunSpec, WorkloadSpec
-from pytest_inferlab.workloads import workloads
+from pytest_inferlab.outputs.report import format_table, report_row
+from pytest_inferlab.specs.core import ModelSpec, RunSpec, WorkloadSpec
+from pytest_inferlab.run.workloads import workloads
 
 
 def test_spec_id_is_stable_and_changes_with_any_field():
@@ -90,7 +90,7 @@ def test_table_fits_100_columns_and_keeps_both_ends_of_long_names():
 
 
 def test_verdict_summary_counts_everything_and_lists_what_needs_a_look():
-    from pytest_inferlab.report import format_verdict_summary
+    from pytest_inferlab.outputs.report import format_verdict_summary
 
     rows = [{"case": "test_latency[long-context-4]", "metric": "output_tok_per_s", "outcome": "regressed",
              "ratio": 0.0631, "interval": [0.0412, 0.0973], "gating": False},

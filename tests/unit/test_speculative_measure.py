@@ -4,10 +4,10 @@ import pytest
 
 from pytest_inferlab.engines.transformers_engine import AssistUsage
 from pytest_inferlab.engines.vllm_args import NoVllmEquivalent, speculative_engine_args
-from pytest_inferlab.specs import SpeculativeSpec
-from pytest_inferlab.speculative import SpeculativeConfigError, check_tokenizers, resolve_speculative
-from pytest_inferlab.speculative.measure import first_mismatch, speculative_measurements, unigram_tv
-from pytest_inferlab.trace import RequestTrace, RoundTrace
+from pytest_inferlab.specs.core import SpeculativeSpec
+from pytest_inferlab.optimizations.speculative import SpeculativeConfigError, check_tokenizers, resolve_speculative
+from pytest_inferlab.optimizations.speculative.measure import first_mismatch, speculative_measurements, unigram_tv
+from pytest_inferlab.run.trace import RequestTrace, RoundTrace
 
 
 def round_of(outputs, seconds, chunks=None):
@@ -47,7 +47,7 @@ def test_unigram_tv():
 def test_unknown_method_and_settings():
     with pytest.raises(KeyError, match="Did you mean 'prompt-lookup'"):
         resolve_speculative("prompt-lokup")
-    from pytest_inferlab.speculative import drafters
+    from pytest_inferlab.optimizations.speculative import drafters
 
     with pytest.raises(SpeculativeConfigError, match="unknown setting.*'num_token'.*known: num_tokens, max_ngram"):
         drafters.get("prompt-lookup").assist(SpeculativeSpec.of("prompt-lookup", num_token=3), None, None)

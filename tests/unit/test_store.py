@@ -5,9 +5,9 @@ import os
 
 import pytest
 
-from pytest_inferlab.record import RecordError, load_record, parse_record
-from pytest_inferlab.jsonio import write_json_new
-from pytest_inferlab.store import safe_name
+from pytest_inferlab.record.record import RecordError, load_record, parse_record
+from pytest_inferlab.record.jsonio import write_json_new
+from pytest_inferlab.record.store import safe_name
 
 
 def test_write_never_overwrites_and_leaves_no_temp_files(tmp_path):

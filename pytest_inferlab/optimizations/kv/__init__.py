@@ -1,0 +1,211 @@
+"""KV-cache configurations: one registry, each entry a small mapping from a ``KVCacheSpec`` to
+what the engine needs (transformers ``generate`` arguments), with the reason it cannot run.
+
+transformers 5.23 caches: ``dynamic`` (grows per token), ``static`` (pre-allocated to the
+generation length; ``static-compile`` adds ``torch.compile`` of the decode step), ``quantized``
+(KIVI-style: recent tokens in full precision, older ones quantized; backends fp8 built in,
+optimum-quanto int4/int2, HQQ int4) and ``offloaded`` (layers moved to host memory between uses,
+CUDA only).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from pytest_inferlab.device import Device
+from pytest_inferlab.registry import Registry
+from pytest_inferlab.specs.core import KVCacheSpec
+
+__all__ = ["KVCacheSpec", "kv_caches", "resolve_kv", "unsupported_kv_reason", "generation_kwargs", "cache_bytes"]
+
+
+class KVCacheConfig(Protocol):
+    def unsupported(self, device: Device) -> str | None:
+        """None when the configuration runs on ``device``; else why not (the skip reason)."""
+
+    def unsupported_for_model(self, config: Any) -> str | None:
+        """None when the model (its transformers config) can use it; else why not."""
+
+    def generation_kwargs(self, spec: KVCacheSpec, device: Device) -> dict[str, Any]:
+        """Arguments for transformers' ``GenerationConfig``."""
+
+
+kv_caches: Registry[KVCacheConfig] = Registry("KV-cache configurations")
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # its parent package is missing
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class TransformersCache:
+    implementation: str | None  # transformers' cache_implementation; None = its default (dynamic)
+    cache_config: dict[str, Any] = field(default_factory=dict)
+    needs_package: tuple[str, str] | None = None  # (module, pip name)
+    cuda_only: bool = False
+    compile: bool = False
+
+    def unsupported(self, device: Device) -> str | None:
+        if self.cuda_only and not device.is_cuda:
+            return "offloading moves the cache between GPU and host memory: CUDA devices only"
+        if self.needs_package and not _installed(self.needs_package[0]):
+            return f"{self.needs_package[1]} is not installed: pip install {self.needs_package[1]}"
+        return None
+
+    def unsupported_for_model(self, config: Any) -> str | None:
+        if self.implementation == "sliding_window" and getattr(config, "sliding_window", None) is None:
+            return ("the model's attention is not windowed (config.sliding_window is unset): a sliding-window cache "
+                    "would drop keys it still attends to; use a model with sliding-window attention "
+                    "(e.g. dummy:kv-heavy-sw)")
+        return None
+
+    def generation_kwargs(self, spec: KVCacheSpec, device: Device) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {}
+        if self.implementation:
+            kwargs["cache_implementation"] = self.implementation
+        config = {**self.cache_config, **dict(spec.settings)}
+        if config:
+            kwargs["cache_config"] = config
+        if self.compile:
+            from transformers import CompileConfig
+
+            from pytest_inferlab.compat import compile_in_this_process, compile_on_every_device
+
+            # compile in this process: inductor's worker processes would run beside the timed rounds
+            # (each new prompt shape recompiles) and the interference probe would void the case
+            compile_in_this_process()
+            compile_config = compile_on_every_device(CompileConfig())
+            kwargs["compile_config"] = compile_config
+        return kwargs
+
+
+kv_caches.register("dynamic", TransformersCache(None))
+kv_caches.register("static", TransformersCache("static"))
+kv_caches.register("static-compile", TransformersCache("static", compile=True))
+kv_caches.register("fp8", TransformersCache("quantized", {"backend": "fp8"}))
+kv_caches.register("quanto-int4", TransformersCache("quantized", {"backend": "quanto", "nbits": 4},
+                                                    ("optimum.quanto", "optimum-quanto")))
+kv_caches.register("quanto-int2", TransformersCache("quantized", {"backend": "quanto", "nbits": 2},
+                                                    ("optimum.quanto", "optimum-quanto")))
+kv_caches.register("hqq-int4", TransformersCache("quantized", {"backend": "hqq", "nbits": 4}, ("hqq", "hqq")))
+kv_caches.register("offloaded", TransformersCache("offloaded", cuda_only=True))
+kv_caches.register("sliding-window", TransformersCache("sliding_window"))
+
+
+@dataclass(frozen=True, slots=True)
+class PagedCache:
+    """Continuous batching's paged cache (settings ``page_size``, ``num_blocks``): blocks of
+    ``page_size`` tokens handed to requests as they grow. ``generate`` has no such cache, so it is
+    served by ``batching=continuous`` (pytest_inferlab.run.batching.continuous) only."""
+
+    def unsupported(self, device: Device) -> str | None:
+        return None
+
+    def unsupported_for_model(self, config: Any) -> str | None:
+        return None
+
+    def generation_kwargs(self, spec: KVCacheSpec, device: Device) -> dict[str, Any]:
+        raise ValueError("KV cache paged is continuous batching's: measure it with batching='continuous' "
+                         "(lab.measure(..., batching='continuous', load=...))")
+
+
+kv_caches.register("paged", PagedCache())
+
+# Configurations only the continuous batching engine serves, and those it cannot (it has its own cache).
+CONTINUOUS_ONLY = {"paged"}
+CONTINUOUS_COMPATIBLE = {"dynamic", "paged"}
+
+
+def resolve_kv(value: str | KVCacheSpec) -> KVCacheSpec:
+    """A configuration name or a KVCacheSpec; an unknown name raises with the known ones."""
+    spec = value if isinstance(value, KVCacheSpec) else KVCacheSpec.of(str(value))
+    kv_caches.get(spec.kind)
+    return spec
+
+
+def unsupported_kv_reason(spec: KVCacheSpec, device: Device, model: Any = None) -> str | None:
+    """Why ``spec`` cannot run on ``device`` (or, for a ``dummy:`` model spec, whose config is known
+    without loading, on that model); None when it can. Other models are checked when loaded."""
+    config = kv_caches.get(spec.kind)
+    reason = config.unsupported(device)
+    if reason:
+        return f"KV cache {spec.kind} on {device.torch_name}: {reason}"
+    if model is not None and model.source == "dummy":
+        from pytest_inferlab.engines.sources import dummy_config
+
+        try:
+            reason = config.unsupported_for_model(dummy_config(model.location))
+        except LookupError:
+            return None  # an unknown preset is reported when the model loads
+        return f"KV cache {spec.kind} on {model.name}: {reason}" if reason else None
+    return None
+
+
+def unsupported_for_engine(spec: KVCacheSpec, model_config: Any, model_name: str) -> str | None:
+    reason = kv_caches.get(spec.kind).unsupported_for_model(model_config)
+    return f"KV cache {spec.kind} on {model_name}: {reason}" if reason else None
+
+
+def unsupported_pairing(spec: KVCacheSpec, batching: Any) -> str | None:
+    """Why a cache configuration and a batching engine (a BatchingSpec, or None for plain
+    ``generate`` batches) cannot go together, or None."""
+    continuous = batching is not None and batching.kind == "continuous"
+    if spec.kind in CONTINUOUS_ONLY and not continuous:
+        return f"KV cache {spec.kind} is continuous batching's own: pair it with batching=continuous"
+    if continuous and spec.kind not in CONTINUOUS_COMPATIBLE:
+        return (f"continuous batching keeps its own paged cache; KV cache {spec.kind} applies to generate "
+                "(sequential or static batching)")
+    return None
+
+
+def generation_kwargs(spec: KVCacheSpec | None, device: Device) -> dict[str, Any]:
+    return {} if spec is None else kv_caches.get(spec.kind).generation_kwargs(spec, device)
+
+
+def cache_bytes(cache: Any) -> int:
+    """Bytes held by a transformers cache object: every tensor reachable from its layers (keys,
+    values, quantized payloads, scales, full-precision residuals), each storage counted once."""
+    import torch
+
+    seen: set[int] = set()
+    total = 0
+
+    def visit(obj: Any, depth: int) -> None:
+        nonlocal total
+        if depth > 4 or obj is None:
+            return
+        if isinstance(obj, torch.Tensor):
+            if obj.device.type != "meta" and obj.data_ptr() not in seen and obj.numel():
+                seen.add(obj.data_ptr())
+                total += obj.untyped_storage().nbytes()
+            return
+        if isinstance(obj, (list, tuple)):
+            for item in obj:
+                visit(item, depth + 1)
+        elif isinstance(obj, dict):
+            for item in obj.values():
+                visit(item, depth + 1)
+        elif hasattr(obj, "__dict__") and not isinstance(obj, (str, bytes, int, float, type)):
+            for item in vars(obj).values():
+                visit(item, depth + 1)
+
+    for layer in getattr(cache, "layers", [cache]):
+        visit(layer, 0)
+    return total
+
+
+def token_agreement(reference: dict[int, tuple[int, ...]], outputs: dict[int, tuple[int, ...]]) -> float | None:
+    """Share of generated positions where a cache configuration's greedy tokens equal the dynamic
+    cache's for the same request (position by position over the shorter of the two outputs)."""
+    compared = matched = 0
+    for index, ids in outputs.items():
+        ref = reference.get(index, ())
+        n = min(len(ids), len(ref))
+        compared += n
+        matched += sum(a == b for a, b in zip(ids[:n], ref[:n]))
+    return matched / compared if compared else None

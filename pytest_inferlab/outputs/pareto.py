@@ -1,0 +1,117 @@
+"""The quantization trade-off of a run: speed vs fidelity vs bytes, its Pareto front, a table and a PNG.
+
+A variant is on the front when no other variant of the same batch size is at least as fast, at
+least as faithful (KLD) and at least as small, and strictly better in one of them. Accuracy on the
+multiple-choice task is compared with the unquantized variant item by item (exact McNemar).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable
+
+from pytest_inferlab.outputs.plots import pyplot, save_png, table_and_plot
+from pytest_inferlab.judge.verdict import mcnemar
+
+MC_TASK = "inferlab_mc"
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    method: str
+    batch_size: int
+    tok_per_s: float
+    model_bytes: float
+    kld_mean: float  # 0 for the reference itself
+    top1: float | None
+    acc: float | None
+    items: tuple[bool, ...] | None
+    decode_bw_fraction: float | None
+
+
+def points_from_records(paths: Iterable[Path]) -> list[Point]:
+    """One point per record of a quantized variant (records without ``spec.model.quant`` are not)."""
+    points = []
+    for path in paths:
+        try:
+            record = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        quant = (record.get("spec", {}).get("model") or {}).get("quant")
+        values = {k: (v or {}).get("value") for k, v in record.get("measurements", {}).items()}
+        if not quant or values.get("output_tok_per_s") is None or values.get("model_bytes") is None:
+            continue
+        items = (record.get("evals") or {}).get(MC_TASK, {}).get("items")
+        points.append(Point(quant["method"], int(record["spec"].get("batch_size", 1)), values["output_tok_per_s"],
+                            values["model_bytes"], values.get("kld_mean") or 0.0, values.get("top1_agreement"),
+                            values.get(f"{MC_TASK}.acc"), tuple(items) if items is not None else None,
+                            values.get("decode_bw_fraction")))
+    return points
+
+
+def _dominates(a: Point, b: Point) -> bool:
+    no_worse = a.tok_per_s >= b.tok_per_s and a.kld_mean <= b.kld_mean and a.model_bytes <= b.model_bytes
+    better = a.tok_per_s > b.tok_per_s or a.kld_mean < b.kld_mean or a.model_bytes < b.model_bytes
+    return no_worse and better
+
+
+def pareto_front(points: list[Point]) -> set[Point]:
+    return {p for p in points if not any(_dominates(q, p) for q in points if q.batch_size == p.batch_size)}
+
+
+def _reference(points: list[Point], batch_size: int) -> Point | None:
+    return next((p for p in points if p.method == "fp32" and p.batch_size == batch_size), None)
+
+
+def format_tradeoff(points: list[Point]) -> list[str]:
+    """The table printed at the end of a run: ratios to fp32 of the same batch size."""
+    front = pareto_front(points)
+    header = (f"{'method':<13} {'batch':>5} {'tok/s':>7} {'x fp32':>6} {'bytes x':>7} {'KLD':>9} {'top-1':>6} "
+              f"{'acc':>5} {'vs fp32 items':>18} {'bw':>5}  pareto")
+    lines = [header]
+    for p in sorted(points, key=lambda p: (p.batch_size, -p.tok_per_s)):
+        ref = _reference(points, p.batch_size)
+        speed = f"{p.tok_per_s / ref.tok_per_s:.2f}" if ref else "-"
+        size = f"{p.model_bytes / ref.model_bytes:.2f}" if ref else "-"
+        paired = "-"
+        if ref and ref is not p and p.items is not None and ref.items is not None and len(p.items) == len(ref.items):
+            lost, gained, pvalue = mcnemar(ref.items, p.items)
+            paired = f"-{lost}/+{gained} p={pvalue:.2f}"
+        lines.append(
+            f"{p.method:<13} {p.batch_size:>5} {p.tok_per_s:>7.1f} {speed:>6} {size:>7} {p.kld_mean:>9.5f} "
+            f"{_num(p.top1, '.3f'):>6} {_num(p.acc, '.3f'):>5} {paired:>18} {_num(p.decode_bw_fraction, '.0%'):>5}  "
+            f"{'yes' if p in front else ''}")
+    return lines
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def plot_tradeoff(points: list[Point], path: Path) -> Path:
+    """Speed vs KLD, marker area proportional to weight bytes, the front joined; a PNG at ``path``."""
+    front = pareto_front(points)
+    figure, axes = pyplot().subplots(figsize=(8, 5), dpi=120)
+    largest = max(p.model_bytes for p in points)
+    for batch in sorted({p.batch_size for p in points}):
+        group = [p for p in points if p.batch_size == batch]
+        xs = [max(p.kld_mean, 1e-6) for p in group]
+        axes.scatter(xs, [p.tok_per_s for p in group], s=[40 + 400 * p.model_bytes / largest for p in group],
+                     alpha=0.6, label=f"batch {batch}")
+        for p, x in zip(group, xs):
+            axes.annotate(p.method, (x, p.tok_per_s), fontsize=8, xytext=(4, 4), textcoords="offset points")
+        line = sorted((p for p in group if p in front), key=lambda p: p.kld_mean)
+        axes.plot([max(p.kld_mean, 1e-6) for p in line], [p.tok_per_s for p in line], linestyle="--", linewidth=1)
+    axes.set_xscale("log")
+    axes.set_xlabel("mean KL divergence to the unquantized model (nats, log; fp32 drawn at 1e-6)")
+    axes.set_ylabel("output tokens/s")
+    axes.set_title("Quantized variants: speed vs fidelity (marker area = weight bytes; dashed = Pareto front)")
+    axes.legend()
+    return save_png(figure, path)
+
+
+def tradeoff_summary(run_folder: Path, records: Iterable[Path]) -> tuple[list[str], Path | None, str | None]:
+    """(table lines, PNG path or None, why no PNG) for a run folder holding quantized records."""
+    return table_and_plot(points_from_records(records), format_tradeoff, plot_tradeoff, run_folder / "pareto.png")

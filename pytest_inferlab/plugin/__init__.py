@@ -1,0 +1,76 @@
+"""pytest11 entry point: options, fixtures and hook implementations. Imports no torch."""
+
+from __future__ import annotations
+
+import pytest
+
+from pytest_inferlab.plugin import hookspec
+from pytest_inferlab.device import CPU, cuda_device
+from pytest_inferlab.plugin.fixtures import (batching, inferlab_device, inferlab_session, kv_cache, kv_model, lab, load,  # noqa: F401
+                       inferlab_server, model, parallel, quantization, quantized_model, server_model, speculative,
+                       speculative_model, tp_model, vllm_model, workload, workload_overrides)
+from pytest_inferlab.plugin.options import MODEL, add_options, given, read_settings
+from pytest_inferlab.judge.policy import policies_for
+from pytest_inferlab.plugin.session import SESSION_KEY, LabSession, XdistHooks
+from pytest_inferlab.engines.sources import ModelSourceError, check_model, resolve_model
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    pluginmanager.add_hookspecs(hookspec)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "inferlab(rounds=N, warmup=N, tolerance={metric: fraction}): per-test settings of pytest-inferlab")
+    settings = read_settings(config)
+    device = CPU
+    if settings.gpu is not None:
+        try:
+            device = cuda_device(settings.gpu)
+        except LookupError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    if given(config, MODEL):
+        _check_model(settings.model)
+    try:
+        policies_for([], settings.tolerance, {})  # unknown metric names are usage errors, now
+    except ValueError as exc:
+        raise pytest.UsageError(f"--inferlab-tolerance / inferlab_tolerance: {exc}") from None
+    if settings.server_url is not None:
+        from pytest_inferlab.engines.openai_engine import ServerUnreachable, probe
+
+        try:
+            probe(settings.server_url)
+        except ServerUnreachable as exc:
+            raise pytest.UsageError(f"--inferlab-server-url: {exc}") from None
+    session = LabSession(config, settings, device)
+    config.stash[SESSION_KEY] = session
+    config.pluginmanager.register(session, "inferlab-session")
+    if config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(XdistHooks(session.run_id), "inferlab-xdist")
+
+
+def _check_model(name: str) -> None:
+    """A model named explicitly must resolve now, before any case runs (loading stays lazy)."""
+    try:
+        spec = resolve_model(name)  # its errors name the option already
+    except ModelSourceError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    try:
+        check_model(spec)
+    except ModelSourceError as exc:
+        raise pytest.UsageError(f"{MODEL}={name}: {exc}") from None
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    session = config.stash.get(SESSION_KEY, None)
+    if session is None:
+        return None
+    s = session.settings
+    where = session.device.torch_name
+    return (f"inferlab: model={s.model} device={where} rounds={s.rounds} warmup={s.warmup} "
+            f"threads={s.threads or 'default'} results={s.results}")
+

@@ -1,0 +1,278 @@
+"""Option names, converters and the resolved settings of a session.
+
+Every option is also an ini key (``--inferlab-rounds`` <-> ``inferlab_rounds``); the command line
+wins over the ini file, the ini file over the default. Bad values are usage errors naming the
+option (or ini key) and the accepted values.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import pytest
+
+GPU = "--inferlab-gpu"
+MODEL = "--inferlab-model"
+THREADS = "--inferlab-threads"
+ROUNDS = "--inferlab-rounds"
+WARMUP = "--inferlab-warmup"
+SEED = "--inferlab-seed"
+RESULTS = "--inferlab-results"
+BASELINES = "--inferlab-baselines"
+SAVE_BASELINE = "--inferlab-save-baseline"
+NO_GATE = "--inferlab-no-gate"
+ALPHA = "--inferlab-alpha"
+TOLERANCE = "--inferlab-tolerance"
+MAX_INTERFERENCE = "--inferlab-max-interference"
+HOST_REF = "--inferlab-host-ref"
+CONFIRM = "--inferlab-confirm"
+EVAL_LIMIT = "--inferlab-eval-limit"
+ASV = "--inferlab-asv"
+SLO_OPTION = "--inferlab-slo"
+SLO_ATTAINMENT = "--inferlab-slo-attainment"
+LOAD_BUDGET = "--inferlab-load-budget"
+SHARD = "--inferlab-shard"
+SERVER_URL = "--inferlab-server-url"
+SERVER_MODEL = "--inferlab-server-model"
+RAY_ADDRESS = "--inferlab-ray-address"
+SHARD_DURATIONS = "--inferlab-shard-durations"
+
+
+def _integer(text: str, minimum: int, what: str) -> int:
+    try:
+        value = int(str(text).strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer; expected {what}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"{value} is out of range; expected {what}")
+    return value
+
+
+def _ini_bool(text: str) -> bool:
+    value = str(text).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r} is not a boolean; expected true or false")
+
+
+def parse_device_index(text: str) -> int:
+    return _integer(text, 0, "a CUDA device index >= 0 (e.g. 0)")
+
+
+def parse_positive_int(text: str) -> int:
+    return _integer(text, 1, "an integer >= 1")
+
+
+def parse_non_negative_int(text: str) -> int:
+    return _integer(text, 0, "an integer >= 0")
+
+
+def parse_seed(text: str) -> int:
+    return _integer(text, 0, "an integer seed >= 0")
+
+
+def parse_probability(text: str) -> float:
+    try:
+        value = float(str(text).strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; expected a fraction in (0, 1)") from None
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is out of range; expected a fraction in (0, 1)")
+    return value
+
+
+HOST_REFS = ("gemv", "none")
+
+
+def parse_host_ref(text: str) -> str:
+    value = str(text).strip().lower()
+    if value not in HOST_REFS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a host-speed reference; expected one of {', '.join(HOST_REFS)}")
+    return value
+
+
+def parse_tolerance_list(text: str) -> dict[str, float]:
+    from pytest_inferlab.judge.policy import parse_tolerances
+
+    try:
+        return parse_tolerances(str(text), "tolerances")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def parse_slo(text: str) -> Any:
+    from pytest_inferlab.measure.metrics import SLO
+
+    try:
+        return SLO.parse(str(text), "SLO")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def parse_seconds(text: str) -> float:
+    try:
+        value = float(str(text).strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; expected seconds > 0") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{value} is out of range; expected seconds > 0")
+    return value
+
+
+def parse_shard_option(text: str) -> Any:
+    from pytest_inferlab.plugin.shard import parse_shard
+
+    try:
+        return parse_shard(str(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def parse_model(text: str) -> str:
+    if not str(text).strip():
+        raise argparse.ArgumentTypeError("empty model name; expected an alias, dummy:<preset>, a path or a hub id")
+    return str(text).strip()
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    flag: str
+    parse: Callable[[str], Any]
+    default: Any
+    help: str
+    switch: bool = False  # a flag without a value (ini: true/false)
+
+    @property
+    def ini(self) -> str:
+        return self.flag.lstrip("-").replace("-", "_")
+
+    @property
+    def dest(self) -> str:
+        return self.ini
+
+
+OPTIONS = (
+    Option(GPU, parse_device_index, None, "run on CUDA device N (default: CPU). A missing device is an error."),
+    Option(MODEL, parse_model, "smollm2-135m",
+           "model: embedded alias, dummy:<preset>, local folder, .gguf file or cached hub id (default: smollm2-135m)"),
+    Option(THREADS, parse_positive_int, None, "CPU threads for torch (default: torch's choice); recorded"),
+    Option(ROUNDS, parse_positive_int, 3, "timed rounds per case (default: 3)"),
+    Option(WARMUP, parse_non_negative_int, 1, "warm-up rounds per case, not measured (default: 1)"),
+    Option(SEED, parse_seed, 0, "seed for sampling and synthetic prompts (default: 0)"),
+    Option(RESULTS, str, ".inferlab", "directory for records (default: .inferlab)"),
+    Option(BASELINES, str, "baselines", "baselines folder, one sub-folder per machine fingerprint (default: baselines)"),
+    Option(SAVE_BASELINE, _ini_bool, False, "append this run to the baselines (verdicts are reported, never gate)", True),
+    Option(NO_GATE, _ini_bool, False, "report verdicts without failing tests on regressions", True),
+    Option(ALPHA, parse_probability, 0.05, "false-alarm budget of the whole run, split over its series (default: 0.05)"),
+    Option(TOLERANCE, parse_tolerance_list, {}, "tolerances per metric, e.g. 'tpot_ms=0.03 ttft_ms=0.2'"),
+    Option(MAX_INTERFERENCE, parse_probability, 0.10,
+           "share of the CPU other processes may use during a case before it is invalid (default: 0.10)"),
+    Option(HOST_REF, parse_host_ref, "gemv",
+           "host-speed reference timed around each CPU case; timings are judged in its units (gemv|none; default gemv)"),
+    Option(CONFIRM, parse_non_negative_int, 1,
+           "re-measure a case with a timing regression N times; it gates only if every re-measurement regresses (default: 1)"),
+    Option(EVAL_LIMIT, parse_positive_int, None,
+           "at most N items per lm-eval task, for quick runs (default: every item); recorded with the scores"),
+    Option(ASV, str, None, "after the run, write asv results for its records into DIR (e.g. .asv/results)"),
+    Option(SLO_OPTION, parse_slo, None,
+           "SLOs for goodput and rate sweeps, e.g. 'ttft_ms=2000 tpot_ms=150' (a test's marker slo={...} wins)"),
+    Option(SLO_ATTAINMENT, parse_probability, 0.9,
+           "share of requests that must meet the SLOs for a swept rate to count as sustained (default: 0.9)"),
+    Option(LOAD_BUDGET, parse_seconds, 120.0,
+           "seconds one round under an arrival process (or one whole rate sweep x 3) may take; requests not served "
+           "by then fail as saturated (default: 120)"),
+    Option(SERVER_URL, str, None,
+           "benchmark the OpenAI-compatible server at URL (e.g. vLLM's, http://127.0.0.1:8000) in server_model "
+           "cases; nothing is started. Unreachable: a usage error before any case runs"),
+    Option(SERVER_MODEL, str, None,
+           "the model name to request from --inferlab-server-url (default: the first the server lists at "
+           "/v1/models, else --inferlab-model)"),
+    Option(RAY_ADDRESS, str, None,
+           "run vllm_model cases on vLLM's Ray executor at this address (multi-node tensor/pipeline parallel)"),
+    Option(SHARD, parse_shard_option, None,
+           "run shard I of N (e.g. 2/4): a deterministic, cost-balanced share of the cases; merge the shards' "
+           "records with `inferlab merge-runs`"),
+    Option(SHARD_DURATIONS, str, None,
+           "a run folder of an earlier full run whose case durations balance the shards (default: equal costs)"),
+)
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("inferlab", "LLM inference measurements (pytest-inferlab)")
+    for option in OPTIONS:
+        if option.switch:
+            group.addoption(option.flag, dest=option.dest, action="store_const", const=True, default=None,
+                            help=option.help)
+        else:
+            group.addoption(option.flag, dest=option.dest, type=option.parse, default=None, help=option.help)
+        parser.addini(option.ini, help=f"default for {option.flag}: {option.help}", default=None)
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    gpu: int | None
+    model: str
+    threads: int | None
+    rounds: int
+    warmup: int
+    seed: int
+    results: Path
+    baselines: Path
+    save_baseline: bool
+    no_gate: bool
+    alpha: float
+    tolerance: dict[str, float]
+    max_interference: float
+    host_ref: str
+    confirm: int
+    eval_limit: int | None
+    asv: Path | None
+    slo: Any
+    slo_attainment: float
+    load_budget: float
+    server_url: str | None
+    server_model: str | None
+    ray_address: str | None
+    shard: Any
+    shard_durations: Path | None
+
+
+def _ini_raw(config: pytest.Config, option: Option) -> Any:
+    """The option's ini value as written, or None when the ini file does not set it."""
+    raw = config.getini(option.ini)
+    return None if raw in (None, "", []) else raw
+
+
+def given(config: pytest.Config, flag: str) -> bool:
+    """Whether the user set ``flag`` on the command line or in the ini file (not defaulted)."""
+    option = next(o for o in OPTIONS if o.flag == flag)
+    return config.getoption(option.dest) is not None or _ini_raw(config, option) is not None
+
+
+def read_settings(config: pytest.Config) -> Settings:
+    values: dict[str, Any] = {}
+    for option in OPTIONS:
+        value = config.getoption(option.dest)
+        if value is None:
+            raw = _ini_raw(config, option)
+            value = option.default if raw is None else _parse_ini(option, raw)
+        values[option.dest.removeprefix("inferlab_")] = value
+    for folder in ("results", "baselines", "asv", "shard_durations"):
+        if values[folder] is None:
+            continue
+        values[folder] = Path(values[folder])
+        if not values[folder].is_absolute():
+            values[folder] = config.rootpath / values[folder]
+    return Settings(**values)
+
+
+def _parse_ini(option: Option, raw: Any) -> Any:
+    try:
+        return option.parse(raw)
+    except argparse.ArgumentTypeError as exc:
+        raise pytest.UsageError(f"ini option {option.ini} = {raw!r}: {exc}") from None

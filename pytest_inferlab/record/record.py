@@ -1,0 +1,85 @@
+"""Records: one JSON document per measured case, versioned, readable back with clear errors."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from pytest_inferlab.record.jsonio import is_temp, read_json_object
+from pytest_inferlab.measure.metrics import Measurement
+
+SCHEMA_VERSION = 1
+
+
+class RecordError(ValueError):
+    """A record file that cannot be used; the message names the file."""
+
+
+def record_files(folder: Path, recursive: bool = False) -> list[Path]:
+    """The record files of a run folder (``recursive``: of every run under ``folder``), sorted;
+    temporary files a writer left behind are never records."""
+    found = folder.rglob("*.json") if recursive else folder.glob("*.json")
+    return sorted(path for path in found if not is_temp(path))
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    run_id: str
+    test_id: str
+    params: dict[str, Any]
+    spec: dict[str, Any]
+    spec_id: str
+    measurements: Mapping[str, Measurement]
+    absent: dict[str, str]
+    engine: dict[str, Any]
+    environment: dict[str, Any]
+    machine_id: str
+    seed: int
+    started_at: str
+    finished_at: str
+    rounds: int
+    warmup_rounds: int
+    conditions: dict[str, Any] = field(default_factory=dict)  # e.g. xdist worker, benchmark disabled
+    output_digest: str | None = None  # sha256 of the generated ids of the last round: did the output change?
+    verdicts: list[dict[str, Any]] = field(default_factory=list)  # one per judged metric, against `baseline`
+    baseline: dict[str, Any] | None = None  # which baseline file was compared, and whether it gated
+    evals: dict[str, Any] = field(default_factory=dict)  # lm-eval task -> scores and per-item correctness
+    curve: list[dict[str, Any]] = field(default_factory=list)  # latency-throughput points (pytest_inferlab.measure.curves)
+    schema_version: int = SCHEMA_VERSION
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schema_version": self.schema_version, "run_id": self.run_id, "test_id": self.test_id,
+            "params": self.params, "spec_id": self.spec_id, "spec": self.spec,
+            "measurements": {name: m.to_dict() for name, m in sorted(self.measurements.items())},
+            "absent": dict(sorted(self.absent.items())), "engine": self.engine, "environment": self.environment,
+            "machine_id": self.machine_id, "seed": self.seed, "started_at": self.started_at,
+            "finished_at": self.finished_at, "rounds": self.rounds, "warmup_rounds": self.warmup_rounds,
+            "conditions": self.conditions, "output_digest": self.output_digest,
+            "verdicts": self.verdicts, "baseline": self.baseline, "evals": self.evals,
+            "curve": self.curve,
+        }
+
+
+REQUIRED = ("run_id", "test_id", "spec_id", "spec", "measurements", "environment", "machine_id")
+
+
+def parse_record(data: Any, source: str) -> dict[str, Any]:
+    """Validate a record's JSON; raise RecordError naming ``source`` and what is wrong."""
+    if not isinstance(data, dict):
+        raise RecordError(f"{source}: not a record (expected a JSON object)")
+    version = data.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise RecordError(
+            f"{source}: schema_version {version!r} is not supported (this pytest-inferlab reads {SCHEMA_VERSION}); "
+            "upgrade pytest-inferlab or re-run the suite"
+        )
+    missing = [key for key in REQUIRED if key not in data]
+    if missing:
+        raise RecordError(f"{source}: missing field(s) {', '.join(missing)}")
+    return data
+
+
+def load_record(path: Path) -> dict[str, Any]:
+    return parse_record(read_json_object(path, RecordError, "record"), str(path))
