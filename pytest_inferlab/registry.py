@@ -9,7 +9,7 @@ from __future__ import annotations
 import difflib
 import importlib
 import importlib.metadata as md
-from typing import Callable, Generic, Iterator, TypeVar
+from typing import Any, Callable, Generic, Iterator, TypeVar
 
 T = TypeVar("T")
 Placeholder = str | md.EntryPoint
@@ -99,3 +99,11 @@ class Registry(Generic[T]):
 
     def freeze(self) -> None:
         self._frozen = True
+
+    def resolve(self, value: Any, spec_cls: type) -> Any:
+        """The one resolver behind the indirect fixtures: ``value`` is a spec of ``spec_cls`` or a
+        name (``spec_cls.of(name)``), and the spec's name must be registered here (else an
+        UnknownNameError with did-you-mean)."""
+        spec = value if isinstance(value, spec_cls) else spec_cls.of(str(value))
+        self.get(getattr(spec, spec_cls.NAME_FIELD))
+        return spec

@@ -60,7 +60,7 @@ def test_sliding_window(lab, kv_model, kv_cache):
     workload = dataclasses.replace(resolve_workload("synthetic"), count=1, output_tokens=8, input_tokens=2048)
     record = lab.measure(kv_model, workload)
     per_token = record.measurements["kv_cache_bytes"].value / (2048 + 8 - 1)
-    if getattr(kv_model.model.config, "sliding_window", None):  # at most the window's keys, not 2,055 tokens' worth
+    if getattr(kv_model.module.config, "sliding_window", None):  # at most the window's keys, not 2,055 tokens' worth
         assert record.measurements["kv_cache_bytes"].value <= 512 * 131072 * 1.01
     else:
         assert per_token == record.measurements["kv_bytes_per_token"].value

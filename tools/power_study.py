@@ -20,7 +20,7 @@ from pytest_inferlab.device import CPU
 from pytest_inferlab.engines import load_engine
 from pytest_inferlab.engines.transformers_engine import TEST_DELAY_ENV
 from pytest_inferlab.measure.metrics import measure
-from pytest_inferlab.judge.policy import default_policy
+from pytest_inferlab.judge.policy import policy_of
 from pytest_inferlab.run.runner import run_round
 from pytest_inferlab.engines.sources import resolve_model
 from pytest_inferlab.specs.core import SamplingSpec
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
         for slowdown in conditions:  # interleaved: drift of the machine hits every condition alike
             runs_now = [one_run(engine, requests, args.rounds, slowdown * base_tpot, host)]
             for metric in METRICS:
-                policy = default_policy(metric)
+                policy = policy_of(metric)
                 runs = [(h[metric], h_ref) for h, h_ref in history]
                 for view in views:
                     def verdict_of(run):
@@ -93,12 +93,12 @@ def main(argv: list[str] | None = None) -> None:
                     confirmed[(slowdown, metric, view)].append(first == "regressed" and verdict_of(runs_now[1]) == "regressed")
     print(f"model={args.model} threads={args.threads} history={args.history} runs, repeats={args.repeats}, "
           f"{args.requests} requests x {args.tokens} tokens x {args.rounds} rounds per run, "
-          f"baseline TPOT {base_tpot:.1f} ms, tolerance {default_policy('tpot_ms').tolerance:.0%}, "
+          f"baseline TPOT {base_tpot:.1f} ms, tolerance {policy_of('tpot_ms').tolerance:.0%}, "
           f"per-series alpha {alpha:.4f}; cells: regressions confirmed by a re-measurement (first measurements alone)")
     print(f"{'metric':<36}{'noise (log sd)':>15}" +
           "".join(f"{'+0% false alarms' if c == 0 else f'+{c:.0%} detected':>18}" for c in conditions))
     for metric in METRICS:
-        higher = default_policy(metric).higher_is_better
+        higher = policy_of(metric).higher_is_better
         for view in views:
             logs = [math.log(h[metric]) for h, _ in history]
             label = metric

@@ -42,7 +42,7 @@ def plain_folder(engine: Any) -> Path:
         return folder
 
     def save(target: Path) -> None:
-        model = engine.model
+        model = engine.module
         quantizer = getattr(model, "hf_quantizer", None)
         config_quant = getattr(model.config, "quantization_config", None)
         model.hf_quantizer = None  # GGUF weights were dequantized on load: save them as plain tensors

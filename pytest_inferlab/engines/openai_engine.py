@@ -20,7 +20,7 @@ from typing import Any, Sequence
 from pytest_inferlab.device import Device
 from pytest_inferlab.specs.core import ModelSpec, SamplingSpec
 from pytest_inferlab.run.trace import Request, RequestTrace
-from pytest_inferlab.engines import EngineInfo, encode_prompt
+from pytest_inferlab.engines.base import Engine, EngineInfo, encode_prompt
 
 APIS = ("completions", "chat")
 
@@ -99,8 +99,10 @@ def chunk_tokens(result: StreamResult, tokenizer: Any) -> tuple[tuple[int, ...],
     return tuple(counts), "usage"
 
 
-class OpenAIServerEngine:
+class OpenAIServerEngine(Engine):
     """Streams requests to ``base_url``; ``generate`` sends a batch concurrently, one thread each."""
+
+    counters_key = "server"  # the record's conditions key: token sources, malformed lines, failures by kind
 
     def __init__(self, base_url: str, served_model: str, spec: ModelSpec, tokenizer: Any, *,
                  api: str = "completions", timeout_s: float = 120.0) -> None:
@@ -111,12 +113,19 @@ class OpenAIServerEngine:
         self.tokenizer = tokenizer
         self.api = api
         self.timeout_s = timeout_s
-        self.stats: Counter[str] = Counter()  # token sources, malformed lines, failures by kind
+        self.stats: Counter[str] = Counter()  # token sources, malformed lines, failures by kind (counters())
         self.extensions = True  # send vLLM's ignore_eos/min_tokens until the server refuses them
         self._lock = threading.Lock()
         self.info = EngineInfo(engine="openai-server", model=spec, device=Device("cpu"), dtype="server",
                                parameters=0, model_bytes=0, vocab_size=len(tokenizer),
                                facts={"base_url": self.base_url, "served_model": served_model, "api": api})
+
+    @property
+    def sends_requests(self) -> bool:
+        return True
+
+    def counters(self) -> dict[str, float]:
+        return dict(self.stats)
 
     def encode(self, text: str, chat: bool) -> list[int]:
         """Completions: the prompt as the in-process engine would see it (chat template applied);

@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import os
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any, Sequence
 
@@ -23,7 +24,7 @@ from pytest_inferlab.engines.sources import model_sources
 from pytest_inferlab.optimizations.kv import cache_bytes, generation_kwargs
 from pytest_inferlab.specs.core import KVCacheSpec, ModelSpec, SamplingSpec, SpeculativeSpec
 from pytest_inferlab.run.trace import Request, RequestTrace
-from pytest_inferlab.engines import EngineInfo, encode_prompt
+from pytest_inferlab.engines.base import Engine, EngineInfo, KVUsage, encode_prompt
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -95,19 +96,6 @@ def planted_token_delay_s() -> float:
     if 0 <= calls < _planted_calls:
         return 0.0
     return max(0.0, delay_ms) / 1e3
-
-
-@dataclass(frozen=True, slots=True)
-class KVUsage:
-    """A generate call's cache: bytes it holds, positions it covers, rows in the batch."""
-
-    nbytes: int
-    positions: int
-    rows: int
-
-    @property
-    def bytes_per_token(self) -> float | None:
-        return self.nbytes / (self.positions * self.rows) if self.positions and self.rows else None
 
 
 @dataclass
@@ -188,11 +176,11 @@ class TimingStreamer(BaseStreamer):
         pass
 
 
-class TransformersEngine:
+class TransformersEngine(Engine):
     """``Engine`` over a transformers causal LM on CPU or one CUDA device."""
 
-    def __init__(self, model: Any, tokenizer: Any, info: EngineInfo) -> None:
-        self.model = model
+    def __init__(self, module: Any, tokenizer: Any, info: EngineInfo) -> None:
+        self.module = module
         self.tokenizer = tokenizer
         self.info = info
         self.last_kv: KVUsage | None = None  # the cache of the latest generate call, measured
@@ -203,7 +191,14 @@ class TransformersEngine:
         """The same model and tokenizer, generating with the cache configuration ``spec``."""
         info = dataclasses.replace(self.info, kv_cache=spec,
                                    facts={**self.info.facts, "kv_cache": spec.to_dict()})
-        return TransformersEngine(self.model, self.tokenizer, info)
+        return TransformersEngine(self.module, self.tokenizer, info)
+
+    @property
+    def model(self) -> Any:
+        """Deprecated name of ``module`` (``engine.info.model`` is the ModelSpec; this is the torch module)."""
+        warnings.warn("engine.model is deprecated: use engine.module (the torch module)", DeprecationWarning,
+                      stacklevel=2)
+        return self.module
 
     @classmethod
     def load(cls, spec: ModelSpec, device: Device) -> "TransformersEngine":
@@ -249,14 +244,14 @@ class TransformersEngine:
         """The same model generating with a drafting method (``assist``: generation-config fields and
         generate arguments from pytest_inferlab.optimizations.speculative); each call's counts go to ``assist_log``."""
         info = dataclasses.replace(self.info, speculative=spec, facts={**self.info.facts, "speculative": spec.to_dict()})
-        engine = TransformersEngine(self.model, self.tokenizer, info)
+        engine = TransformersEngine(self.module, self.tokenizer, info)
         engine.assist = assist
         return engine
 
     def without_assist(self) -> "TransformersEngine":
         """The same target (quantization, cache configuration) decoding on its own."""
         facts = {k: v for k, v in self.info.facts.items() if k != "speculative"}
-        return TransformersEngine(self.model, self.tokenizer, dataclasses.replace(self.info, speculative=None, facts=facts))
+        return TransformersEngine(self.module, self.tokenizer, dataclasses.replace(self.info, speculative=None, facts=facts))
 
     def generate(self, batch: Sequence[Request], sampling: SamplingSpec) -> list[RequestTrace]:
         inputs = self.inputs(batch)
@@ -272,8 +267,8 @@ class TransformersEngine:
         self.info.device.sync()
         t_send = time.perf_counter()
         try:
-            with torch.inference_mode(), counting_forwards(self.model, self.assist is not None) as usage:
-                out = self.model.generate(**inputs, generation_config=config, streamer=streamer, **extra)
+            with torch.inference_mode(), counting_forwards(self.module, self.assist is not None) as usage:
+                out = self.module.generate(**inputs, generation_config=config, streamer=streamer, **extra)
         except Exception as exc:  # a failed request is data (DESIGN §4)
             return [RequestTrace.failed(r, t_send, f"{type(exc).__name__}: {exc}") for r in batch]
         if self.assist is not None:
@@ -314,7 +309,7 @@ def bare_generate(engine: TransformersEngine, requests: Sequence[Request], sampl
     start = time.perf_counter()
     with torch.inference_mode():
         for inputs, config in prepared:
-            out = engine.model.generate(**inputs, generation_config=config)
+            out = engine.module.generate(**inputs, generation_config=config)
             tokens += out.sequences.shape[1] - inputs["input_ids"].shape[1]
     engine.info.device.sync()
     return tokens, time.perf_counter() - start

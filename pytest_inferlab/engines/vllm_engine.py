@@ -14,37 +14,20 @@ from __future__ import annotations
 
 import importlib.util
 import time
-from dataclasses import dataclass
-from typing import Any, Sequence
+
+from typing import Any, Mapping, Sequence
 
 from pytest_inferlab.device import Device
+from pytest_inferlab.specs.parallel import ParallelSpec
 from pytest_inferlab.specs.core import KVCacheSpec, ModelSpec, SamplingSpec, SpeculativeSpec
 from pytest_inferlab.run.trace import Request, RequestTrace
-from pytest_inferlab.engines import EngineInfo, encode_prompt
+from pytest_inferlab.engines.base import Engine, EngineInfo, encode_prompt
 from pytest_inferlab.engines.vllm_args import NoVllmEquivalent, kv_engine_args, speculative_engine_args
 
 # pytest-inferlab quantization method -> vLLM's ``quantization`` argument (checkpoints made for it)
 QUANTIZATION = {"gptq": "gptq", "awq": "awq", "fp8-weight": "fp8", "fp8-dynamic": "fp8", "bnb-nf4": "bitsandbytes",
                 "bnb-int8": "bitsandbytes"}
 DTYPES = {"auto": "auto", "float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
-
-
-@dataclass(frozen=True, slots=True)
-class ParallelSpec:
-    """How one model is split: tensor-parallel and pipeline-parallel degrees; ``ray_address`` runs
-    vLLM's Ray executor across machines."""
-
-    tensor: int = 1
-    pipeline: int = 1
-    ray_address: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.tensor < 1 or self.pipeline < 1:
-            raise ValueError(f"parallel layout tp={self.tensor} pp={self.pipeline}: degrees must be >= 1")
-
-    @property
-    def devices(self) -> int:
-        return self.tensor * self.pipeline
 
 
 def unavailable_reason(device: Device, parallel: ParallelSpec = ParallelSpec()) -> str | None:
@@ -135,7 +118,7 @@ def counters_from_metrics(metrics: Sequence[Any]) -> dict[str, float]:
     return out
 
 
-def derived_rates(counts: dict[str, float]) -> dict[str, float]:
+def derived_rates(counts: Mapping[str, float]) -> dict[str, float]:
     """Prefix-cache hit rate, spec-decode acceptance and mean accepted tokens per draft, where counted."""
     rates = {}
     if counts.get("prefix_cache_queries"):
@@ -149,21 +132,23 @@ def derived_rates(counts: dict[str, float]) -> dict[str, float]:
     return rates
 
 
-class VllmEngine:
+class VllmEngine(Engine):
     """``Engine`` over ``vllm.LLM``; a batch is one ``generate`` call (vLLM schedules it)."""
 
-    stats_key = "vllm"  # the record's conditions key for this engine's counters of a case
+    counters_key = "vllm"  # the record's conditions key for this engine's counters of a case
 
     def __init__(self, llm: Any, tokenizer: Any, info: EngineInfo) -> None:
         self.llm = llm
         self.tokenizer = tokenizer
         self.info = info
 
-    @property
-    def stats(self) -> dict[str, float]:
+    def counters(self) -> dict[str, float]:
         """vLLM's cumulative counters (empty where this vLLM has no ``get_metrics``)."""
-        get = getattr(self.llm, "get_metrics", None)
+        get = getattr(self.llm, "get_metrics", None)  # a vLLM API that older releases lack, not an engine probe
         return counters_from_metrics(get()) if get else {}
+
+    def derived_counters(self, delta: Mapping[str, float]) -> dict[str, float]:
+        return derived_rates(delta)
 
     @classmethod
     def load(cls, spec: ModelSpec, device: Device, kv: KVCacheSpec | None = None,

@@ -1,9 +1,8 @@
-"""How each metric is judged against its baseline: kind, direction and tolerance.
+"""How each metric is judged against its baseline: its catalog facts (kind, direction, default
+tolerance; measure/catalog.py) with the project's and the test's tolerance overrides.
 
-Kinds: ``timing`` (noisy: statistical interval against the baseline's run history),
-``memory`` (deterministic relative tolerance), ``count`` (any increase is worse) and ``info``
-(recorded, never judged). Defaults below; overrides per project (ini ``inferlab_tolerance``) and
-per test (``@pytest.mark.inferlab(tolerance={...})``).
+Overrides per project (ini ``inferlab_tolerance``) and per test
+(``@pytest.mark.inferlab(tolerance={...})``); test beats project beats the catalog.
 """
 
 from __future__ import annotations
@@ -12,9 +11,8 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Mapping
 
-from pytest_inferlab.measure.metrics import metric_defs
-
-KINDS = ("timing", "memory", "count", "info")
+from pytest_inferlab.measure.catalog import COUNT, DETERMINISTIC, INFO, TIMING, catalog, facts_of
+from pytest_inferlab.specs.parsing import parse_assignments
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,49 +22,24 @@ class MetricPolicy:
     higher_is_better: bool
     tolerance: float  # relative: 0.05 = a 5% change in the bad direction is still acceptable
 
-
-_DEFAULTS: dict[str, tuple[str, float]] = {
-    "ttft_ms": ("timing", 0.05),
-    "tpot_ms": ("timing", 0.05),
-    "e2e_ms": ("timing", 0.05),
-    "itl_p25_ms": ("timing", 0.05),
-    "output_tok_per_s": ("timing", 0.05),
-    "goodput_req_per_s": ("timing", 0.05),
-    "energy_j": ("timing", 0.10),
-    "tok_per_j": ("timing", 0.10),
-    "peak_mem_bytes": ("memory", 0.05),
-    "peak_mem_reserved_bytes": ("memory", 0.05),
-    "model_bytes": ("memory", 0.0),
-    "kv_cache_bytes": ("memory", 0.05),
-    "kv_bytes_per_token": ("memory", 0.05),
-    "kv_token_agreement": ("memory", 0.01),
-    "kv_kld_mean": ("memory", 0.10),
-    "failed_requests": ("count", 0.0),
-    # fidelity is deterministic for fixed weights and text: a tolerance, no statistics
-    "kld_mean": ("memory", 0.10),
-    "top1_agreement": ("memory", 0.01),
-    "ppl": ("memory", 0.01),
-    "inferlab_ppl.word_perplexity": ("memory", 0.01),
-    # multiple-choice accuracy is judged item by item (McNemar, session.judge), not by a tolerance
-}
+    @property
+    def noisy(self) -> bool:
+        """Timings are re-measured before a regression stands; deterministic values and counts are not."""
+        return self.kind not in (DETERMINISTIC, COUNT)
 
 
-def default_policy(name: str) -> MetricPolicy:
-    """The built-in policy of a metric; metrics without one are ``info`` (never judged)."""
-    definition = metric_defs.get(name) if name in metric_defs else None
-    kind, tolerance = _DEFAULTS.get(name, ("info", 0.0))
-    return MetricPolicy(name, kind, definition.higher_is_better if definition else False, tolerance)
+def policy_of(name: str) -> MetricPolicy:
+    """The catalog's policy of a metric; metrics it does not judge are ``info``."""
+    facts = facts_of(name)
+    if facts is None:
+        return MetricPolicy(name, INFO, False, 0.0)
+    return MetricPolicy(name, facts.kind, facts.higher_is_better, facts.tolerance)
 
 
 def parse_tolerances(text: str, source: str) -> dict[str, float]:
     """``"tpot_ms=0.03 ttft_ms=0.2"`` (spaces, commas or new lines) -> {metric: tolerance}."""
-    out: dict[str, float] = {}
-    for item in text.replace(",", " ").split():
-        name, sep, value = item.partition("=")
-        if not sep:
-            raise ValueError(f"{source}: {item!r} is not METRIC=TOLERANCE (e.g. tpot_ms=0.05)")
-        out[name] = _fraction(value, f"{source}: {name}")
-    return out
+    pairs = parse_assignments(text, source, "METRIC=TOLERANCE (e.g. tpot_ms=0.05)")
+    return {name: _fraction(value, f"{source}: {name}") for name, value in pairs.items()}
 
 
 def _fraction(value: object, where: str) -> float:
@@ -80,15 +53,16 @@ def _fraction(value: object, where: str) -> float:
 
 
 def policies_for(names: list[str], project: Mapping[str, float], test: Mapping[str, object]) -> dict[str, MetricPolicy]:
-    """Policies for ``names``: test overrides beat project overrides beat defaults."""
-    unknown = sorted(set(project) - set(metric_defs.names())) + sorted(set(test) - set(metric_defs.names()))
+    """Policies for ``names``: test overrides beat project overrides beat the catalog. A tolerance
+    given for an ``info`` metric makes it judged as a timing."""
+    unknown = sorted(name for name in {*project, *test} if facts_of(name) is None)
     if unknown:
-        raise ValueError(f"tolerance for unknown metric(s) {unknown}; known: {', '.join(metric_defs.names())}")
+        raise ValueError(f"tolerance for unknown metric(s) {unknown}; known: {', '.join(catalog.names())}")
     policies = {}
     for name in names:
-        policy = default_policy(name)
+        policy = policy_of(name)
         if name in project or name in test:
             value = _fraction(test.get(name, project.get(name)), f"tolerance {name}")
-            policy = dataclasses.replace(policy, tolerance=value, kind="timing" if policy.kind == "info" else policy.kind)
+            policy = dataclasses.replace(policy, tolerance=value, kind=TIMING if policy.kind == INFO else policy.kind)
         policies[name] = policy
     return policies

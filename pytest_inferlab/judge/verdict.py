@@ -30,9 +30,11 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from pytest_inferlab.judge.policy import MetricPolicy
+from pytest_inferlab.measure.catalog import DETERMINISTIC, INFO, TIMING
 
 NOT_MEASURED = "not measured in this run"  # the reason of an invalid verdict with no value
-OUTCOMES = ("regressed", "improved", "unchanged", "inconclusive", "invalid", "new")
+REGRESSED = "regressed"
+OUTCOMES = (REGRESSED, "improved", "unchanged", "inconclusive", "invalid", "new")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +99,7 @@ def judge_timing(policy: MetricPolicy, current: float, history: Sequence[float],
     return Verdict(name, outcome, current, math.exp(center), ratio, interval, tol, reason)
 
 
-def judge_memory(policy: MetricPolicy, current: float, baseline: float) -> Verdict:
+def judge_deterministic(policy: MetricPolicy, current: float, baseline: float) -> Verdict:
     """Deterministic: the ratio to the latest baseline against the tolerance."""
     name, tol = policy.name, policy.tolerance
     if baseline <= 0:
@@ -119,7 +121,7 @@ def judge_count(policy: MetricPolicy, current: float, baseline: float) -> Verdic
 def judge(policy: MetricPolicy, current: float | None, history: Sequence[float], alpha: float,
           noise: NoiseModel = NoiseModel(), invalid: str | None = None) -> Verdict | None:
     """One metric's verdict, or None for metrics that are not judged (kind ``info``)."""
-    if policy.kind == "info":
+    if policy.kind == INFO:
         return None
     tol = policy.tolerance
     if invalid:
@@ -128,10 +130,10 @@ def judge(policy: MetricPolicy, current: float | None, history: Sequence[float],
         return Verdict(policy.name, "invalid", None, None, None, None, tol, NOT_MEASURED)
     if not history:
         return Verdict(policy.name, "new", current, None, None, None, tol, "no baseline for this metric")
-    if policy.kind == "timing":
+    if policy.kind == TIMING:
         return judge_timing(policy, current, history, alpha, noise)
-    if policy.kind == "memory":
-        return judge_memory(policy, current, history[-1])
+    if policy.kind == DETERMINISTIC:
+        return judge_deterministic(policy, current, history[-1])
     return judge_count(policy, current, history[-1])
 
 
@@ -150,7 +152,7 @@ def judge_run(policy: MetricPolicy, current: float | None, current_ref: float | 
     """``judge`` against a history of (value, host reference seconds) runs, calibrated when it can be."""
     calibrated = [(v, ref) for v, ref in runs if ref and v > 0]
     scaled_history = [in_host_units(v, ref, policy.higher_is_better) for v, ref in calibrated]
-    use_host_units = (policy.kind == "timing" and not invalid and current is not None and current > 0
+    use_host_units = (policy.kind == TIMING and not invalid and current is not None and current > 0
                       and bool(current_ref) and len(calibrated) >= noise.min_runs
                       and _log_spread(scaled_history) < _log_spread([v for v, _ in calibrated]))
     if not use_host_units:

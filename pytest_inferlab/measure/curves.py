@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from pytest_inferlab.specs.load import LoadSpec
-from pytest_inferlab.measure.metrics import SLO, Measurement
+from pytest_inferlab.measure.metrics import Measurement
+from pytest_inferlab.specs.slo import SLO
 from pytest_inferlab.outputs.plots import pyplot, save_png, table_and_plot
 
 

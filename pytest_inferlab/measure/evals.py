@@ -17,12 +17,11 @@ import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from pytest_inferlab.measure.catalog import EVAL_DIRECTIONS
+
 SHIPPED_TASKS = ("inferlab_mc", "inferlab_ppl")
 DEFAULT_TASKS = SHIPPED_TASKS
 INSTALL_HINT = "lm-eval is not installed: pip install 'pytest-inferlab[eval]' (lm-eval==0.4.13)"
-# headline metric of each lm-eval metric name: (record metric suffix, higher is better)
-HEADLINE = {"acc": True, "acc_norm": True, "exact_match": True, "word_perplexity": False,
-            "byte_perplexity": False, "bits_per_byte": False}
 
 
 class EvalError(RuntimeError):
@@ -81,14 +80,15 @@ def _result(task: str, scores: dict[str, Any], samples: list[dict[str, Any]], li
     metrics = {}
     for key, value in scores.items():
         name, _, _filter = key.partition(",")
-        if name in HEADLINE and isinstance(value, (int, float)) and math.isfinite(value):
+        if name in EVAL_DIRECTIONS and isinstance(value, (int, float)) and math.isfinite(value):
             metrics[name] = float(value)
     ordered = sorted(samples, key=lambda s: s["doc_id"])
     items = tuple(bool(s["acc"]) for s in ordered) if ordered and "acc" in ordered[0] else None
     return TaskResult(task, metrics, items, limit)
 
 
-def record_metrics(results: dict[str, TaskResult]) -> dict[str, tuple[float, bool]]:
-    """Record metric name -> (value, higher is better): ``<task>.<metric>``, e.g. ``inferlab_mc.acc``."""
-    return {f"{task}.{name}": (value, HEADLINE[name])
+def record_metrics(results: dict[str, TaskResult]) -> dict[str, float]:
+    """Record metric name -> value: ``<task>.<metric>``, e.g. ``inferlab_mc.acc`` (its direction: the
+    catalog's, from the lm-eval metric name)."""
+    return {f"{task}.{name}": value
             for task, result in results.items() for name, value in result.metrics.items()}

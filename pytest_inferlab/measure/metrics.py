@@ -11,100 +11,9 @@ import statistics
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
-from pytest_inferlab.registry import Registry
+from pytest_inferlab.measure.catalog import unit_of
 from pytest_inferlab.run.trace import RequestTrace, RoundTrace
-
-
-@dataclass(frozen=True, slots=True)
-class MetricDef:
-    """How to read a metric: its unit and which direction is better."""
-
-    name: str
-    unit: str
-    higher_is_better: bool
-    help: str
-
-
-metric_defs: Registry[MetricDef] = Registry("metrics")
-
-
-def _define(name: str, unit: str, higher_is_better: bool, help: str) -> None:
-    metric_defs.register(name, MetricDef(name, unit, higher_is_better, help))
-
-
-_define("ttft_ms", "ms", False, "time to first token: first delivery - send")
-_define("tpot_ms", "ms", False, "time per output token after the first: (e2e - ttft) / (N - 1), requests with N > 1")
-_define("itl_ms", "ms", False, "inter-token latency: every gap between successive deliveries, pooled")
-_define("itl_p25_ms", "ms", False, "lower quartile of the inter-token latencies: decode speed as least disturbed "
-        "by the host, the gate's most sensitive timing series")
-_define("e2e_ms", "ms", False, "end-to-end latency: last delivery - send")
-_define("tokens_per_delivery", "tokens", True, "tokens carried by one delivery (1 unless speculative or chunked)")
-_define("input_tokens", "tokens", True, "prompt length per request")
-_define("output_tok_per_s", "tok/s", True, "output tokens / measured window")
-_define("total_tok_per_s", "tok/s", True, "(input + output tokens) / measured window")
-_define("req_per_s", "req/s", True, "completed requests / measured window")
-_define("goodput_req_per_s", "req/s", True, "requests meeting every SLO / measured window")
-_define("queue_ms", "ms", False, "time a request waited between arriving and the engine taking it in (under an "
-        "arrival process; part of its TTFT)")
-_define("slo_attainment", "fraction", True, "share of requests meeting every configured SLO (failed ones do not)")
-_define("offered_req_per_s", "req/s", True, "arrival rate the load generator delivered (open loop; the schedule's "
-        "rate when it kept up)")
-_define("saturation_req_per_s", "req/s", True, "highest arrival rate of a sweep whose SLO attainment reached the "
-        "target with the load generator keeping its schedule")
-_define("capacity_req_per_s", "req/s", True, "completed requests/s of the sweep's closed loop at the engine's "
-        "largest batch: what the engine can do when never idle")
-_define("acceptance_rate", "fraction", True, "speculative: drafted tokens the target accepted / drafted tokens "
-        "proposed (accepted = output tokens - target forwards)")
-_define("tokens_per_target_forward", "tokens", True, "speculative: output tokens per target forward pass (forwards "
-        "counted by a hook, not inferred); 1 without drafting")
-_define("target_forwards", "forwards", False, "speculative: target forward passes over the measured rounds")
-_define("draft_cost_share", "fraction", False, "speculative: share of generate time spent drafting (candidate "
-        "generation: n-gram search or draft-model forwards)")
-_define("speculative_speedup", "x", True, "speculative: median over interleaved round pairs of the target's own "
-        "window / the drafted window (same requests, same run)")
-_define("target_output_tok_per_s", "tok/s", True, "speculative: output tokens/s of the same target without "
-        "drafting, in the interleaved rounds")
-_define("sampled_unigram_tv", "fraction", False, "speculative under sampling: total variation between the token "
-        "frequencies of drafted and undrafted outputs (tokens differ by design; their distribution must not)")
-_define("failed_requests", "requests", False, "requests that ended with ok=False")
-_define("peak_mem_bytes", "B", False, "peak RSS (CPU) or torch peak allocated (CUDA) during the case")
-_define("peak_mem_per_rank_bytes", "B", False, "tensor parallel on CPU: peak RSS of each rank (samples per rank; "
-        "headline the median)")
-_define("peak_mem_reserved_bytes", "B", False, "torch peak reserved memory (CUDA)")
-_define("model_bytes", "B", False, "bytes of weights and buffers, tied tensors once")
-_define("energy_j", "J", False, "device energy counter delta over the timed rounds (whole device)")
-_define("tok_per_j", "tok/J", True, "output tokens per joule")
-_define("kld_mean", "nats", False, "mean KL divergence of next-token distributions, reference || variant, on the fidelity text")
-_define("kld_p99", "nats", False, "99th percentile of the per-position KL divergence")
-_define("top1_agreement", "fraction", True, "positions where variant and reference rank the same next token first")
-_define("ppl", "ppl", False, "perplexity of the fidelity text under the model")
-_define("ppl_delta_pct", "%", False, "perplexity change vs the unquantized reference")
-_define("kv_cache_bytes", "B", False, "bytes the KV cache held at the end of the case's last generate call "
-        "(every tensor of the cache object: keys, values, quantized payloads, scales, residuals)")
-_define("kv_bytes_per_token", "B", False, "kv_cache_bytes / (positions the cache covers x batch rows); a static "
-        "cache counts its pre-allocated length")
-_define("kv_token_agreement", "fraction", True, "greedy output positions equal to the dynamic cache's for the "
-        "same requests (lossy caches drift; a lossless one must be 1)")
-_define("kv_kld_mean", "nats", False, "mean KL divergence of the decode steps' next-token distributions with this "
-        "cache vs the same tokens without a cache (first request of the workload, greedy)")
-_define("decode_gb_per_s", "GB/s", True, "weight bytes read per second by decode steps: model_bytes / TPOT")
-_define("mem_copy_gb_per_s", "GB/s", True, "measured copy bandwidth of the device (read + write), the memory-bound limit")
-_define("decode_bw_fraction", "fraction", True, "decode_gb_per_s / mem_copy_gb_per_s: how close decoding runs to the limit")
-_define("inferlab_mc.acc", "fraction", True, "accuracy on the shipped 120-item multiple-choice task (lm-eval)")
-_define("inferlab_ppl.word_perplexity", "ppl", False, "word perplexity of the shipped report text (lm-eval, rolling)")
-_define("inferlab_ppl.byte_perplexity", "ppl", False, "byte perplexity of the shipped report text (lm-eval, rolling)")
-_define("inferlab_ppl.bits_per_byte", "bits", False, "bits per byte of the shipped report text (lm-eval, rolling)")
-
-
-def define_eval_metric(name: str, higher_is_better: bool) -> None:
-    """Metrics of other lm-eval tasks (``<task>.<metric>``) are defined when first measured."""
-    if name not in metric_defs:
-        _define(name, "score", higher_is_better, "lm-eval task score")
-
-
-_define("bare_output_tok_per_s", "tok/s", True, "output tokens/s of a bare model.generate loop (self-measurement)")
-_define("harness_overhead_pct", "%", False, "tokens/s lost by the recording path vs a bare generate loop (interleaved)")
-_define("harness_cost_pct", "%", False, "time in the recording path's own code (timed in isolation) / round time")
+from pytest_inferlab.specs.slo import SLO
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,52 +41,6 @@ class Measurement:
         return out
 
 
-@dataclass(frozen=True, slots=True)
-class SLO:
-    """Per-request service-level objectives; a request meets the SLO when it meets every bound set."""
-
-    ttft_ms: float | None = None
-    tpot_ms: float | None = None
-    e2e_ms: float | None = None
-
-    def is_set(self) -> bool:
-        return any(v is not None for v in (self.ttft_ms, self.tpot_ms, self.e2e_ms))
-
-    def label(self) -> str:
-        return " ".join(f"{name}<={value:g}" for name, value in self.to_dict().items()) or "none"
-
-    def to_dict(self) -> dict[str, float]:
-        bounds = {"ttft_ms": self.ttft_ms, "tpot_ms": self.tpot_ms, "e2e_ms": self.e2e_ms}
-        return {name: value for name, value in bounds.items() if value is not None}
-
-    @classmethod
-    def from_mapping(cls, bounds: Mapping[str, object], source: str) -> "SLO":
-        """``{"ttft_ms": 2000, "tpot_ms": 150}``; a bad name or value raises naming ``source``."""
-        known = ("ttft_ms", "tpot_ms", "e2e_ms")
-        values: dict[str, float] = {}
-        for name, value in bounds.items():
-            if name not in known:
-                raise ValueError(f"{source}: no SLO on {name!r}; SLOs bound {', '.join(known)}")
-            try:
-                values[name] = float(value)  # type: ignore[arg-type]
-            except (TypeError, ValueError):
-                raise ValueError(f"{source}: {name}={value!r} is not a number of milliseconds") from None
-            if not values[name] > 0:
-                raise ValueError(f"{source}: {name}={value!r} must be > 0 ms")
-        return cls(**values)
-
-    @classmethod
-    def parse(cls, text: str, source: str) -> "SLO":
-        """``"ttft_ms=2000 tpot_ms=150"`` (spaces or commas)."""
-        bounds = {}
-        for item in str(text).replace(",", " ").split():
-            name, sep, value = item.partition("=")
-            if not sep:
-                raise ValueError(f"{source}: {item!r} is not METRIC=MILLISECONDS (e.g. ttft_ms=2000)")
-            bounds[name] = value
-        return cls.from_mapping(bounds, source)
-
-
 def percentile(sorted_values: Sequence[float], q: float) -> float:
     """Linear interpolation between closest ranks (numpy's default), on pre-sorted values."""
     pos = (len(sorted_values) - 1) * q / 100.0
@@ -191,13 +54,13 @@ def distribution(name: str, samples: Iterable[float]) -> Measurement | None:
         return None
     ordered = sorted(values)
     p50 = percentile(ordered, 50)
-    return Measurement(metric_defs.get(name).unit, p50, values, statistics.fmean(values), p50,
+    return Measurement(unit_of(name), p50, values, statistics.fmean(values), p50,
                        percentile(ordered, 90), percentile(ordered, 99))
 
 
 def lower_quartile(name: str, samples: Sequence[float]) -> Measurement | None:
     """The 25th percentile as the headline (samples stay with ``itl_ms``; not copied twice)."""
-    return Measurement(metric_defs.get(name).unit, percentile(sorted(samples), 25)) if samples else None
+    return Measurement(unit_of(name), percentile(sorted(samples), 25)) if samples else None
 
 
 def rate(name: str, numerators: Sequence[float], windows: Sequence[float]) -> Measurement | None:
@@ -206,7 +69,7 @@ def rate(name: str, numerators: Sequence[float], windows: Sequence[float]) -> Me
     if total_window <= 0:
         return None
     per_round = tuple(n / w for n, w in zip(numerators, windows) if w > 0)
-    return Measurement(metric_defs.get(name).unit, sum(numerators) / total_window, per_round)
+    return Measurement(unit_of(name), sum(numerators) / total_window, per_round)
 
 
 def ttft_ms(r: RequestTrace) -> float | None:
@@ -301,7 +164,7 @@ def _in_tokens(round_: RoundTrace) -> int:
 
 
 def scalar(name: str, value: float | None) -> Measurement | None:
-    return None if value is None else Measurement(metric_defs.get(name).unit, float(value))
+    return None if value is None else Measurement(unit_of(name), float(value))
 
 
 def summary_values(measurements: Mapping[str, Measurement]) -> dict[str, float | None]:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from pytest_inferlab.record.jsonio import read_json_object, write_json_replace
-from pytest_inferlab.measure.metrics import metric_defs
+from pytest_inferlab.measure.catalog import facts_of
 from pytest_inferlab.record.record import RecordError, load_record, record_files
 
 RESULTS_API_VERSION = 2
@@ -64,7 +64,7 @@ def published_form(metric: str) -> PublishedForm | None:
     """The asv form of ``metric``, or None when it is not published (higher is better, no inverse)."""
     if metric in INVERTED:
         return INVERTED[metric]
-    definition = metric_defs.get(metric) if metric in metric_defs else None
+    definition = facts_of(metric)
     if definition is None or definition.higher_is_better:
         return None
     return PublishedForm(metric, ASV_UNITS.get(definition.unit, definition.unit), lambda value: value)
@@ -150,7 +150,7 @@ def cells_of(record: dict[str, Any]) -> Iterable[tuple[str, PublishedForm, str, 
         if form is None or value is None or (metric in INVERTED and value <= 0):
             continue
         samples = [form.transform(s) for s in measurement.get("samples") or [] if metric not in INVERTED or s > 0]
-        code = f"{record['test_id'].split('[', 1)[0]}\n{metric}: {metric_defs.get(metric).help}"
+        code = f"{record['test_id'].split('[', 1)[0]}\n{metric}: {facts_of(metric).help}"
         if metric in INVERTED:
             code += f"\npublished as {form.name} = 1e3 / {metric} (lower is better)"
         yield (f"{base}.{form.name}", form, code, names, values,

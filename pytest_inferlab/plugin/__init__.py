@@ -48,7 +48,7 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError(f"--inferlab-server-url: {exc}") from None
     session = LabSession(config, settings, device)
     config.stash[SESSION_KEY] = session
-    config.pluginmanager.register(session, "inferlab-session")
+    session.register()
     if config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput"):
         config.pluginmanager.register(XdistHooks(session.run_id), "inferlab-xdist")
 

@@ -106,7 +106,7 @@ def parse_tolerance_list(text: str) -> dict[str, float]:
 
 
 def parse_slo(text: str) -> Any:
-    from pytest_inferlab.measure.metrics import SLO
+    from pytest_inferlab.specs.slo import SLO
 
     try:
         return SLO.parse(str(text), "SLO")

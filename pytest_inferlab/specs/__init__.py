@@ -6,7 +6,10 @@ parameter. Variants are derived with ``dataclasses.replace`` or a spec's ``of(..
 
 from pytest_inferlab.specs.core import (KVCacheSpec, ModelSpec, QuantSpec, RunSpec, SamplingSpec, SpeculativeSpec,
                                         WorkloadSpec, spec_dict, stable_id)
+from pytest_inferlab.specs.batching import BatchingSpec
 from pytest_inferlab.specs.load import LoadSpec, parse_load
+from pytest_inferlab.specs.parallel import ParallelSpec
+from pytest_inferlab.specs.slo import SLO
 
-__all__ = ["KVCacheSpec", "LoadSpec", "ModelSpec", "QuantSpec", "RunSpec", "SamplingSpec", "SpeculativeSpec",
-           "WorkloadSpec", "parse_load", "spec_dict", "stable_id"]
+__all__ = ["SLO", "BatchingSpec", "KVCacheSpec", "LoadSpec", "ModelSpec", "ParallelSpec", "QuantSpec", "RunSpec",
+           "SamplingSpec", "SpeculativeSpec", "WorkloadSpec", "parse_load", "spec_dict", "stable_id"]

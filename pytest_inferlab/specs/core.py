@@ -10,7 +10,11 @@ import dataclasses
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
+
+if TYPE_CHECKING:
+    from pytest_inferlab.specs.batching import BatchingSpec
+    from pytest_inferlab.specs.load import LoadSpec
 
 INPUT_DISTRIBUTIONS = ("fixed", "uniform", "lognormal")
 
@@ -25,7 +29,7 @@ def spec_dict(spec: Any) -> dict[str, Any]:
     return dataclasses.asdict(spec)
 
 
-class _NamedSettings:
+class NamedSettings:
     """Specs that are a name and settings: ``of(name, **settings)``, ``to_dict()``, a stable ``spec_id``."""
 
     __slots__ = ()
@@ -44,7 +48,7 @@ class _NamedSettings:
 
 
 @dataclass(frozen=True, slots=True)
-class QuantSpec(_NamedSettings):
+class QuantSpec(NamedSettings):
     """A quantization method and its settings (pytest_inferlab.optimizations.quant applies it)."""
 
     NAME_FIELD: ClassVar[str] = "method"
@@ -53,7 +57,7 @@ class QuantSpec(_NamedSettings):
 
 
 @dataclass(frozen=True, slots=True)
-class KVCacheSpec(_NamedSettings):
+class KVCacheSpec(NamedSettings):
     """A KV-cache configuration and its settings (pytest_inferlab.optimizations.kv maps it to an engine)."""
 
     NAME_FIELD: ClassVar[str] = "kind"
@@ -62,7 +66,7 @@ class KVCacheSpec(_NamedSettings):
 
 
 @dataclass(frozen=True, slots=True)
-class SpeculativeSpec(_NamedSettings):
+class SpeculativeSpec(NamedSettings):
     """A drafting method and its settings (pytest_inferlab.optimizations.speculative pairs it with a target)."""
 
     NAME_FIELD: ClassVar[str] = "method"
@@ -164,14 +168,14 @@ class RunSpec:
     device: str = "cpu"  # the kind ("cpu", "cuda"), not the index: the same case on GPU 0 or 1
     measure: str = "latency"  # what the case measures: "latency" or "overhead" (self-measurement)
     kv_cache: KVCacheSpec | None = None  # None: the engine's default (dynamic) cache
-    batching: Any = None  # BatchingSpec (pytest_inferlab.run.batching); None: batches of batch_size back to back
-    load: Any = None  # LoadSpec (pytest_inferlab.specs.load); None: every request available at once
+    batching: BatchingSpec | None = None  # None: batches of batch_size back to back
+    load: LoadSpec | None = None  # None: every request available at once
     speculative: SpeculativeSpec | None = None  # None: the target decodes on its own
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "RunSpec":
         """The spec a record stores (``spec_dict``), rebuilt: ``from_dict(spec_dict(s)) == s``."""
-        from pytest_inferlab.run.batching import BatchingSpec
+        from pytest_inferlab.specs.batching import BatchingSpec
         from pytest_inferlab.specs.load import LoadSpec
 
         def named(spec_cls: Any, value: Mapping[str, Any] | None) -> Any:

@@ -99,7 +99,7 @@ def workload_overrides():
 @pytest.fixture
 def poisoned(inferlab_session, model, workload):
     # the second request of the workload gets a token id the model does not have: a real failure
-    requests = inferlab_session.requests_for(model, workload)
+    requests = inferlab_session.references.requests_for(model, workload)
     bad = dataclasses.replace(requests[1], prompt_ids=requests[1].prompt_ids + (model.info.vocab_size + 3,))
     requests[1] = bad
 

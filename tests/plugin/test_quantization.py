@@ -85,7 +85,7 @@ import torch
 
 @pytest.fixture(autouse=True)
 def overflow_in_fp16(inferlab_session):
-    reference = inferlab_session.engine_for(inferlab_session.settings.model).model
+    reference = inferlab_session.engines.engine_for(inferlab_session.settings.model).module
     with torch.no_grad():
         reference.model.layers[1].mlp.up_proj.weight[0, 0] = 1e6  # finite in fp32, inf in fp16
 """

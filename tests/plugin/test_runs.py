@@ -19,7 +19,9 @@ def workload_overrides():
 def pytest_inferlab_update_environment(config, environment):
     environment["image_tag"] = "ci-123"
 
-class Corrupting:
+from pytest_inferlab import Engine
+
+class Corrupting(Engine):
     '''A real engine whose request 0 carries a token id outside the vocabulary: the model raises.'''
     def __init__(self, engine, every=False):
         self.engine, self.info, self.every = engine, engine.info, every

@@ -20,7 +20,7 @@ def test_served(lab, server_model, workload, load):
     lab.measure(server_model, workload, batching="server", load=load)
 
 def test_server_dies(lab, server_model, workload, inferlab_session):
-    os.kill(inferlab_session._server.process.pid, signal.SIGKILL)
+    os.kill(inferlab_session.engines.server().process.pid, signal.SIGKILL)
     lab.measure(server_model, workload, batching="server", load="closed:2")
 
 def test_after_the_death(lab, server_model, workload):

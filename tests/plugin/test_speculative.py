@@ -76,7 +76,7 @@ def test_a_draft_with_another_tokenizer_is_refused_at_collection(pytester, tmp_p
 
     tiny = load_engine("transformers", resolve_model("dummy:tiny"), CPU)
     folder = tmp_path / "other-tokenizer"
-    tiny.model.save_pretrained(folder)
+    tiny.module.save_pretrained(folder)
     tiny.tokenizer.add_tokens(["<inferlab-extra-token>"])  # a real, different vocabulary
     tiny.tokenizer.save_pretrained(folder)
     pytester.makepyfile(test_suite=f"""

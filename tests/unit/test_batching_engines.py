@@ -11,7 +11,8 @@ from pytest_inferlab.run.batching.continuous import BatchingMemoryError
 from pytest_inferlab.device import CPU
 from pytest_inferlab.engines import load_engine
 from pytest_inferlab.specs.load import LoadSpec
-from pytest_inferlab.measure.metrics import SLO, measure
+from pytest_inferlab.measure.metrics import measure
+from pytest_inferlab.specs.slo import SLO
 from pytest_inferlab.engines.sources import resolve_model
 from pytest_inferlab.specs.core import SamplingSpec
 from pytest_inferlab.run.workloads import materialize, workloads

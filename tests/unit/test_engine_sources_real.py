@@ -29,7 +29,7 @@ def requests(tiny):
 @pytest.fixture(scope="module")
 def saved_folder(tiny, tmp_path_factory):
     folder = tmp_path_factory.mktemp("tiny-folder")
-    tiny.model.save_pretrained(folder)
+    tiny.module.save_pretrained(folder)
     tiny.tokenizer.save_pretrained(folder)
     return folder
 

@@ -8,6 +8,7 @@ import pytest
 
 from pytest_inferlab.device import CPU
 from pytest_inferlab.engines import load_engine
+from pytest_inferlab.measure.catalog import facts_of
 from pytest_inferlab.measure.evals import SHIPPED_TASKS, EvalError, evaluate, record_metrics, tasks_dir
 from pytest_inferlab.outputs.pareto import Point, format_tradeoff, pareto_front, plot_tradeoff
 from pytest_inferlab.run.probes.bandwidth import copy_bandwidth_gb_per_s, decode_bandwidth_gb_per_s
@@ -31,18 +32,19 @@ def test_the_shipped_multiple_choice_task_has_120_well_formed_items():
 
 
 def test_shipped_tasks_run_offline_with_per_item_correctness(tiny):
-    results = evaluate(tiny.model, tiny.tokenizer, "cpu", SHIPPED_TASKS, limit=5)
+    results = evaluate(tiny.module, tiny.tokenizer, "cpu", SHIPPED_TASKS, limit=5)
     mc, ppl = results["inferlab_mc"], results["inferlab_ppl"]
     assert len(mc.items) == 5 and mc.metrics["acc"] == sum(mc.items) / 5
     assert ppl.items is None and ppl.metrics["word_perplexity"] > 1 and ppl.metrics["bits_per_byte"] > 0
     metrics = record_metrics(results)
-    assert metrics["inferlab_mc.acc"] == (mc.metrics["acc"], True)
-    assert metrics["inferlab_ppl.word_perplexity"][1] is False
+    assert metrics["inferlab_mc.acc"] == mc.metrics["acc"]
+    assert facts_of("inferlab_mc.acc").higher_is_better and not facts_of("inferlab_ppl.word_perplexity").higher_is_better
+    assert facts_of("other_task.acc_norm").higher_is_better  # any lm-eval task's score, by its metric name
 
 
 def test_an_unknown_task_names_the_shipped_ones(tiny):
     with pytest.raises(EvalError, match=r"\['inferlab_mcq'\] unknown; shipped: inferlab_mc, inferlab_ppl"):
-        evaluate(tiny.model, tiny.tokenizer, "cpu", ["inferlab_mcq"], limit=1)
+        evaluate(tiny.module, tiny.tokenizer, "cpu", ["inferlab_mcq"], limit=1)
 
 
 def _point(method, speed, nbytes, kld, batch=1, items=None):

@@ -19,7 +19,7 @@ from pytest_inferlab.engines.sources import resolve_model
 def reference():
     engine = load_engine("transformers", resolve_model("dummy:tiny"), CPU)
     ids = torch.randint(0, engine.info.vocab_size, (300,), generator=torch.Generator().manual_seed(0)).tolist()
-    return engine.model, windows(ids, 128)
+    return engine.module, windows(ids, 128)
 
 
 def test_windows_cut_the_text_and_drop_a_tail_that_predicts_nothing():

@@ -23,7 +23,7 @@ pytest.importorskip("gptqmodel", reason="GPTQModel is not installed (make instal
 @pytest.fixture(scope="module")
 def tiny():
     engine = load_engine("transformers", resolve_model("dummy:tiny"), CPU)
-    return engine.model, engine.tokenizer
+    return engine.module, engine.tokenizer
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +104,7 @@ def test_unknown_settings_name_the_known_ones(tiny):
 
 def test_weights_that_overflow_in_the_variant_are_a_clear_error(tiny):
     model, _ = tiny
-    broken = load_engine("transformers", resolve_model("dummy:tiny"), CPU).model
+    broken = load_engine("transformers", resolve_model("dummy:tiny"), CPU).module
     with torch.no_grad():
         broken.model.layers[1].mlp.up_proj.weight[0, 0] = 1e6  # beyond float16's 65504
     assert quantize(broken, QuantSpec.of("fp32"), CPU).model is not None

@@ -10,7 +10,8 @@ from pytest_inferlab.measure.curves import configuration_label, curve_point, for
 from pytest_inferlab.engines.vllm_args import NoVllmEquivalent, batching_engine_args, kv_engine_args
 from pytest_inferlab.optimizations.kv import KVCacheSpec, unsupported_pairing
 from pytest_inferlab.specs.load import LoadSpec, parse_load
-from pytest_inferlab.measure.metrics import SLO, Measurement, measure
+from pytest_inferlab.measure.metrics import Measurement, measure
+from pytest_inferlab.specs.slo import SLO
 from pytest_inferlab.run.trace import Request, RequestTrace, RoundTrace
 
 

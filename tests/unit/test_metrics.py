@@ -2,7 +2,8 @@
 
 import pytest
 
-from pytest_inferlab.measure.metrics import SLO, measure, percentile
+from pytest_inferlab.measure.metrics import measure, percentile
+from pytest_inferlab.specs.slo import SLO
 from pytest_inferlab.run.trace import RequestTrace, RoundTrace
 
 

@@ -51,7 +51,7 @@ def test_false_alarm_rate_of_unchanged_runs_stays_below_alpha():
 
 
 def test_memory_is_deterministic_and_counts_any_increase():
-    mem = MetricPolicy("peak_mem_bytes", "memory", False, 0.05)
+    mem = MetricPolicy("peak_mem_bytes", "deterministic", False, 0.05)
     assert judge(mem, 104.0, [100.0], 0.01).outcome == "unchanged"
     assert judge(mem, 106.0, [90.0, 100.0], 0.01).outcome == "regressed"  # against the latest
     assert judge(mem, 90.0, [100.0], 0.01).outcome == "improved"

@@ -7,7 +7,8 @@ import pytest
 
 from pytest_inferlab.device import CPU, Device
 from pytest_inferlab.engines.vllm_args import NoVllmEquivalent
-from pytest_inferlab.engines.vllm_engine import (ParallelSpec, engine_args, sampling_kwargs, trace_from_output,
+from pytest_inferlab.specs.parallel import ParallelSpec
+from pytest_inferlab.engines.vllm_engine import (engine_args, sampling_kwargs, trace_from_output,
                                                  unavailable_reason)
 from pytest_inferlab.specs.core import KVCacheSpec, ModelSpec, QuantSpec, SamplingSpec, SpeculativeSpec
 from pytest_inferlab.run.trace import Request

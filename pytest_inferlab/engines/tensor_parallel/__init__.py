@@ -1,7 +1,7 @@
 """Tensor parallelism on CPU: the model split over N processes (torch.distributed, gloo) through
 transformers' tensor-parallel plan, driven as one engine.
 
-``torchrun`` starts the ranks (parallel/worker.py); rank 0 takes commands over a loopback socket.
+``torchrun`` starts the ranks (engines/tensor_parallel/worker.py); rank 0 takes commands over a loopback socket.
 Timestamps are ``perf_counter`` (CLOCK_MONOTONIC) in rank 0, the parent's clock on Linux. Each
 generate call also returns every rank's peak RSS. On GPU the same layout runs in vLLM
 (``vllm_model``).
@@ -18,7 +18,7 @@ import sys
 import time
 from typing import Any, Sequence
 
-from pytest_inferlab.engines import EngineInfo
+from pytest_inferlab.engines.base import Engine, EngineInfo
 from pytest_inferlab.engines.local_server import free_port
 from pytest_inferlab.specs.core import SamplingSpec
 from pytest_inferlab.run.trace import Request, RequestTrace
@@ -38,15 +38,15 @@ def tp_unsupported_reason(config: Any, world: int) -> str | None:
     return None
 
 
-class TensorParallelEngine:
-    """``Engine`` over a CPU tensor-parallel process group; ``stop()`` ends it."""
+class TensorParallelEngine(Engine):
+    """``Engine`` over a CPU tensor-parallel process group; ``close()`` ends it."""
 
     def __init__(self, folder: str, info: EngineInfo, world: int, encode: Any, threads: int = 1) -> None:
         self.info = info
-        self.encode = encode  # the session model's tokenization: the same requests as the unsplit model
+        self._encode = encode  # the session model's tokenization: the same requests as the unsplit model
         self.world = world
         self.port = free_port()
-        self.rank_peaks: list[int] | None = None
+        self._rank_peaks: list[int] = []
         self._log = open(os.path.join(folder, f"tp-{self.port}.log"), "wb")
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": str(threads)}
         self.process = subprocess.Popen(
@@ -68,7 +68,7 @@ class TensorParallelEngine:
                 return
             except OSError:
                 time.sleep(0.5)
-        self.stop()
+        self.close()
         raise RuntimeError(f"the tensor-parallel group did not answer within {READY_TIMEOUT_S:.0f} s; log: {self._log.name}")
 
     def generate(self, batch: Sequence[Request], sampling: SamplingSpec) -> list[RequestTrace]:
@@ -86,11 +86,17 @@ class TensorParallelEngine:
             reply = json.loads(line)
         except (OSError, ValueError) as exc:
             return [RequestTrace.failed(r, t_send, f"{type(exc).__name__}: {exc}") for r in batch]
-        self.rank_peaks = reply["peak_rss_bytes"]
+        self._rank_peaks = list(reply["peak_rss_bytes"])
         return [RequestTrace(t["index"], t["t_send"], tuple(t["chunk_times"]), tuple(t["chunk_tokens"]),
                              t["input_tokens"], tuple(t["output_ids"]), t["ok"], t["error"]) for t in reply["traces"]]
 
-    def stop(self) -> None:
+    def encode(self, text: str, chat: bool) -> list[int]:
+        return self._encode(text, chat)
+
+    def rank_peaks(self) -> list[int]:
+        return self._rank_peaks
+
+    def close(self) -> None:
         if self.process.poll() is None:
             try:
                 self._writer.write('{"stop": true}\n')

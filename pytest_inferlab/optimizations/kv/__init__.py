@@ -122,10 +122,8 @@ CONTINUOUS_COMPATIBLE = {"dynamic", "paged"}
 
 
 def resolve_kv(value: str | KVCacheSpec) -> KVCacheSpec:
-    """A configuration name or a KVCacheSpec; an unknown name raises with the known ones."""
-    spec = value if isinstance(value, KVCacheSpec) else KVCacheSpec.of(str(value))
-    kv_caches.get(spec.kind)
-    return spec
+    """A name or a KVCacheSpec; an unknown name raises with the known ones (did-you-mean)."""
+    return kv_caches.resolve(value, KVCacheSpec)
 
 
 def unsupported_kv_reason(spec: KVCacheSpec, device: Device, model: Any = None) -> str | None:

@@ -70,10 +70,8 @@ def non_finite_tensors(model: Any) -> list[str]:
 
 
 def resolve_quant(value: str | QuantSpec) -> QuantSpec:
-    """A method name or a QuantSpec; an unknown name raises with the known ones (did-you-mean)."""
-    spec = value if isinstance(value, QuantSpec) else QuantSpec.of(str(value))
-    quant_methods.get(spec.method)
-    return spec
+    """A name or a QuantSpec; an unknown name raises with the known ones (did-you-mean)."""
+    return quant_methods.resolve(value, QuantSpec)
 
 
 def unsupported_reason(spec: QuantSpec, device: Device, model: ModelSpec | None = None) -> str | None:

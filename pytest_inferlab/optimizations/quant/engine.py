@@ -16,7 +16,7 @@ FIDELITY_WINDOW = 512
 
 def variant_engine(reference: TransformersEngine, spec: ModelSpec) -> TransformersEngine:
     """The reference engine's model quantized by ``spec.quant``; same tokenizer, its own facts."""
-    variant = quantize(reference.model, spec.quant, reference.info.device, reference.tokenizer)
+    variant = quantize(reference.module, spec.quant, reference.info.device, reference.tokenizer)
     params, nbytes = weight_bytes(variant.model)
     info = dataclasses.replace(reference.info, model=spec, model_bytes=nbytes, parameters=params,
                                facts={**reference.info.facts, "quantization": {**spec.quant.to_dict(), **variant.facts}})
@@ -30,11 +30,11 @@ def fidelity_windows(engine: TransformersEngine, window: int = FIDELITY_WINDOW) 
 
 
 def reference_log_probs(engine: TransformersEngine, window: int = FIDELITY_WINDOW) -> ReferenceLogProbs:
-    return ReferenceLogProbs(engine.model, fidelity_windows(engine, window), engine.info.device.torch_name)
+    return ReferenceLogProbs(engine.module, fidelity_windows(engine, window), engine.info.device.torch_name)
 
 
 def fidelity_metrics(reference: ReferenceLogProbs, engine: TransformersEngine) -> dict[str, float]:
     """The record's fidelity metrics of ``engine``'s model against ``reference``."""
-    result = compare(reference, log_probs(engine.model, reference.window_ids, engine.info.device.torch_name))
+    result = compare(reference, log_probs(engine.module, reference.window_ids, engine.info.device.torch_name))
     return {"kld_mean": result.kld_mean, "kld_p99": result.kld_p99, "top1_agreement": result.top1_agreement,
             "ppl": result.ppl_variant, "ppl_delta_pct": result.ppl_delta_pct}

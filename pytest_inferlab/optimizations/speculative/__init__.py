@@ -34,9 +34,18 @@ class Assist:
     generate_kwargs: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class Needs:
+    """What a drafting method needs, checked at collection (tokenizers only, never weights)."""
+
+    draft_model: bool = False  # a separate draft model (``model`` setting, default the target)
+    same_tokenizer: bool = False  # the draft must share the target's vocabulary (token ids compared as they are)
+    other_tokenizer: bool = False  # the draft must not share it (transformers refuses universal assisted generation)
+    vllm_only: bool = False  # only vLLM's engine runs it
+
+
 class Drafter(Protocol):
-    same_tokenizer: bool  # the method needs the draft to share the target's vocabulary
-    uses_draft_model: bool
+    needs: Needs
 
     def assist(self, spec: SpeculativeSpec, target: Any, draft: Any) -> Assist:
         """The assist for ``target`` (an engine); ``draft`` is the draft engine or None."""
@@ -61,8 +70,7 @@ def _known_settings(spec: SpeculativeSpec, known: tuple[str, ...]) -> None:
 
 @dataclass(frozen=True, slots=True)
 class PromptLookup:
-    same_tokenizer: bool = False
-    uses_draft_model: bool = False
+    needs: Needs = Needs()
 
     def assist(self, spec: SpeculativeSpec, target: Any, draft: Any) -> Assist:
         _known_settings(spec, ("num_tokens", "max_ngram"))
@@ -75,27 +83,25 @@ DRAFT_SETTINGS = ("model", "layers", "quant", "num_tokens")
 
 @dataclass(frozen=True, slots=True)
 class DraftModel:
-    same_tokenizer: bool = True
-    uses_draft_model: bool = True
+    needs: Needs = Needs(draft_model=True, same_tokenizer=True)
 
     def assist(self, spec: SpeculativeSpec, target: Any, draft: Any) -> Assist:
         _known_settings(spec, DRAFT_SETTINGS)
         tokens = _int_setting(spec, "num_tokens", None)
         if tokens is None:  # transformers' heuristic schedule, from the draft's own generation config
-            return Assist({}, {"assistant_model": draft.model})
+            return Assist({}, {"assistant_model": draft.module})
         # transformers reads the drafted tokens per step from the *draft's* generation config: give
         # this pair its own view of the draft with a private config (the draft itself is shared)
         from pytest_inferlab.optimizations.speculative.draft import with_generation_config
 
-        model = with_generation_config(draft.model, num_assistant_tokens=tokens,
+        model = with_generation_config(draft.module, num_assistant_tokens=tokens,
                                        num_assistant_tokens_schedule="constant")
         return Assist({}, {"assistant_model": model})
 
 
 @dataclass(frozen=True, slots=True)
 class UniversalDraft:
-    same_tokenizer: bool = False
-    uses_draft_model: bool = True
+    needs: Needs = Needs(draft_model=True, other_tokenizer=True)
 
     def assist(self, spec: SpeculativeSpec, target: Any, draft: Any) -> Assist:
         plain = DraftModel().assist(spec, target, draft)
@@ -105,12 +111,11 @@ class UniversalDraft:
 
 @dataclass(frozen=True, slots=True)
 class EarlyExit:
-    same_tokenizer: bool = False
-    uses_draft_model: bool = False
+    needs: Needs = Needs()
 
     def assist(self, spec: SpeculativeSpec, target: Any, draft: Any) -> Assist:
         _known_settings(spec, ("layer",))
-        layers = target.model.config.num_hidden_layers
+        layers = target.module.config.num_hidden_layers
         layer = _int_setting(spec, "layer", max(1, layers // 2))
         if layer >= layers:
             raise SpeculativeConfigError(f"speculative early-exit: layer={layer} must be below the target's "
@@ -123,9 +128,7 @@ class Eagle:
     """EAGLE-style draft heads (``model``: the head's checkpoint, ``variant``: eagle or eagle3):
     vLLM's engine runs them; transformers' assisted generation has no EAGLE head."""
 
-    same_tokenizer: bool = False
-    uses_draft_model: bool = False
-    vllm_only: bool = True
+    needs: Needs = Needs(vllm_only=True)
 
     def assist(self, spec: SpeculativeSpec, target: Any, draft: Any) -> Assist:
         raise SpeculativeConfigError("speculative eagle runs only in vLLM's engine (GPU)")
@@ -139,16 +142,14 @@ drafters.register("early-exit", EarlyExit())
 
 
 def resolve_speculative(value: str | SpeculativeSpec) -> SpeculativeSpec:
-    """A method name or a SpeculativeSpec; an unknown name raises with did-you-mean."""
-    spec = value if isinstance(value, SpeculativeSpec) else SpeculativeSpec.of(str(value))
-    drafters.get(spec.method)
-    return spec
+    """A name or a SpeculativeSpec; an unknown name raises with the known ones (did-you-mean)."""
+    return drafters.resolve(value, SpeculativeSpec)
 
 
 def unsupported_speculative_reason(spec: SpeculativeSpec, device: Device) -> str | None:
     """The transformers methods run wherever assisted generation runs (CPU and CUDA); vLLM-only
     ones (EAGLE) skip on the transformers engine with the reason."""
-    if getattr(drafters.get(spec.method), "vllm_only", False):
+    if drafters.get(spec.method).needs.vllm_only:
         return (f"speculative {spec.method}: EAGLE heads run in vLLM's engine only (GPU); transformers' assisted "
                 "generation has none")
     return None
@@ -160,7 +161,7 @@ def draft_model_name(spec: SpeculativeSpec, target_name: str) -> str:
 
 def check_tokenizers(spec: SpeculativeSpec, target: Any, draft_tokenizer: Any, target_tokenizer: Any) -> None:
     """A draft must share the target's vocabulary for ``draft`` (token ids are compared as they are)."""
-    if not drafters.get(spec.method).same_tokenizer:
+    if not drafters.get(spec.method).needs.same_tokenizer:
         return
     if draft_tokenizer.get_vocab() != target_tokenizer.get_vocab():
         raise SpeculativeConfigError(

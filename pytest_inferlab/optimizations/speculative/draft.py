@@ -25,7 +25,7 @@ def truncated_engine(engine: TransformersEngine, layers: int) -> TransformersEng
     tensors (no copy of the weights): the cheapest draft of the target's own family."""
     import torch
 
-    model = engine.model
+    model = engine.module
     total = model.config.num_hidden_layers
     inner = getattr(model, "model", None)
     if inner is None or not hasattr(inner, "layers"):

@@ -14,32 +14,20 @@ import dataclasses
 import statistics
 import time
 from collections import deque
-from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, Sequence
+
+from typing import Any, Protocol, Sequence
 
 from pytest_inferlab.device import Device
 from pytest_inferlab.specs.load import LoadSpec
 from pytest_inferlab.registry import Registry
-from pytest_inferlab.specs.core import SamplingSpec, _NamedSettings
+from pytest_inferlab.specs.batching import BatchingSpec
+from pytest_inferlab.specs.core import SamplingSpec
 from pytest_inferlab.run.trace import Request, RequestTrace, RoundTrace
 
 # Budget-cut requests are failures under load, not missing data: they count against goodput.
 BUDGET_ERROR = "not served: the round's time budget of {budget:.0f} s ran out (the engine is saturated at this load)"
 # A load generator that delivers its arrivals this much slower than scheduled voids the case.
 MIN_RATE_KEPT = 0.95
-
-
-@dataclass(frozen=True, slots=True)
-class BatchingSpec(_NamedSettings):
-    """A batching engine and its settings (``max_batch``; continuous: ``page_size``, ``num_blocks``,
-    ``max_batch_tokens``)."""
-
-    NAME_FIELD: ClassVar[str] = "kind"
-    kind: str
-    settings: tuple[tuple[str, Any], ...] = ()
-
-    def setting(self, name: str, default: Any) -> Any:
-        return dict(self.settings).get(name, default)
 
 
 class Batcher(Protocol):
@@ -59,9 +47,8 @@ batchers.register("server", "pytest_inferlab.run.batching.server:SERVER")
 
 
 def resolve_batching(value: str | BatchingSpec) -> BatchingSpec:
-    spec = value if isinstance(value, BatchingSpec) else BatchingSpec.of(str(value))
-    batchers.get(spec.kind)
-    return spec
+    """A name or a BatchingSpec; an unknown name raises with the known ones (did-you-mean)."""
+    return batchers.resolve(value, BatchingSpec)
 
 
 def unsupported_batching_reason(spec: BatchingSpec, device: Device) -> str | None:

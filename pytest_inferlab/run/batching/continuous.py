@@ -72,10 +72,10 @@ def cache_plan(engine: Any, requests: Sequence[Request], spec: BatchingSpec) -> 
     max_batch = setting("max_batch", DEFAULT_MAX_BATCH)
     longest = max(len(r.prompt_ids) + r.max_new_tokens for r in requests)
     blocks_needed = max_batch * math.ceil(longest / page_size)
-    element_size = next(engine.model.parameters()).element_size()
+    element_size = next(engine.module.parameters()).element_size()
     return CachePlan(page_size, setting("num_blocks", blocks_needed), max_batch,
                      setting("max_batch_tokens", DEFAULT_MAX_BATCH_TOKENS),
-                     kv_bytes_per_token(engine.model.config, element_size))
+                     kv_bytes_per_token(engine.module.config, element_size))
 
 
 def available_bytes(device: Device) -> int:
@@ -121,7 +121,7 @@ def start_manager(engine: Any, plan: CachePlan, sampling: SamplingSpec, ignore_e
     batching = ContinuousBatchingConfig(
         page_size=plan.page_size, num_blocks=plan.num_blocks, max_batch_tokens=plan.max_batch_tokens,
         max_requests_per_batch=plan.max_batch, allow_block_sharing=False, seed=sampling.seed)
-    manager = engine.model.init_continuous_batching(generation_config=generation, continuous_batching_config=batching)
+    manager = engine.module.init_continuous_batching(generation_config=generation, continuous_batching_config=batching)
     threads = torch.get_num_threads()
 
     @contextlib.contextmanager
@@ -211,7 +211,7 @@ class ContinuousBatcher:
 
     def serve(self, engine: Any, requests: Sequence[Request], load: LoadSpec, sampling: SamplingSpec,
               spec: BatchingSpec, budget_s: float) -> RoundTrace:
-        if not hasattr(engine.model, "init_continuous_batching"):
+        if not hasattr(engine.module, "init_continuous_batching"):  # a transformers API, not an engine probe
             raise TypeError(f"batching continuous needs a transformers model; {engine.info.engine} engines batch "
                             "on their own")
         plan = cache_plan(engine, requests, spec)
@@ -289,10 +289,10 @@ class ContinuousBatcher:
     @staticmethod
     def _measure_cache(manager: Any, engine: Any) -> None:
         """The paged pool's bytes and capacity, from the cache object (kv_cache_bytes in the record)."""
-        from pytest_inferlab.engines.transformers_engine import KVUsage
+        from pytest_inferlab.engines.base import KVUsage
 
         cache = getattr(getattr(manager, "batch_processor", None), "cache", None)
-        if cache is not None and hasattr(engine, "last_kv"):
+        if cache is not None:
             capacity = cache.num_blocks * manager.continuous_batching_config.page_size
             engine.last_kv = KVUsage(int(cache.cache_tensor.numel() * cache.cache_tensor.element_size()), capacity, 1)
 

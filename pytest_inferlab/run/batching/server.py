@@ -24,9 +24,8 @@ class ServerBatcher:
 
     def serve(self, engine: Any, requests: Sequence[Request], load: LoadSpec, sampling: SamplingSpec,
               spec: BatchingSpec, budget_s: float) -> RoundTrace:
-        if not hasattr(engine, "send"):
-            raise TypeError("batching server sends requests to a server engine (server_model fixture); "
-                            f"{engine.info.engine} engines batch in process: use static or continuous")
+        if not engine.sends_requests:
+            engine.send(requests[0], sampling)  # raises EngineCapabilityError, naming what to use instead
         t0 = time.perf_counter()
         deadline = t0 + budget_s
         arrivals = Arrivals(load, requests, t0)

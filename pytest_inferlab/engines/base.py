@@ -1,0 +1,142 @@
+"""The engine protocol: every member a caller uses, with defaults for the optional capabilities.
+
+Like lm-eval's ``LM`` base class, ``Engine`` declares what the lab, the batching engines and the
+optimization families ask of a backend, so nothing probes an engine with ``hasattr``. A backend
+subclasses it and overrides what it can do; an optional capability it lacks keeps the default
+(no counters, no cache report, no per-rank peaks) or raises ``EngineCapabilityError`` naming the
+engine and what to use instead.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Mapping, Sequence
+
+from pytest_inferlab.device import Device
+from pytest_inferlab.registry import Registry
+from pytest_inferlab.specs.core import KVCacheSpec, ModelSpec, SamplingSpec, SpeculativeSpec
+from pytest_inferlab.run.trace import Request, RequestTrace
+
+
+class EngineCapabilityError(TypeError):
+    """An engine asked for a capability it does not have (the message says which engine to use)."""
+
+
+@dataclass(frozen=True, slots=True)
+class EngineInfo:
+    """Facts about a loaded engine that go into every record it produces."""
+
+    engine: str
+    model: ModelSpec
+    device: Device
+    dtype: str
+    parameters: int
+    model_bytes: int  # 0: the weights are not ours to count (a remote server)
+    vocab_size: int
+    facts: dict[str, Any] = field(default_factory=dict)  # architecture, weights file, GGUF type...
+    kv_cache: KVCacheSpec | None = None  # the cache configuration generate uses (None: dynamic)
+    speculative: SpeculativeSpec | None = None  # the drafting method generate uses (None: none)
+
+
+@dataclass(frozen=True, slots=True)
+class KVUsage:
+    """A generate call's cache: bytes it holds, positions it covers, rows in the batch."""
+
+    nbytes: int
+    positions: int
+    rows: int
+
+    @property
+    def bytes_per_token(self) -> float | None:
+        return self.nbytes / (self.positions * self.rows) if self.positions and self.rows else None
+
+
+class Engine(abc.ABC):
+    """A loaded model that generates for a batch of requests and timestamps every delivery.
+
+    Required: ``info``, ``encode``, ``generate``. Optional capabilities have defaults below.
+
+    Example::
+
+        engine = load_engine("transformers", resolve_model("dummy:tiny"), CPU)
+        ids = engine.encode("Hello", chat=True)
+        [trace] = engine.generate([Request(0, tuple(ids), 8)], SamplingSpec())
+    """
+
+    info: EngineInfo
+    #: The record's ``conditions`` key for this engine's counters (``server``, ``vllm``); None: no counters.
+    counters_key: ClassVar[str | None] = None
+    #: The cache of the last generate call's last batch, where the engine can measure it.
+    last_kv: KVUsage | None = None
+    #: The in-process torch module (fidelity, lm-eval, cache checks); None for remote and multi-process engines.
+    module: Any = None
+    #: The tokenizer requests are encoded with; None where the engine borrows another engine's ``encode``.
+    tokenizer: Any = None
+
+    @abc.abstractmethod
+    def encode(self, text: str, chat: bool) -> list[int]:
+        """Token ids of ``text``, wrapped in the chat template when ``chat`` and one exists."""
+
+    @abc.abstractmethod
+    def generate(self, batch: Sequence[Request], sampling: SamplingSpec) -> list[RequestTrace]:
+        """Generate for ``batch`` together; failures come back as ``ok=False`` traces."""
+
+    # ---- optional capabilities ----------------------------------------------------------
+    def in_process_module(self, needed_for: str) -> Any:
+        """``module``, or an error naming the engine and what needed it."""
+        if self.module is None:
+            raise EngineCapabilityError(f"{needed_for} needs an in-process model; the {self.info.engine} engine has none")
+        return self.module
+
+    def send(self, request: Request, sampling: SamplingSpec, t_send: float | None = None) -> RequestTrace:
+        """One request on its own (a server engine: the server batches); in-process engines batch."""
+        raise EngineCapabilityError(f"batching 'server' sends requests to a server engine (server_model fixture); "
+                                    f"{self.info.engine} engines batch in process: use static or continuous")
+
+    @property
+    def sends_requests(self) -> bool:
+        """Whether ``send`` works (requests go to a server one by one)."""
+        return False
+
+    def counters(self) -> dict[str, float]:
+        """Cumulative counters (a server's token sources, vLLM's own metrics); a case records the change."""
+        return {}
+
+    def derived_counters(self, delta: Mapping[str, float]) -> dict[str, float]:
+        """Rates derived from a case's counter changes (vLLM: acceptance, prefix-cache hit rate)."""
+        return {}
+
+    def rank_peaks(self) -> list[int]:
+        """Peak RSS of every rank of a multi-process group after the last generate; [] for one process."""
+        return []
+
+    def with_kv_cache(self, spec: KVCacheSpec) -> "Engine":
+        raise EngineCapabilityError(f"the {self.info.engine} engine takes its cache configuration at load "
+                                    "(vllm_model), not per case")
+
+    def with_assist(self, spec: SpeculativeSpec, assist: Any) -> "Engine":
+        raise EngineCapabilityError(f"the {self.info.engine} engine drafts in its own way (vllm_model's speculative "
+                                    "settings), not through transformers' assisted generation")
+
+    def close(self) -> None:
+        """Release what the engine started (processes, sockets); idempotent."""
+
+
+def encode_prompt(tokenizer: Any, text: str, chat: bool, special_tokens: bool = True) -> list[int]:
+    """Token ids of ``text``: wrapped in the tokenizer's chat template when ``chat`` and it has one
+    (the template brings its own special tokens), else tokenized as is."""
+    if chat and getattr(tokenizer, "chat_template", None):  # a tokenizer attribute, not an engine probe
+        rendered = tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
+                                                 add_generation_prompt=True)
+        return tokenizer(rendered, add_special_tokens=False)["input_ids"]
+    return tokenizer(text, add_special_tokens=special_tokens)["input_ids"]
+
+
+engines: Registry[type[Engine]] = Registry("engines")
+engines.register("transformers", "pytest_inferlab.engines.transformers_engine:TransformersEngine")
+engines.register("vllm", "pytest_inferlab.engines.vllm_engine:VllmEngine")
+
+
+def load_engine(name: str, spec: ModelSpec, device: Device) -> Engine:
+    return engines.get(name).load(spec, device)

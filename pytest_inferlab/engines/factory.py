@@ -1,0 +1,189 @@
+"""The engine factory: builds every engine a run uses, caches it by spec, and closes what it started.
+
+Loaded models, quantized variants (one at a time), drafting targets and their draft models,
+tensor-parallel groups and the local server all come from here, so the session never holds an
+engine it cannot stop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+from typing import Any, Callable
+
+from pytest_inferlab.device import Device
+from pytest_inferlab.engines.base import Engine, load_engine
+from pytest_inferlab.engines.model_checks import ModelSourceError
+from pytest_inferlab.engines.sources import check_model, resolve_model
+from pytest_inferlab.plugin.options import Settings
+from pytest_inferlab.run.probes.interference import MEASURED_PIDS
+from pytest_inferlab.specs.core import ModelSpec, QuantSpec, SpeculativeSpec
+
+
+class ModelChecks:
+    """The source's check of a model (a GGUF file's is a full header read), once per session."""
+
+    def __init__(self) -> None:
+        self._checked: set[ModelSpec] = set()
+
+    def check_once(self, spec: ModelSpec) -> None:
+        if spec not in self._checked:
+            check_model(spec)
+            self._checked.add(spec)
+
+
+class EngineFactory:
+    """Engines of one run, cached by what defines them; ``close`` stops every process it started."""
+
+    def __init__(self, settings: Settings, device: Device, checks: ModelChecks, say: Callable[[str], None]) -> None:
+        self.settings = settings
+        self.device = device
+        self.checks = checks
+        self.say = say
+        self._engines: dict[ModelSpec, Engine] = {}
+        self._unloadable: dict[ModelSpec, str] = {}  # models that failed to load: not retried per case
+        self._drafts: dict[tuple[Any, ...], Engine] = {}  # draft engines of speculative pairs
+        self._tensor_parallel: dict[tuple[ModelSpec, int], Engine] = {}  # CPU tensor-parallel groups
+        self._server: Any = None  # the local server of the serving path (local_server.LocalServer)
+        self._server_engine: Engine | None = None
+
+    def resolve(self, name: str | ModelSpec, given_by: str = "--inferlab-model") -> ModelSpec:
+        return name if isinstance(name, ModelSpec) else resolve_model(name, seed=self.settings.seed, given_by=given_by)
+
+    # ---- in-process models -------------------------------------------------------------
+    def engine_for(self, model: str | ModelSpec, quant: QuantSpec | None = None) -> Engine:
+        """The loaded model (cached per spec); with ``quant``, its quantized variant (cached too)."""
+        spec = self.resolve(model)
+        if quant is not None:
+            spec = dataclasses.replace(spec, quant=quant)
+        if spec in self._unloadable:
+            raise ModelSourceError(self._unloadable[spec])
+        if spec not in self._engines:
+            self._apply_threads()
+            if spec.quant is None:
+                self.say(f"loading {spec.name} on {self.device.torch_name} ...")
+                self._engines[spec] = self._load(spec)
+            else:
+                from pytest_inferlab.optimizations.quant.engine import variant_engine
+
+                reference = self.engine_for(spec.reference)
+                self._evict_variants()
+                self.say(f"quantizing {spec.name} with {spec.quant.method} ...")
+                self._engines[spec] = variant_engine(reference, spec)
+        return self._engines[spec]
+
+    def _load(self, spec: ModelSpec) -> Engine:
+        """Load once; a failure is one line naming the model and why, remembered for the session (the
+        library's traceback is chained, for -v and the log)."""
+        try:
+            self.checks.check_once(spec)
+            return load_engine("transformers", spec, self.device)
+        except ModelSourceError as exc:
+            self._unloadable[spec] = str(exc)
+            raise
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            why = " ".join(str(exc).split())[:300] or type(exc).__name__  # the library's message, on one line
+            self._unloadable[spec] = f"model {spec.name!r} ({spec.location}) could not be loaded: {why}"
+            raise ModelSourceError(self._unloadable[spec]) from exc
+
+    def _evict_variants(self) -> None:
+        """Keep one quantized variant at a time (parametrized cases of a variant run together), so a
+        case's peak RSS is the reference plus its own variant, not every variant built so far."""
+        for cached in [s for s in self._engines if s.quant is not None]:
+            del self._engines[cached]
+        gc.collect()
+
+    def _apply_threads(self) -> None:
+        import torch
+
+        if self.settings.threads is not None and torch.get_num_threads() != self.settings.threads:
+            torch.set_num_threads(self.settings.threads)
+
+    # ---- speculative pairs -----------------------------------------------------------------
+    def speculative_engine(self, target: Engine, spec: SpeculativeSpec) -> Engine:
+        """``target`` generating with the drafting method ``spec``; its draft model (if the method has
+        one) is built once per session: the named model, quantized or truncated as the settings say."""
+        from pytest_inferlab.optimizations.speculative import check_tokenizers, drafters
+
+        drafter = drafters.get(spec.method)
+        draft = self.draft_engine(target, spec) if drafter.needs.draft_model else None
+        if draft is not None:
+            check_tokenizers(spec, target.info.model.name, draft.tokenizer, target.tokenizer)
+        return target.with_assist(spec, drafter.assist(spec, target, draft))
+
+    def draft_engine(self, target: Engine, spec: SpeculativeSpec) -> Engine:
+        from pytest_inferlab.optimizations.quant import resolve_quant
+        from pytest_inferlab.optimizations.speculative import draft_model_name
+        from pytest_inferlab.optimizations.speculative.draft import truncated_engine
+
+        settings = dict(spec.settings)
+        name = draft_model_name(spec, target.info.model.name)
+        key = (target.info.model, name, settings.get("quant"), settings.get("layers"))
+        if key not in self._drafts:
+            base = target.info.model.reference if name == target.info.model.name else self.resolve(name)
+            quant = settings.get("quant")
+            draft = self.engine_for(base, quant=resolve_quant(quant) if quant else None)
+            if settings.get("layers") is not None:
+                draft = truncated_engine(draft, settings["layers"])
+            self._drafts[key] = draft
+        return self._drafts[key]
+
+    # ---- processes the run starts ----------------------------------------------------------
+    def tensor_parallel_engine(self, model: Engine, world: int) -> Engine:
+        """``model`` split over ``world`` CPU processes (started once per model and degree)."""
+        from pytest_inferlab.engines.local_server import plain_folder
+        from pytest_inferlab.engines.tensor_parallel import TensorParallelEngine
+
+        key = (model.info.model, world)
+        if key not in self._tensor_parallel:
+            self.say(f"starting a {world}-process tensor-parallel group for {model.info.model.name} ...")
+            info = dataclasses.replace(model.info, engine="transformers-tp",
+                                       facts={**model.info.facts, "tensor_parallel": world})
+            group = TensorParallelEngine(str(plain_folder(model)), info, world, model.encode,
+                                         threads=max(1, (self.settings.threads or 2) // world))
+            MEASURED_PIDS.add(group.process.pid)
+            self._tensor_parallel[key] = group
+        return self._tensor_parallel[key]
+
+    def server(self) -> Any:
+        """Start (once) the local server, unless --inferlab-server-url names one; returns the handle."""
+        if self._server is None and self.settings.server_url is None:
+            from pytest_inferlab.engines.local_server import LocalServer, plain_folder
+
+            folder = plain_folder(self.engine_for(self.settings.model))
+            self.say(f"starting transformers serve {folder} on 127.0.0.1 ...")
+            self._server = LocalServer(folder, device=self.device.torch_name).start()
+            MEASURED_PIDS.add(self._server.process.pid)  # the server's CPU is the case's, not interference
+            self.say(f"server ready at {self._server.url} (pid {self._server.process.pid})")
+        return self._server
+
+    def server_engine(self) -> Engine:
+        """The engine streaming to the session's server; a local server that died is an error."""
+        from pytest_inferlab.engines.local_server import ServerError
+        from pytest_inferlab.engines.openai_engine import OpenAIServerEngine, probe
+        from pytest_inferlab.engines.sources import load_tokenizer
+
+        local = self._server
+        if local is not None and not local.alive():
+            raise ServerError(f"the server (pid {local.process.pid}) exited with code {local.process.returncode}; "
+                              f"its log ({local.log_path}):\n{local.log_tail()}")
+        if self._server_engine is None:
+            url = self.settings.server_url or local.url
+            spec = self.resolve(self.settings.model)
+            if local is not None:
+                served = str(local.folder)  # transformers serve pins the folder it was started with
+            else:
+                served = self.settings.server_model or (probe(url) or [None])[0] or spec.name
+            self._server_engine = OpenAIServerEngine(url, served, spec, load_tokenizer(spec))
+        return self._server_engine
+
+    def stop_server(self) -> None:
+        if self._server is not None:
+            MEASURED_PIDS.discard(self._server.process.pid)
+            self._server.stop()
+
+    def close(self) -> None:
+        """Stop the tensor-parallel groups and the local server (idempotent)."""
+        for group in self._tensor_parallel.values():
+            group.close()
+        self.stop_server()

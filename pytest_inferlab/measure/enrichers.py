@@ -1,0 +1,178 @@
+"""One enricher per feature: what a case adds to its record beyond the latency metrics.
+
+The lab measures latency and throughput for every case (``metrics.measure``); an enricher adds
+its feature's measurements, conditions and note only when the case has that feature (a
+tensor-parallel group, engine counters, an arrival process, a quantized variant, a KV-cache
+configuration, drafting, lm-eval tasks). To add a feature: write a function ``(Case, measured) ->
+Extras`` and append it to ``ENRICHERS``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+from pytest_inferlab.engines.base import Engine
+from pytest_inferlab.measure.curves import curve_point
+from pytest_inferlab.measure.metrics import Measurement, distribution, scalar
+from pytest_inferlab.measure.references import ReferenceCache
+from pytest_inferlab.optimizations.kv import CONTINUOUS_ONLY, token_agreement
+from pytest_inferlab.optimizations.speculative.pairs import SpeculativePairs
+from pytest_inferlab.run.batching import generator_conditions
+from pytest_inferlab.run.probes.bandwidth import copy_bandwidth_gb_per_s, decode_bandwidth_gb_per_s
+from pytest_inferlab.run.trace import Request, RoundTrace
+from pytest_inferlab.specs.core import SamplingSpec, WorkloadSpec
+from pytest_inferlab.specs.load import LoadSpec
+from pytest_inferlab.specs.slo import SLO
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One measured case as the enrichers see it, after its rounds."""
+
+    engine: Engine
+    workload: WorkloadSpec
+    batch_size: int
+    sampling: SamplingSpec
+    requests: Sequence[Request]
+    timed: Sequence[RoundTrace]  # the timed rounds (warm-up left out)
+    references: ReferenceCache
+    load: LoadSpec | None = None
+    slo: SLO = SLO()
+    slo_attainment: float = 0.9
+    counters_before: Mapping[str, float] = field(default_factory=dict)
+    paired: SpeculativePairs | None = None
+    eval_tasks: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Extras:
+    """What an enricher adds to a record."""
+
+    measurements: dict[str, Measurement] = field(default_factory=dict)
+    absent: dict[str, str] = field(default_factory=dict)
+    conditions: dict[str, Any] = field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    curve: tuple[dict[str, Any], ...] = ()
+    evals: dict[str, Any] = field(default_factory=dict)
+    failure: str | None = None  # the case fails after its record is written (e.g. inexact drafting)
+
+    def __add__(self, other: "Extras") -> "Extras":
+        return Extras({**self.measurements, **other.measurements}, {**self.absent, **other.absent},
+                      {**self.conditions, **other.conditions}, self.notes + other.notes, self.curve + other.curve,
+                      {**self.evals, **other.evals}, self.failure or other.failure)
+
+
+Enricher = Callable[[Case, Mapping[str, Measurement]], Extras]
+
+
+def parallel_ranks(case: Case, measured: Mapping[str, Measurement]) -> Extras:
+    """A multi-process group: every rank's peak RSS."""
+    peaks = case.engine.rank_peaks()
+    if not peaks:
+        return Extras()
+    return Extras({"peak_mem_per_rank_bytes": distribution("peak_mem_per_rank_bytes", peaks)},
+                  conditions={"parallel": {"tensor": len(peaks), "peak_rss_bytes_per_rank": peaks}})
+
+
+def engine_counters(case: Case, measured: Mapping[str, Measurement]) -> Extras:
+    """A server's token sources and failures by kind, or vLLM's own counters: the case's change."""
+    key = case.engine.counters_key
+    if key is None:
+        return Extras()
+    before = case.counters_before
+    delta = {k: v - before.get(k, 0) for k, v in case.engine.counters().items() if v - before.get(k, 0)}
+    return Extras(conditions={key: {**delta, **case.engine.derived_counters(delta)}})
+
+
+def load_generator(case: Case, measured: Mapping[str, Measurement]) -> Extras:
+    """Under an arrival process: what the generator delivered, and the case's latency-throughput point."""
+    if case.load is None:
+        return Extras()
+    generator = generator_conditions(list(case.timed), case.load)
+    offered = generator["offered_req_per_s"]
+    point = curve_point(case.load, measured, generator, case.slo, case.slo_attainment)
+    return Extras({"offered_req_per_s": scalar("offered_req_per_s", offered)} if offered is not None else {},
+                  conditions={"load_generator": generator}, notes=(case.load.label,), curve=(point,))
+
+
+def quantized_fidelity(case: Case, measured: Mapping[str, Measurement]) -> Extras:
+    """A quantized variant: KLD, top-1 agreement and perplexity against its unquantized model."""
+    found = case.references.fidelity_of(case.engine)
+    return Extras({name: scalar(name, value) for name, value in found.items()})
+
+
+def kv_cache(case: Case, measured: Mapping[str, Measurement]) -> Extras:
+    """The cache's bytes (last round's last batch) and, for a non-default configuration, its greedy
+    tokens against the dynamic cache's and its decode-step KLD."""
+    out = Extras()
+    kv = case.engine.last_kv
+    if kv is not None:
+        out += Extras({"kv_cache_bytes": scalar("kv_cache_bytes", kv.nbytes),
+                       "kv_bytes_per_token": scalar("kv_bytes_per_token", kv.bytes_per_token)})
+    spec = case.engine.info.kv_cache
+    if spec is None or spec.kind == "dynamic" or not case.sampling.greedy:
+        return out
+    reference = case.references.dynamic_cache_outputs(case.engine, case.workload, case.batch_size, case.sampling)
+    agreement = token_agreement(reference, {r.index: r.output_ids for r in case.timed[-1].requests if r.ok})
+    if agreement is not None:
+        out += Extras({"kv_token_agreement": scalar("kv_token_agreement", agreement)})
+    if spec.kind in CONTINUOUS_ONLY:  # generate cannot run it: its tokens are compared
+        return out + Extras(absent={"kv_kld_mean": f"KV cache {spec.kind} runs only under continuous batching, which "
+                                                   "returns tokens, not distributions (see kv_token_agreement)"})
+    kld = case.references.kv_decode_kld(case.engine, case.requests[0])
+    return out + Extras({"kv_kld_mean": scalar("kv_kld_mean", kld)})
+
+
+def speculative(case: Case, measured: Mapping[str, Measurement]) -> Extras:
+    """Drafting: acceptance, tokens per target forward, the interleaved speedup and the exactness check."""
+    if case.paired is None:
+        return Extras()
+    found, conditions = case.paired.measurements(case.sampling)
+    speedup = found.get("speculative_speedup")
+    mismatch = conditions["first_mismatch"]
+    failure = None
+    if mismatch is not None:
+        failure = (f"speculative output differs from the target's own greedy output: request {mismatch['request']}, "
+                   f"first differing position {mismatch['position']} ({mismatch})")
+    return Extras(found, conditions={"speculative": conditions},
+                  notes=(f"{speedup.value:.2f}x",) if speedup else (), failure=failure)
+
+
+def task_accuracy(case: Case, measured: Mapping[str, Measurement]) -> Extras:
+    """lm-eval tasks: scores as measurements, per-item correctness in the record's ``evals``."""
+    if not case.eval_tasks:
+        return Extras()
+    from pytest_inferlab.measure.evals import record_metrics
+
+    results = case.references.evals_of(case.engine, case.eval_tasks)
+    return Extras({name: scalar(name, value) for name, value in record_metrics(results).items()},
+                  evals={task: result.to_dict() for task, result in results.items()})
+
+
+ENRICHERS: tuple[Enricher, ...] = (parallel_ranks, engine_counters, load_generator, quantized_fidelity, kv_cache,
+                                   speculative, task_accuracy)
+
+
+def enrich(case: Case, measured: Mapping[str, Measurement]) -> Extras:
+    out = Extras()
+    for enricher in ENRICHERS:
+        out += enricher(case, measured)
+    return out
+
+
+def weights(engine: Engine, measured: Mapping[str, Measurement]) -> Extras:
+    """Every kind of case: the weights' bytes and the decode bandwidth they imply (weights read per
+    decode step / TPOT) against the device's measured copy bandwidth, outside the peak window."""
+    info = engine.info
+    if not info.model_bytes:  # a remote server's weights are not ours to count
+        return Extras(absent={"model_bytes": f"the {info.engine} engine does not expose its weights"})
+    out = {"model_bytes": scalar("model_bytes", info.model_bytes)}
+    tpot = measured.get("tpot_ms")
+    achieved = decode_bandwidth_gb_per_s(info.model_bytes, tpot.value if tpot else None)
+    if achieved is not None:
+        limit = copy_bandwidth_gb_per_s(info.device)
+        out.update(decode_gb_per_s=scalar("decode_gb_per_s", achieved),
+                   mem_copy_gb_per_s=scalar("mem_copy_gb_per_s", limit),
+                   decode_bw_fraction=scalar("decode_bw_fraction", achieved / limit))
+    return Extras(out)

@@ -1,0 +1,237 @@
+"""The three kinds of case the lab measures, each a small object that only measures.
+
+``LatencyCase``: warm-up and timed rounds of a workload (back-to-back batches, or served through a
+batching engine under an arrival process, or drafted and undrafted rounds interleaved).
+``SweepCase``: offered rate up to saturation. ``OverheadCase``: the recording path against a bare
+``generate`` loop. Each returns ``Findings``; the recorder turns them into a record.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence
+
+from pytest_inferlab.engines.base import Engine
+from pytest_inferlab.measure.curves import curve_point
+from pytest_inferlab.measure.metrics import Measurement, bootstrap_median_ci, measure, scalar
+from pytest_inferlab.optimizations.speculative.pairs import SpeculativePairs
+from pytest_inferlab.plugin.recorder import Findings
+from pytest_inferlab.plugin.rounds import DrivenRounds, RoundDriver
+from pytest_inferlab.run.batching import BatchingSpec, generator_conditions, serve_round
+from pytest_inferlab.run.probes.energy import EnergyMeter
+from pytest_inferlab.run.runner import run_round
+from pytest_inferlab.run.trace import Request, RequestTrace, RoundTrace, output_digest
+from pytest_inferlab.specs.core import SamplingSpec
+from pytest_inferlab.specs.load import LoadSpec
+from pytest_inferlab.specs.slo import SLO
+
+SWEEP_FRACTIONS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0)  # of the closed-loop capacity, when no rates are given
+
+
+def round_line(count: int, total: int, trace: RoundTrace) -> str:
+    label = "warm-up" if trace.warmup else "round"
+    tokens = sum(r.output_tokens for r in trace.requests)
+    seconds = trace.t_end - trace.t_start
+    return f"{label} {count}/{total} {tokens} tok in {seconds:.1f} s ({tokens / seconds:.1f} tok/s)"
+
+
+def energy_findings(energy: EnergyMeter, output_tokens: int) -> tuple[dict[str, Measurement], dict[str, str]]:
+    joules, reason = energy.result()
+    if joules is None:
+        why = reason or "energy counter not read"
+        return {}, {"energy_j": why, "tok_per_j": why}
+    if joules > 0:
+        return {"energy_j": scalar("energy_j", joules), "tok_per_j": scalar("tok_per_j", output_tokens / joules)}, {}
+    return {"energy_j": scalar("energy_j", joules)}, {"tok_per_j": "energy counter did not advance"}
+
+
+@dataclass(frozen=True, slots=True)
+class Measured:
+    """One pass over a latency case's rounds."""
+
+    measurements: dict[str, Measurement]
+    absent: dict[str, str]
+    conditions: dict[str, Any]
+    timed: list[RoundTrace]
+    failed: list[RequestTrace]
+    output_digest: str | None
+
+
+@dataclass
+class LatencyCase:
+    """Rounds of ``requests`` on ``engine``: how one round runs depends on the case's load and drafting."""
+
+    engine: Engine
+    requests: Sequence[Request]
+    batch_size: int
+    sampling: SamplingSpec
+    slo: SLO
+    driver: RoundDriver
+    rounds: int
+    warmup: int
+    say: Callable[[str], None]  # a progress line, prefixed with the test's name
+    batching: BatchingSpec | None = None
+    load: LoadSpec | None = None
+    budget_s: float = 0.0
+    paired: SpeculativePairs | None = None
+    _traces: list[RoundTrace] = field(default_factory=list)
+
+    def run(self, plain: bool = False) -> Measured:
+        """All rounds once; ``plain``: a re-measurement outside pytest-benchmark."""
+        self._traces = []
+        if self.paired is not None:
+            self.paired.clear()
+        energy = EnergyMeter(self.engine.info.device)
+        driven = self.driver.drive(lambda: self._one_round(energy), self.rounds, self.warmup, plain)
+        timed = [t for t in self._traces if not t.warmup]
+        measurements, absent = measure(self._traces, self.slo)
+        served = [r for t in timed for r in t.requests]
+        joules, no_joules = energy_findings(energy, sum(r.output_tokens for r in served if r.ok))
+        return Measured({**measurements, **joules, **driven.peak_memory}, {**absent, **no_joules, **driven.memory_absent},
+                        driven.conditions, timed, [r for r in served if not r.ok], output_digest(self._traces[-1]))
+
+    def _one_round(self, energy: EnergyMeter) -> None:
+        warm = len(self._traces) < self.warmup
+        if not warm and not energy.started:
+            energy.start()
+        if self.paired is not None:  # drafted and undrafted rounds back to back, alternating which goes first
+            trace = self.paired.round(self.requests, self.sampling, len(self._traces), warm)
+        elif self.load is None:
+            trace = run_round(self.engine, self.requests, self.batch_size, self.sampling, warmup=warm)
+        else:
+            trace = serve_round(self.engine, self.requests, self.batching, self.load, self.sampling, self.budget_s,
+                                warmup=warm)
+        if not warm:
+            energy.stop()
+        self._traces.append(trace)
+        self.say(round_line(len(self._traces), self.warmup + self.rounds, trace))
+
+
+@dataclass
+class SweepCase:
+    """Offered rate up to saturation: a closed loop at the engine's largest batch gives its capacity,
+    then open-loop rounds at ``rates`` (default 0.25-3 x capacity), lowest first, until one is not
+    sustained or the budget ends."""
+
+    engine: Engine
+    requests: Sequence[Request]
+    batching: BatchingSpec
+    sampling: SamplingSpec
+    slo: SLO
+    target: float  # SLO attainment a sustained rate reaches
+    budget_s: float
+    process: str
+    rates: Sequence[float] | None
+    say: Callable[[str], None]
+    points: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def concurrency(self) -> int:
+        return min(len(self.requests), int(self.batching.setting("max_batch", 16)))
+
+    def run(self) -> None:
+        t0 = time.perf_counter()
+        closed = LoadSpec.closed(self.concurrency)
+        serve_round(self.engine, self.requests[:self.concurrency], self.batching, closed, self.sampling,
+                    self.budget_s)  # warm-up: one wave of the closed loop
+        self.points.append(self._point(closed, self.budget_s - (time.perf_counter() - t0)))
+        capacity = self.points[0]["req_per_s"] or 0.0
+        for rate in sorted(self.rates) if self.rates else [float(f"{f * capacity:.3g}") for f in SWEEP_FRACTIONS]:
+            left = self.budget_s - (time.perf_counter() - t0)
+            if left <= 0 or rate <= 0:
+                break
+            load = (LoadSpec.burst(self.concurrency, rate) if self.process == "burst"
+                    else LoadSpec(self.process, rate=rate, seed=self.sampling.seed))
+            self.points.append(self._point(load, left))
+            if not self.points[-1]["sustained"]:
+                break
+
+    def _point(self, load: LoadSpec, left_s: float) -> dict[str, Any]:
+        trace = serve_round(self.engine, self.requests, self.batching, load, self.sampling, left_s)
+        measured, _ = measure([trace], self.slo)
+        found = curve_point(load, measured, generator_conditions([trace], load), self.slo, self.target)
+        self.say(f"{load.label} -> {found['req_per_s'] or 0:.2f} req/s, SLO met by {found['slo_attainment'] or 0:.0%}"
+                 f"{'' if found['sustained'] else ' (not sustained)'}")
+        return found
+
+    def findings(self, driven: DrivenRounds) -> Findings:
+        open_points = [p for p in self.points if p["rate"] is not None]
+        sustained = [p["rate"] for p in open_points if p["sustained"]]
+        measurements: dict[str, Measurement] = dict(driven.peak_memory)
+        absent = dict(driven.memory_absent)
+        if self.points:
+            measurements["capacity_req_per_s"] = scalar("capacity_req_per_s", self.points[0]["req_per_s"] or 0.0)
+        if sustained:
+            measurements["saturation_req_per_s"] = scalar("saturation_req_per_s", max(sustained))
+        else:
+            absent["saturation_req_per_s"] = (f"no swept rate met the SLOs ({self.slo.label()}) for "
+                                              f"{self.target:.0%} of requests")
+        # Saturated: some swept load failed its SLOs. Otherwise the highest rate is only a lower bound.
+        saturated = any(not p["sustained"] for p in self.points)
+        conditions = {**driven.conditions, "sweep": {
+            "slo": self.slo.to_dict(), "attainment_target": self.target, "budget_s": self.budget_s,
+            "rates": [p["rate"] for p in open_points], "process": self.process, "saturated": saturated}}
+        note = "no rate sustained"
+        if sustained:
+            note = (f"saturation {max(sustained):.2f} req/s" if saturated
+                    else f"saturation >= {max(sustained):.2f} req/s (every swept rate sustained)")
+        return Findings(measurements, absent, conditions, note, curve=list(self.points))
+
+
+@dataclass
+class OverheadCase:
+    """Tokens/s through the recording path vs a bare ``model.generate`` loop, interleaved pairs
+    (alternating which goes first), so the per-pair ratio cancels slow drift of the machine."""
+
+    engine: Engine
+    requests: Sequence[Request]
+    sampling: SamplingSpec
+    warmup: int
+    rounds: int
+    say: Callable[[str], None]
+    recorded: list[float] = field(default_factory=list)
+    bare: list[float] = field(default_factory=list)
+    pairs: int = 0
+
+    def one_pair(self) -> None:
+        from pytest_inferlab.engines.transformers_engine import bare_generate
+
+        rates = {}
+        for path in (("recorded", "bare") if self.pairs % 2 == 0 else ("bare", "recorded")):
+            if path == "recorded":
+                trace = run_round(self.engine, self.requests, 1, self.sampling)
+                rates[path] = sum(r.output_tokens for r in trace.requests) / (trace.t_end - trace.t_start)
+            else:
+                tokens, seconds = bare_generate(self.engine, self.requests, self.sampling)
+                rates[path] = tokens / seconds
+        self.pairs += 1
+        if self.pairs > self.warmup:
+            self.recorded.append(rates["recorded"])
+            self.bare.append(rates["bare"])
+        self.say(f"pair {self.pairs}/{self.warmup + self.rounds} recorded {rates['recorded']:.2f} tok/s, "
+                 f"bare {rates['bare']:.2f} tok/s")
+
+    def findings(self, driven: DrivenRounds, seed: int) -> Findings:
+        """``harness_overhead_pct``: median over pairs of (1 - recorded / bare) with a bootstrap 95%
+        interval; ``harness_cost_pct``: the recording path's own code timed in isolation against the
+        round time (on a noisy machine the paired interval is wide; this one is not)."""
+        from pytest_inferlab.engines.transformers_engine import harness_cost_s
+
+        per_pair = tuple((1 - r / b) * 100 for r, b in zip(self.recorded, self.bare))
+        overhead = statistics.median(per_pair)
+        per_token_s, per_request_s = harness_cost_s(self.engine, self.requests[0], self.sampling)
+        tokens = sum(r.max_new_tokens for r in self.requests)
+        round_s = tokens / statistics.median(self.recorded)
+        cost = (per_token_s * tokens + per_request_s * len(self.requests)) / round_s * 100
+        measurements: dict[str, Measurement] = {
+            "output_tok_per_s": Measurement("tok/s", statistics.median(self.recorded), tuple(self.recorded)),
+            "bare_output_tok_per_s": Measurement("tok/s", statistics.median(self.bare), tuple(self.bare)),
+            "harness_overhead_pct": Measurement("%", overhead, per_pair, statistics.fmean(per_pair), overhead,
+                                                ci95=bootstrap_median_ci(per_pair, seed)),
+            "harness_cost_pct": Measurement("%", cost, (per_token_s * 1e6, per_request_s * 1e6)),
+            **driven.peak_memory,
+        }
+        return Findings(measurements, dict(driven.memory_absent), driven.conditions,
+                        f"overhead {overhead:+.2f}%, harness cost {cost:.3f}%")
