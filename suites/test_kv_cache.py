@@ -3,12 +3,9 @@ objects) and greedy-token agreement with the dynamic cache, one record per confi
 batch size. Configurations the device cannot run (offloading without CUDA, backends whose package
 is missing) skip at collection with the reason."""
 
-import dataclasses
-
 import pytest
 
-from pytest_inferlab import KVCacheSpec
-from pytest_inferlab.run.workloads import resolve_workload
+from pytest_inferlab import KVCacheSpec, WorkloadSpec
 
 CONFIGS = ["dynamic", "static", "static-compile", "fp8", "quanto-int4", "quanto-int2", "hqq-int4", "offloaded"]
 
@@ -17,9 +14,9 @@ CONFIGS = ["dynamic", "static", "static-compile", "fp8", "quanto-int4", "quanto-
 @pytest.mark.parametrize("kv_cache", CONFIGS, indirect=True)
 def test_kv_cache(lab, kv_model, workload, kv_cache, batch_size):
     record = lab.measure(kv_model, workload, batch_size=batch_size)
-    assert record.measurements["kv_bytes_per_token"].value > 0
+    assert record["kv_bytes_per_token"] > 0
     if kv_cache.kind == "static":  # lossless, same kernels: the same greedy tokens
-        assert record.measurements["kv_token_agreement"].value == 1.0
+        assert record["kv_token_agreement"] == 1.0
 
 
 # Peak memory and KV bytes against context length: one synthetic request per case, prompt lengths
@@ -30,10 +27,10 @@ CONTEXT_TOKENS = [256, 1024, 2048]
 @pytest.mark.parametrize("prompt_tokens", CONTEXT_TOKENS)
 @pytest.mark.parametrize("kv_cache", ["dynamic", "fp8"], indirect=True)
 def test_context_sweep(lab, kv_model, kv_cache, prompt_tokens):
-    workload = dataclasses.replace(resolve_workload("synthetic"), count=1, output_tokens=16, input_tokens=prompt_tokens)
+    workload = WorkloadSpec.of("synthetic", count=1, output_tokens=16, input_tokens=prompt_tokens)
     record = lab.measure(kv_model, workload)
     positions = prompt_tokens + 16 - 1
-    assert record.measurements["kv_cache_bytes"].value >= positions * record.measurements["kv_bytes_per_token"].value * 0.99
+    assert record["kv_cache_bytes"] >= positions * record["kv_bytes_per_token"] * 0.99
 
 
 # The same sweep on a dummy shape whose KV is large for its weights (128 KiB/token, 168M parameters):
@@ -44,10 +41,10 @@ def test_context_sweep(lab, kv_model, kv_cache, prompt_tokens):
 @pytest.mark.parametrize("kv_cache", ["dynamic", "fp8"], indirect=True)
 @pytest.mark.parametrize("model", ["dummy:kv-heavy"], indirect=True)
 def test_context_sweep_kv_heavy(lab, kv_model, kv_cache, prompt_tokens):
-    workload = dataclasses.replace(resolve_workload("synthetic"), count=1, output_tokens=8, input_tokens=prompt_tokens)
+    workload = WorkloadSpec.of("synthetic", count=1, output_tokens=8, input_tokens=prompt_tokens)
     record = lab.measure(kv_model, workload)
     if kv_cache.kind == "dynamic":
-        assert record.measurements["kv_bytes_per_token"].value == 131072  # 16 layers x K,V x 1024 x 4 B
+        assert record["kv_bytes_per_token"] == 131072  # 16 layers x K,V x 1024 x 4 B
 
 
 # A sliding-window cache keeps the last window of keys: on a model with 512-token sliding-window
@@ -57,13 +54,13 @@ def test_context_sweep_kv_heavy(lab, kv_model, kv_cache, prompt_tokens):
 @pytest.mark.parametrize("kv_cache", ["dynamic", "sliding-window"], indirect=True)
 @pytest.mark.parametrize("model", ["dummy:kv-heavy-sw", "smollm2-135m"], indirect=True)
 def test_sliding_window(lab, kv_model, kv_cache):
-    workload = dataclasses.replace(resolve_workload("synthetic"), count=1, output_tokens=8, input_tokens=2048)
+    workload = WorkloadSpec.of("synthetic", count=1, output_tokens=8, input_tokens=2048)
     record = lab.measure(kv_model, workload)
-    per_token = record.measurements["kv_cache_bytes"].value / (2048 + 8 - 1)
+    per_token = record["kv_cache_bytes"] / (2048 + 8 - 1)
     if getattr(kv_model.module.config, "sliding_window", None):  # at most the window's keys, not 2,055 tokens' worth
-        assert record.measurements["kv_cache_bytes"].value <= 512 * 131072 * 1.01
+        assert record["kv_cache_bytes"] <= 512 * 131072 * 1.01
     else:
-        assert per_token == record.measurements["kv_bytes_per_token"].value
+        assert per_token == record["kv_bytes_per_token"]
 
 
 # Continuous batching's paged cache, by page size: bytes of the bounded pool and its tokens.
@@ -72,4 +69,4 @@ def test_sliding_window(lab, kv_model, kv_cache):
                          indirect=True, ids=["paged-16", "paged-64"])
 def test_paged(lab, kv_model, workload, kv_cache):
     record = lab.measure(kv_model, workload, batching="continuous", load="closed:4")
-    assert record.measurements["kv_token_agreement"].value >= 0.9
+    assert record["kv_token_agreement"] >= 0.9

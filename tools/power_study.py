@@ -16,9 +16,10 @@ import math
 import os
 import statistics
 
+from planted_delay import DELAY_ENV as TEST_DELAY_ENV
+from planted_delay import install as install_planted_delay
 from pytest_inferlab.device import CPU
 from pytest_inferlab.engines import load_engine
-from pytest_inferlab.engines.transformers_engine import TEST_DELAY_ENV
 from pytest_inferlab.measure.metrics import measure
 from pytest_inferlab.judge.policy import policy_of
 from pytest_inferlab.run.runner import run_round
@@ -65,6 +66,7 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
+    install_planted_delay()
     engine = load_engine("transformers", resolve_model(args.model), CPU)
     spec = dataclasses.replace(workloads.get("short-chat"), count=args.requests, output_tokens=args.tokens)
     requests = materialize(spec, engine.encode, engine.info.vocab_size)

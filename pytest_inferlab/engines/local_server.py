@@ -1,7 +1,7 @@
 """A real OpenAI-compatible server for the serving path: ``transformers serve`` on 127.0.0.1.
 
-The session's model is saved once as a plain folder (DESIGN §8: the GGUF quantizer is cleared
-before ``save_pretrained``), served on a free port, waited for until ``/health`` answers, and
+The session's model is saved once as a plain folder (docs/architecture.md: the GGUF quantizer is
+cleared before ``save_pretrained``), served on a free port, waited for until ``/health`` answers, and
 stopped by its own process group at the end. ``--inferlab-server-url`` points at a running server
 instead (vLLM's, anyone's): then nothing is started.
 """

@@ -72,7 +72,11 @@ def dummy_config(preset: str) -> Any:
 
 
 class ModelSource(Protocol):
-    """Checks and loads the weights and tokenizer that a ModelSpec names."""
+    """Claims the names of its form, checks and loads the weights and tokenizer a ModelSpec names."""
+
+    def claims(self, name: str) -> str | None:
+        """The location to load a bare ``name`` from when it has this source's form, else None;
+        raise ModelSourceError for a name of this form that cannot be used (a missing path)."""
 
     def check(self, spec: ModelSpec) -> None:
         """Raise ModelSourceError (naming the path and what is wrong) if ``load`` cannot succeed;
@@ -90,30 +94,28 @@ def check_model(spec: ModelSpec) -> None:
 model_sources: Registry[ModelSource] = Registry("model_sources")
 
 
+# The sources a bare name (no ``scheme:``) is offered to, in order; every registered source is
+# also reachable as ``scheme:rest`` (``dummy:tiny``, ``hub:org/id``, a project's own).
+BARE_NAME_ORDER = ("embedded", "gguf", "folder", "hub")
+
+
 def resolve_model(name: str, dtype: str = "auto", seed: int = 0, given_by: str = "--inferlab-model") -> ModelSpec:
     """What the user typed -> ModelSpec, or a ModelSourceError that lists the accepted forms and
     names what gave the name (``given_by``: the option, a test's parameter, or "" when the caller names it)."""
-    blame = f"{given_by}={name}: " if given_by else ""
     scheme, sep, rest = name.partition(":")
     if sep and scheme in model_sources and not _is_windows_drive(scheme):
         return ModelSpec(name=name, source=scheme, location=rest, dtype=dtype, seed=seed)
-    if name in EMBEDDED_MODELS:
-        return ModelSpec(name=name, source="embedded", location=name, dtype=dtype)
-    path = Path(name).expanduser()
-    if path.is_file() and path.suffix == ".gguf":
-        return ModelSpec(name=name, source="gguf", location=str(path.resolve()), dtype=dtype)
-    if path.is_dir():
-        return ModelSpec(name=name, source="folder", location=str(path.resolve()), dtype=dtype)
-    if path.exists():
-        raise ModelSourceError(f"{blame}{path} is neither a .gguf file nor a model folder")
-    if name.startswith((".", "/", "~")):
-        raise ModelSourceError(f"{blame}{path} does not exist")
-    if name.count("/") == 1:
-        return ModelSpec(name=name, source="hub", location=name, dtype=dtype)
+    for source in BARE_NAME_ORDER:
+        try:
+            location = model_sources.get(source)().claims(name)
+        except ModelSourceError as exc:
+            raise ModelSourceError(f"{given_by}={name}: {exc}" if given_by else str(exc)) from None
+        if location is not None:
+            return ModelSpec(name=name, source=source, location=location, dtype=dtype)
     raise ModelSourceError(
-        f"{blame}unknown model {name!r}. Use an embedded alias ({', '.join(EMBEDDED_MODELS)}), "
-        f"dummy:<preset> ({', '.join(DUMMY_PRESETS)}), a local folder or .gguf file, or a hub id org/name "
-        "already in the local HF cache."
+        f"{given_by + '=' + name + ': ' if given_by else ''}unknown model {name!r}. Use an embedded alias "
+        f"({', '.join(EMBEDDED_MODELS)}), dummy:<preset> ({', '.join(DUMMY_PRESETS)}), a local folder or .gguf file, "
+        "or a hub id org/name already in the local HF cache."
     )
 
 
@@ -196,6 +198,9 @@ def _load_gguf(path: Path, device: str, dtype: Any) -> tuple[Any, Any, dict[str,
 
 @model_sources.register("embedded")
 class EmbeddedSource:
+    def claims(self, name: str) -> str | None:
+        return name if name in EMBEDDED_MODELS else None
+
     def check(self, spec: ModelSpec) -> None:
         check_known("embedded model", spec.location, list(EMBEDDED_MODELS))
         check_gguf_file(embedded_gguf_path(spec.location), full=False)  # shipped whole by its package
@@ -208,6 +213,10 @@ class EmbeddedSource:
 
 @model_sources.register("gguf")
 class GgufSource:
+    def claims(self, name: str) -> str | None:
+        path = Path(name).expanduser()
+        return str(path.resolve()) if path.is_file() and path.suffix == ".gguf" else None
+
     def check(self, spec: ModelSpec) -> None:
         path = Path(spec.location).expanduser()
         if not path.is_file():
@@ -237,6 +246,17 @@ def _load_pretrained(location: str, device: str, dtype: Any, **kwargs: Any) -> t
 
 @model_sources.register("folder")
 class FolderSource:
+    def claims(self, name: str) -> str | None:
+        """A folder; a local path that is neither a folder nor a .gguf file (claimed before) is an error."""
+        path = Path(name).expanduser()
+        if path.is_dir():
+            return str(path.resolve())
+        if path.exists():
+            raise ModelSourceError(f"{path} is neither a .gguf file nor a model folder")
+        if name.startswith((".", "/", "~")):
+            raise ModelSourceError(f"{path} does not exist")
+        return None
+
     def check(self, spec: ModelSpec) -> None:
         check_model_folder(Path(spec.location).expanduser())
 
@@ -249,6 +269,9 @@ class FolderSource:
 
 @model_sources.register("hub")
 class HubSource:
+    def claims(self, name: str) -> str | None:
+        return name if name.count("/") == 1 else None
+
     def check(self, spec: ModelSpec) -> None:
         check_hub_cache(spec.location)
 
@@ -268,6 +291,9 @@ class HubSource:
 @model_sources.register("dummy")
 class DummySource:
     """Seeded random weights in a published shape; borrows the embedded tokenizer."""
+
+    def claims(self, name: str) -> str | None:
+        return None  # only as dummy:<preset>
 
     def check(self, spec: ModelSpec) -> None:
         check_known("dummy preset", spec.location, list(DUMMY_PRESETS))

@@ -1,14 +1,15 @@
 """In-process transformers engine: ``model.generate`` on the calling thread, timed by a streamer.
 
-DESIGN §8: a streamer whose ``put`` records ``perf_counter`` costs nothing measurable, and
-``generate`` must run on the calling thread (a worker thread loses the thread settings).
+docs/architecture.md, "Measurement facts": a streamer whose ``put`` records ``perf_counter`` costs
+nothing measurable, and ``generate`` must run on the calling thread (a worker thread loses the
+thread settings).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
-import os
+
 import time
 import warnings
 from dataclasses import dataclass
@@ -65,37 +66,6 @@ def weight_bytes(model: torch.nn.Module) -> tuple[int, int]:
     params = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values() if p.device.type != "meta")
     nbytes = sum(t.numel() * t.element_size() for t in unique(model.state_dict().values()))
     return params, nbytes
-
-
-TEST_DELAY_ENV = "INFERLAB_TEST_TOKEN_DELAY_MS"
-
-
-TEST_DELAY_CALLS_ENV = "INFERLAB_TEST_TOKEN_DELAY_CALLS"
-_planted_calls = 0
-
-
-def planted_token_delay_s() -> float:
-    """Test-only knob: ``INFERLAB_TEST_TOKEN_DELAY_MS`` adds a sleep after every generated token.
-
-    It plants a real, known slowdown (for the regression gate's detection-power study and its
-    tests); never set it in a measurement you mean to keep. ``INFERLAB_TEST_TOKEN_DELAY_CALLS=N``
-    limits it to the process's first N ``generate`` calls: a transient disturbance, as a shared
-    host causes, which the gate's re-measurement must tell from a regression.
-    """
-    global _planted_calls
-    raw = os.environ.get(TEST_DELAY_ENV, "").strip()
-    if not raw:
-        return 0.0
-    try:
-        delay_ms = float(raw)
-        calls = int(os.environ.get(TEST_DELAY_CALLS_ENV, "").strip() or -1)
-    except ValueError:
-        raise ValueError(f"{TEST_DELAY_ENV}={raw!r} must be a number of milliseconds and "
-                         f"{TEST_DELAY_CALLS_ENV} an integer") from None
-    _planted_calls += 1
-    if 0 <= calls < _planted_calls:
-        return 0.0
-    return max(0.0, delay_ms) / 1e3
 
 
 @dataclass
@@ -155,8 +125,7 @@ def counting_forwards(model: Any, active: bool):
 class TimingStreamer(BaseStreamer):
     """Records when each generation step delivers, and what it delivered per row."""
 
-    def __init__(self, delay_s: float = 0.0) -> None:
-        self.delay_s = delay_s
+    def __init__(self) -> None:
         self.prompt_seen = False
         self.times: list[float] = []
         self.steps: list[list[list[int]]] = []  # steps[k][row] = token ids delivered at step k
@@ -169,8 +138,6 @@ class TimingStreamer(BaseStreamer):
         self.times.append(now)
         # one token per row from a decode step; several from a speculative step (batch of one)
         self.steps.append(value.reshape(value.shape[0], -1).tolist())
-        if self.delay_s:
-            time.sleep(self.delay_s)
 
     def end(self) -> None:
         pass
@@ -261,7 +228,7 @@ class TransformersEngine(Engine):
             for name, value in self.assist.config_fields.items():
                 setattr(config, name, value)
             extra = dict(self.assist.generate_kwargs)
-        streamer = TimingStreamer(planted_token_delay_s())
+        streamer = TimingStreamer()
         if not sampling.greedy:
             torch.manual_seed(sampling.seed + batch[0].index)
         self.info.device.sync()
@@ -269,7 +236,7 @@ class TransformersEngine(Engine):
         try:
             with torch.inference_mode(), counting_forwards(self.module, self.assist is not None) as usage:
                 out = self.module.generate(**inputs, generation_config=config, streamer=streamer, **extra)
-        except Exception as exc:  # a failed request is data (DESIGN §4)
+        except Exception as exc:  # a failed request is data (docs/architecture.md)
             return [RequestTrace.failed(r, t_send, f"{type(exc).__name__}: {exc}") for r in batch]
         if self.assist is not None:
             usage.seconds = time.perf_counter() - t_send

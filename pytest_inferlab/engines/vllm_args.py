@@ -10,8 +10,9 @@ layout (static, quantized through quanto/HQQ, offloaded) have no vLLM counterpar
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
+from pytest_inferlab.registry import Registry
 from pytest_inferlab.specs.core import KVCacheSpec
 
 BLOCK_SIZES = (1, 8, 16, 32, 64, 128)
@@ -62,25 +63,63 @@ def kv_engine_args(spec: KVCacheSpec | None) -> dict[str, Any]:
     return args
 
 
-def batching_engine_args(spec: Any) -> dict[str, Any]:
-    """Engine arguments for a BatchingSpec: vLLM always batches continuously; ``max_batch`` ->
-    ``max_num_seqs``, ``max_batch_tokens`` -> ``max_num_batched_tokens``; sequential = 1 sequence."""
-    if spec is None:
-        return {}
-    settings = dict(spec.settings)
-    if spec.kind == "sequential":
-        return {"max_num_seqs": 1}
-    if spec.kind == "static":
-        raise NoVllmEquivalent("batching static has no vLLM equivalent: vLLM's scheduler batches continuously")
+# One mapping per batching engine and per drafting method: a registry decides, not a string test.
+BatchingArgs = Callable[[dict[str, Any]], dict[str, Any]]
+SpeculativeArgs = Callable[[dict[str, Any], str], dict[str, Any]]
+vllm_batching: Registry[BatchingArgs] = Registry("vLLM batching mappings")
+vllm_speculative: Registry[SpeculativeArgs] = Registry("vLLM speculative mappings")
+
+
+@vllm_batching.register("sequential")
+def _sequential(settings: dict[str, Any]) -> dict[str, Any]:
+    return {"max_num_seqs": 1}
+
+
+@vllm_batching.register("continuous")
+def _continuous(settings: dict[str, Any]) -> dict[str, Any]:
     args: dict[str, Any] = {}
     if "max_batch" in settings:
         args["max_num_seqs"] = int(settings["max_batch"])
     if "max_batch_tokens" in settings:
         args["max_num_batched_tokens"] = int(settings["max_batch_tokens"])
-    if "page_size" in settings or "num_blocks" in settings:
-        args.update(kv_engine_args(KVCacheSpec.of("paged", **{k: settings[k] for k in ("page_size", "num_blocks")
-                                                              if k in settings})))
+    paged = {k: settings[k] for k in ("page_size", "num_blocks") if k in settings}
+    if paged:
+        args.update(kv_engine_args(KVCacheSpec.of("paged", **paged)))
     return args
+
+
+vllm_batching.register("server", _continuous)  # a server batches as vLLM does
+
+
+def batching_engine_args(spec: Any) -> dict[str, Any]:
+    """Engine arguments for a BatchingSpec: vLLM always batches continuously; ``max_batch`` ->
+    ``max_num_seqs``, ``max_batch_tokens`` -> ``max_num_batched_tokens``; sequential = 1 sequence;
+    static has no equivalent."""
+    if spec is None:
+        return {}
+    if spec.kind not in vllm_batching:
+        raise NoVllmEquivalent(f"batching {spec.kind} has no vLLM equivalent: vLLM's scheduler batches continuously")
+    return vllm_batching.get(spec.kind)(dict(spec.settings))
+
+
+@vllm_speculative.register("prompt-lookup")
+def _ngram(settings: dict[str, Any], target_name: str) -> dict[str, Any]:
+    return {"method": "ngram", "num_speculative_tokens": int(settings.get("num_tokens", 5)),
+            "prompt_lookup_max": int(settings.get("max_ngram", 2)), "prompt_lookup_min": 1}
+
+
+@vllm_speculative.register("draft")
+def _draft_model(settings: dict[str, Any], target_name: str) -> dict[str, Any]:
+    if "layers" in settings or "quant" in settings:
+        raise NoVllmEquivalent("speculative draft: vLLM loads its draft by name; a truncated or quantized copy "
+                               "made here (layers=, quant=) has no name it can load: save it and pass model=")
+    return {"model": settings.get("model", target_name), "num_speculative_tokens": int(settings.get("num_tokens", 5))}
+
+
+@vllm_speculative.register("eagle")
+def _eagle(settings: dict[str, Any], target_name: str) -> dict[str, Any]:
+    return {"method": settings.get("variant", "eagle"), "model": settings["model"],
+            "num_speculative_tokens": int(settings.get("num_tokens", 5))}
 
 
 def speculative_engine_args(spec: Any, target_name: str) -> dict[str, Any]:
@@ -90,19 +129,6 @@ def speculative_engine_args(spec: Any, target_name: str) -> dict[str, Any]:
     with its head's ``model``. Early exit and universal drafts have no vLLM counterpart."""
     if spec is None:
         return {}
-    settings = dict(spec.settings)
-    tokens = int(settings.get("num_tokens", 5))
-    if spec.method == "prompt-lookup":
-        config = {"method": "ngram", "num_speculative_tokens": tokens,
-                  "prompt_lookup_max": int(settings.get("max_ngram", 2)), "prompt_lookup_min": 1}
-    elif spec.method == "draft":
-        if "layers" in settings or "quant" in settings:
-            raise NoVllmEquivalent("speculative draft: vLLM loads its draft by name; a truncated or quantized copy "
-                                   "made here (layers=, quant=) has no name it can load: save it and pass model=")
-        config = {"model": settings.get("model", target_name), "num_speculative_tokens": tokens}
-    elif spec.method == "eagle":
-        config = {"method": settings.get("variant", "eagle"), "model": settings["model"],
-                  "num_speculative_tokens": tokens}
-    else:
+    if spec.method not in vllm_speculative:
         raise NoVllmEquivalent(f"speculative {spec.method} has no vLLM counterpart (vLLM: ngram, draft model, EAGLE)")
-    return {"speculative_config": config}
+    return {"speculative_config": vllm_speculative.get(spec.method)(dict(spec.settings), target_name)}

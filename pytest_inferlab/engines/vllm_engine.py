@@ -178,7 +178,7 @@ class VllmEngine(Engine):
         t_send = time.perf_counter()
         try:
             outputs = self.llm.generate(prompts, params, use_tqdm=False)
-        except Exception as exc:  # a failed request is data (DESIGN §4)
+        except Exception as exc:  # a failed request is data (docs/architecture.md)
             return [RequestTrace.failed(r, t_send, f"{type(exc).__name__}: {exc}") for r in batch]
         t_done = time.perf_counter()
         return [trace_from_output(out, r, t_send, wall_to_perf, t_done) for out, r in zip(outputs, batch)]

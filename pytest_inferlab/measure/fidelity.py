@@ -1,4 +1,4 @@
-"""Fidelity of a model variant to its unoptimized reference, on fixed text (DESIGN §4).
+"""Fidelity of a model variant to its unoptimized reference, on fixed text (measure/catalog.py).
 
 The text is cut into windows of ``window`` tokens; each window is one forward pass. Per next-token
 position: KL(P_ref || P_variant) of the full next-token distributions, whether the two top-1

@@ -1,4 +1,4 @@
-"""Pure functions from traces to measurements (DESIGN §4). Units are in the names.
+"""Pure functions from traces to measurements (definitions: measure/catalog.py). Units are in the names.
 
 Missing data is ``None`` (or an entry in ``absent`` with the reason), never 0.
 """

@@ -1,4 +1,4 @@
-"""Records -> airspeed-velocity results (DESIGN §7), so ``asv publish`` shows the history of every
+"""Records -> airspeed-velocity results (docs/architecture.md, README "History"), so ``asv publish`` shows the history of every
 suite without asv ever re-running them.
 
 One asv benchmark per suite test and metric (``type: track``), named
@@ -229,16 +229,22 @@ def find_records(folder: Path) -> list[Path]:
     return record_files(folder, recursive=True)
 
 
-def export(record_paths: Iterable[Path], asv_results: Path, include_dirty: bool = False,
-           warn: Callable[[str], None] | None = None) -> ExportSummary:
-    """Write asv results for ``record_paths`` into the ``asv_results`` tree (merging)."""
-    warn = warn or (lambda text: warnings.warn(text, stacklevel=2))
-    summary = ExportSummary()
-    # (machine, commit, env) -> benchmark -> (names, {combo: cell}); plus what each file needs
-    groups: dict[tuple[str, str, str], dict[str, dict[tuple[str, ...], Cell]]] = {}
-    meta: dict[tuple[str, str, str], dict[str, Any]] = {}
-    defs: dict[str, dict[str, Any]] = {}
-    machines: dict[str, dict[str, Any]] = {}
+ResultKey = tuple[str, str, str]  # (machine, commit, env): one asv results file
+
+
+@dataclass
+class Collected:
+    """The records of an export, grouped as asv files hold them."""
+
+    groups: dict[ResultKey, dict[str, dict[tuple[str, ...], Cell]]] = field(default_factory=dict)  # -> benchmark -> combo
+    meta: dict[ResultKey, dict[str, Any]] = field(default_factory=dict)  # date, python, model of each file
+    defs: dict[str, dict[str, Any]] = field(default_factory=dict)  # benchmark -> unit, param names, code, combos
+    machines: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _collect(record_paths: Iterable[Path], include_dirty: bool, warn: Callable[[str], None],
+             summary: ExportSummary) -> Collected:
+    found = Collected()
     for path in record_paths:
         try:
             record = load_record(path)
@@ -250,53 +256,74 @@ def export(record_paths: Iterable[Path], asv_results: Path, include_dirty: bool 
             continue
         key = (record["machine_id"], commit, env_name(record))
         python = ".".join(str((record.get("environment") or {}).get("python", "")).split(".")[:2])
-        meta[key] = {"date": date_ms, "python": python, "model": str(record["spec"]["model"]["name"])}
-        machines[record["machine_id"]] = machine_info(record)
+        found.meta[key] = {"date": date_ms, "python": python, "model": str(record["spec"]["model"]["name"])}
+        found.machines[record["machine_id"]] = machine_info(record)
         for name, form, code, names, values, cell in cells_of(record):
-            defs.setdefault(name, {"unit": form.unit, "param_names": list(names), "code": code, "combos": set()})
-            if list(names) != defs[name]["param_names"]:
-                summary.skipped.append(f"{path}: {name} has params {list(names)}, others {defs[name]['param_names']}")
+            d = found.defs.setdefault(name, {"unit": form.unit, "param_names": list(names), "code": code, "combos": set()})
+            if list(names) != d["param_names"]:
+                summary.skipped.append(f"{path}: {name} has params {list(names)}, others {d['param_names']}")
                 warn(f"asv export skipped {summary.skipped[-1]}")
                 continue
-            defs[name]["combos"].add(values)
-            cells = groups.setdefault(key, {}).setdefault(name, {})
+            d["combos"].add(values)
+            cells = found.groups.setdefault(key, {}).setdefault(name, {})
             if values not in cells or cells[values].started_at_ms <= cell.started_at_ms:
                 cells[values] = cell
-    benchmarks_path = asv_results / "benchmarks.json"
-    benchmarks = _read(benchmarks_path, BENCHMARKS_API_VERSION) or {}
-    benchmarks.pop("version", None)
+    return found
+
+
+def _benchmarks(existing: dict[str, Any], defs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """benchmarks.json's entries: the existing ones, with this export's benchmarks merged in."""
+    benchmarks = {name: value for name, value in existing.items() if name != "version"}
     for name, d in sorted(defs.items()):
         old = benchmarks.get(name, {})
         params = _merge_params(old.get("params", []), sorted(d["combos"]), len(d["param_names"]))
         benchmarks[name] = {"name": name, "type": "track", "unit": d["unit"], "param_names": d["param_names"],
                             "params": params, "version": _version(name, d["unit"]), "code": d["code"],
                             "timeout": 60.0, "pretty_name": name}
-    for machine, info in machines.items():
+    return benchmarks
+
+
+def _write_results(path: Path, key: ResultKey, meta: dict[str, Any], by_benchmark: dict[str, dict[tuple[str, ...], Cell]],
+                   benchmarks: dict[str, Any], summary: ExportSummary) -> None:
+    """One asv results file: its other benchmarks kept, this export's cells merged (newest wins)."""
+    machine, commit, env = key
+    existing = _load_cells(_read(path, RESULTS_API_VERSION))
+    results = {name: _row(params, cells, benchmarks[name]["version"], duration)
+               for name, (params, cells, duration) in existing.items()
+               if name in benchmarks and name not in by_benchmark}
+    for name, cells in by_benchmark.items():
+        params, old_cells, duration = existing.get(name, ([], {}, None))
+        merged = dict(old_cells)
+        for combo, cell in cells.items():
+            if combo not in merged or merged[combo].started_at_ms <= cell.started_at_ms:
+                merged[combo] = cell
+        params = _merge_params(params, merged, len(benchmarks[name]["param_names"]))
+        results[name] = _row(params, merged, benchmarks[name]["version"], duration)
+        summary.benchmarks.add(name)
+        summary.points += len(cells)
+    data = {"commit_hash": commit, "env_name": env, "date": meta["date"],
+            "params": {"machine": machine, "python": meta["python"], "model": meta["model"]},
+            "python": meta["python"], "requirements": {}, "env_vars": {},
+            "result_columns": RESULT_COLUMNS, "results": dict(sorted(results.items())), "durations": {},
+            "version": RESULTS_API_VERSION}
+    write_json_replace(path, data)
+    summary.files.add(path)
+
+
+def export(record_paths: Iterable[Path], asv_results: Path, include_dirty: bool = False,
+           warn: Callable[[str], None] | None = None) -> ExportSummary:
+    """Write asv results for ``record_paths`` into the ``asv_results`` tree (merging)."""
+    warn = warn or (lambda text: warnings.warn(text, stacklevel=2))
+    summary = ExportSummary()
+    found = _collect(record_paths, include_dirty, warn, summary)
+    benchmarks_path = asv_results / "benchmarks.json"
+    benchmarks = _benchmarks(_read(benchmarks_path, BENCHMARKS_API_VERSION) or {}, found.defs)
+    for machine, info in found.machines.items():
         write_json_replace(asv_results / machine / "machine.json", info)
-    for key, by_benchmark in sorted(groups.items()):
+    for key, by_benchmark in sorted(found.groups.items()):
         machine, commit, env = key
-        path = asv_results / machine / f"{commit[:8]}-{env}.json"
-        existing = _load_cells(_read(path, RESULTS_API_VERSION))
-        results = {name: _row(params, cells, benchmarks[name]["version"], duration)
-                   for name, (params, cells, duration) in existing.items()
-                   if name in benchmarks and name not in by_benchmark}
-        for name, cells in by_benchmark.items():
-            params, old_cells, duration = existing.get(name, ([], {}, None))
-            merged = dict(old_cells)
-            for combo, cell in cells.items():
-                if combo not in merged or merged[combo].started_at_ms <= cell.started_at_ms:
-                    merged[combo] = cell
-            params = _merge_params(params, merged, len(benchmarks[name]["param_names"]))
-            results[name] = _row(params, merged, benchmarks[name]["version"], duration)
-            summary.benchmarks.add(name)
-            summary.points += len(cells)
-        data = {"commit_hash": commit, "env_name": env, "date": meta[key]["date"],
-                "params": {"machine": machine, "python": meta[key]["python"], "model": meta[key]["model"]},
-                "python": meta[key]["python"], "requirements": {}, "env_vars": {},
-                "result_columns": RESULT_COLUMNS, "results": dict(sorted(results.items())), "durations": {},
-                "version": RESULTS_API_VERSION}
-        write_json_replace(path, data)
-        summary.files.add(path)
-    if defs:
+        _write_results(asv_results / machine / f"{commit[:8]}-{env}.json", key, found.meta[key], by_benchmark,
+                       benchmarks, summary)
+    if found.defs:
         write_json_replace(benchmarks_path, {**dict(sorted(benchmarks.items())), "version": BENCHMARKS_API_VERSION})
     return summary

@@ -10,6 +10,7 @@ from pytest_inferlab.plugin.fixtures import (batching, inferlab_device, inferlab
                        inferlab_server, model, parallel, quantization, quantized_model, server_model, speculative,
                        speculative_model, tp_model, vllm_model, workload, workload_overrides)
 from pytest_inferlab.plugin.options import MODEL, add_options, given, read_settings
+from pytest_inferlab.specs.labels import spec_label
 from pytest_inferlab.judge.policy import policies_for
 from pytest_inferlab.plugin.session import SESSION_KEY, LabSession, XdistHooks
 from pytest_inferlab.engines.sources import ModelSourceError, check_model, resolve_model
@@ -63,6 +64,14 @@ def _check_model(name: str) -> None:
         check_model(spec)
     except ModelSourceError as exc:
         raise pytest.UsageError(f"{MODEL}={name}: {exc}") from None
+
+
+def pytest_make_parametrize_id(config: pytest.Config, val: object, argname: str) -> str | None:
+    """Readable test ids for spec parameters (``paged-page_size=16``, ``closed:4``, ``tp2-pp2``)
+    where the suite gives none (pytest would say ``kv_cache0``); explicit ``ids=`` still win. A test
+    id keys its baseline: a case whose id this changed starts a new history (pass ``ids=`` to keep
+    the old one)."""
+    return spec_label(val)
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:

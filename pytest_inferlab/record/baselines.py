@@ -13,35 +13,21 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from pytest_inferlab.record.environment import machine_fingerprint
 from pytest_inferlab.record.jsonio import read_json_object, write_json_replace_all
-from pytest_inferlab.record.store import safe_name
+from pytest_inferlab.record.naming import baseline_filename, legacy_baseline_filename
 from pytest_inferlab.judge.verdict import NOT_MEASURED
 
-SCHEMA_VERSION = 1
+BASELINE_SCHEMA_VERSION = 1  # of the baseline file format (records have their own, record.py)
 HISTORY_LIMIT = 50
-SLUG_LIMIT = 80
 
 
 class BaselineError(ValueError):
     """A baseline file that cannot be used; the message names the file and what to do."""
-
-
-def baseline_filename(test_id: str, spec_id: str) -> str:
-    """A readable slug, then a hash of the exact test id: ids that slug alike (``a/b``, ``a_b``,
-    ``a:b``) or differ only past the slug's length get files of their own."""
-    digest = hashlib.sha256(test_id.encode("utf-8")).hexdigest()[:12]
-    return f"{safe_name(test_id, SLUG_LIMIT)}-{digest}-{spec_id}.json"
-
-
-def legacy_filename(test_id: str, spec_id: str) -> str:
-    """The name baselines had before the test id hash (read, and migrated on the next save)."""
-    return f"{safe_name(test_id)}-{spec_id}.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,9 +60,9 @@ def _parse(path: Path) -> dict[str, Any]:
         raise BaselineError(f"{exc}; fix it or restore it from git (it is never treated as missing nor "
                             "overwritten)") from None
     version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version != BASELINE_SCHEMA_VERSION:
         raise BaselineError(f"baseline {path} has schema_version {version!r}; this pytest-inferlab reads "
-                            f"{SCHEMA_VERSION}. Upgrade pytest-inferlab, or move the file away and save a new one")
+                            f"{BASELINE_SCHEMA_VERSION}. Upgrade pytest-inferlab, or move the file away and save a new one")
     if not isinstance(data.get("metrics"), dict):
         raise BaselineError(f"baseline {path}: missing 'metrics'")
     return data
@@ -139,7 +125,7 @@ class BaselineStore:
         """(the file to read, the legacy file it came from or None). A legacy file counts only when it
         holds this very test id: others that shared its slug start afresh under their own name."""
         path = folder / baseline_filename(test_id, spec_id)
-        legacy = folder / legacy_filename(test_id, spec_id)
+        legacy = folder / legacy_baseline_filename(test_id, spec_id)
         if not path.exists() and legacy.exists() and _parse(legacy).get("test_id") == test_id:
             return legacy, legacy
         return path, None
@@ -184,7 +170,7 @@ class BaselineStore:
         if target not in pending:
             source, legacy = self._locate(folder, test_id, record["spec_id"])
             data = self._read(source, test_id) if source.exists() else {
-                "schema_version": SCHEMA_VERSION, "machine_id": record["machine_id"],
+                "schema_version": BASELINE_SCHEMA_VERSION, "machine_id": record["machine_id"],
                 "test_id": test_id, "spec_id": record["spec_id"], "spec": record["spec"], "metrics": {},
             }
             pending[target] = _Pending(target, data, legacy)

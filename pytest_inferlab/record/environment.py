@@ -93,7 +93,7 @@ def collect_environment(device: Device, root: Path) -> dict[str, Any]:
 
 
 def machine_fingerprint(env: dict[str, Any]) -> dict[str, Any]:
-    """What must match for two numbers to be comparable (DESIGN §5): hardware, stack, threads."""
+    """What must match for two numbers to be comparable (docs/architecture.md, "Records and baselines"): hardware, stack, threads."""
     return {key: env.get(key) for key in FINGERPRINT_KEYS}
 
 

@@ -9,7 +9,7 @@ from typing import Any, Mapping
 from pytest_inferlab.record.jsonio import is_temp, read_json_object
 from pytest_inferlab.measure.metrics import Measurement
 
-SCHEMA_VERSION = 1
+RECORD_SCHEMA_VERSION = 1
 
 
 class RecordError(ValueError):
@@ -46,7 +46,19 @@ class Record:
     baseline: dict[str, Any] | None = None  # which baseline file was compared, and whether it gated
     evals: dict[str, Any] = field(default_factory=dict)  # lm-eval task -> scores and per-item correctness
     curve: list[dict[str, Any]] = field(default_factory=list)  # latency-throughput points (pytest_inferlab.measure.curves)
-    schema_version: int = SCHEMA_VERSION
+    schema_version: int = RECORD_SCHEMA_VERSION
+
+    def __getitem__(self, metric: str) -> float | None:
+        """``record["tpot_ms"]``: a measurement's headline value. A metric the case could not measure
+        raises KeyError with the reason it was absent; an unknown one names the measured metrics."""
+        if metric in self.measurements:
+            return self.measurements[metric].value
+        if metric in self.absent:
+            raise KeyError(f"{metric} was not measured in {self.test_id}: {self.absent[metric]}")
+        raise KeyError(f"{metric} is not a metric of {self.test_id}; measured: {', '.join(sorted(self.measurements))}")
+
+    def __contains__(self, metric: object) -> bool:
+        return metric in self.measurements
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -70,9 +82,9 @@ def parse_record(data: Any, source: str) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise RecordError(f"{source}: not a record (expected a JSON object)")
     version = data.get("schema_version")
-    if version != SCHEMA_VERSION:
+    if version != RECORD_SCHEMA_VERSION:
         raise RecordError(
-            f"{source}: schema_version {version!r} is not supported (this pytest-inferlab reads {SCHEMA_VERSION}); "
+            f"{source}: schema_version {version!r} is not supported (this pytest-inferlab reads {RECORD_SCHEMA_VERSION}); "
             "upgrade pytest-inferlab or re-run the suite"
         )
     missing = [key for key in REQUIRED if key not in data]

@@ -2,18 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
+from pytest_inferlab.record.naming import record_filename
 from pytest_inferlab.record.jsonio import write_json_new, write_text_if_absent
 from pytest_inferlab.record.packages import lock_state, packages_txt
 from pytest_inferlab.record.record import Record
-
-
-def safe_name(text: str, limit: int = 120) -> str:
-    """A file-name-safe slug of a test id (the spec_id keeps names unique)."""
-    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_")
-    return slug[:limit] or "case"
 
 
 class RecordStore:
@@ -23,8 +17,7 @@ class RecordStore:
         self.folder = results_dir / "runs" / run_id
 
     def write(self, record: Record) -> Path:
-        name = f"{safe_name(record.test_id)}-{record.spec_id}.json"
-        return write_json_new(self.folder / name, record.to_json())
+        return write_json_new(self.folder / record_filename(record.test_id, record.spec_id), record.to_json())
 
     def write_packages(self, root: Path) -> None:
         """``packages.txt``: every installed package of the run, installable with pip (kept if present)."""

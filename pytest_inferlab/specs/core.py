@@ -43,6 +43,12 @@ class NamedSettings:
     def spec_id(self) -> str:
         return stable_id(self.to_dict())
 
+    @property
+    def label(self) -> str:
+        """A readable test id: ``paged-page_size=16``."""
+        name = getattr(self, self.NAME_FIELD)
+        return "-".join([name, *(f"{key}={value}" for key, value in getattr(self, "settings"))])
+
     def to_dict(self) -> dict[str, Any]:
         return {self.NAME_FIELD: getattr(self, self.NAME_FIELD), "settings": dict(getattr(self, "settings"))}
 
@@ -130,6 +136,19 @@ class WorkloadSpec:
             problems.append("synthetic prompts need input_tokens")
         if problems:
             raise ValueError(f"workload {self.name!r}: " + "; ".join(problems))
+
+    @classmethod
+    def of(cls, name: str, **overrides: Any) -> "WorkloadSpec":
+        """The registered workload ``name`` with fields overridden: ``WorkloadSpec.of("synthetic",
+        count=1, input_tokens=2048)``; an unknown field or a bad value raises naming the workload."""
+        from pytest_inferlab.run.workloads import resolve_workload
+
+        base = resolve_workload(name)
+        unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"workload {name!r}: unknown field(s) {unknown}; known: "
+                             f"{', '.join(f.name for f in dataclasses.fields(cls))}")
+        return dataclasses.replace(base, **overrides)
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> "WorkloadSpec":

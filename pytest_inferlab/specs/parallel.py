@@ -53,6 +53,11 @@ class ParallelSpec:
             degrees[layout_axes.get(prefix).field] = int(degree)
         return cls(**degrees)
 
+    @property
+    def label(self) -> str:
+        return "-".join(part for part in (f"tp{self.tensor}" if self.tensor > 1 or self.pipeline == 1 else "",
+                                          f"pp{self.pipeline}" if self.pipeline > 1 else "") if part)
+
     def with_ray(self, address: str | None) -> "ParallelSpec":
         """The layout spread over the Ray cluster at ``address`` unless it names one already."""
         return dataclasses.replace(self, ray_address=self.ray_address or address)

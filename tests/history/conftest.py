@@ -43,7 +43,8 @@ ASV_CONF = {
 # interval uses t(df=1) = 63.7 and spans 10x; asv's step detection then down-weights those points
 # and missed the planted 3x step in ms_per_output_tok once in CI.
 RUN = ("--inferlab-model=dummy:tiny", "--inferlab-threads=1", "--inferlab-rounds=4", "--inferlab-no-gate",
-       "-p", "no:cacheprovider", "-q")
+       "-p", "no:cacheprovider", "-q", "-p", "planted_delay")  # tools/planted_delay.py: the planted slowdown
+TOOLS = str(Path(__file__).resolve().parents[2] / "tools")
 
 
 def git(repo: Path, *args: str) -> str:
@@ -63,7 +64,8 @@ def history_repo(tmp_path_factory) -> dict:
     git(repo, "config", "user.name", "lab")
     (repo / "asv.conf.json").write_text(json.dumps(ASV_CONF, indent=1))
     (repo / ".gitignore").write_text(".asv/\n.inferlab/\n.benchmarks/\n")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [TOOLS, os.environ.get("PYTHONPATH")]))}
     env.pop("INFERLAB_TEST_TOKEN_DELAY_MS", None)
     commits = []
     for number in range(1, COMMITS + 1):

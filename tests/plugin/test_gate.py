@@ -1,9 +1,11 @@
 """The regression gate end to end on dummy:tiny: save, unchanged re-run, planted slowdown."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -13,8 +15,19 @@ import pytest
 # (seen in CI on dummy:tiny, lasting through the confirming re-measurement).
 TOLERANCES = "--inferlab-tolerance=" + ",".join(
     f"{name}=0.5" for name in ("ttft_ms", "tpot_ms", "e2e_ms", "itl_p25_ms", "output_tok_per_s", "goodput_req_per_s"))
+# planted_delay (tools/): the known slowdown INFERLAB_TEST_TOKEN_DELAY_MS plants
 ARGS = ("--inferlab-model=dummy:tiny", "--inferlab-rounds=3", "--inferlab-threads=1", TOLERANCES,
-        "-p", "no:cacheprovider")
+        "-p", "no:cacheprovider", "-p", "planted_delay")
+TOOLS = str(Path(__file__).resolve().parents[2] / "tools")
+
+
+def with_tools(env):
+    return {**env, "PYTHONPATH": os.pathsep.join(filter(None, [TOOLS, env.get("PYTHONPATH")]))}
+
+
+@pytest.fixture(autouse=True)
+def tools_on_path(monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", with_tools(dict(os.environ))["PYTHONPATH"])
 # dummy:tiny makes a token in ~3 ms; 40 ms more per token (~14x) is a planted slowdown no noise can hide
 PLANTED_MS = "40"
 
@@ -40,7 +53,7 @@ def baseline_folder(tmp_path_factory):
         # host's other load is not what these tests are about
         done = subprocess.run([sys.executable, "-m", "pytest", *ARGS, "--inferlab-save-baseline",
                                "--inferlab-max-interference=0.99"], cwd=root,
-                              capture_output=True, text=True)
+                              capture_output=True, text=True, env=with_tools(dict(os.environ)))
         assert done.returncode == 0, done.stdout
     return root / "baselines"
 

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from pytest_inferlab.record.baselines import (BaselineError, BaselineStore, baseline_filename, legacy_filename,
-                                       save_valid)
+from pytest_inferlab.record.baselines import BaselineError, BaselineStore, save_valid
+from pytest_inferlab.record.naming import baseline_filename, legacy_baseline_filename
 from pytest_inferlab.cli import main
 from pytest_inferlab.record.jsonio import remove_stale_temps, write_json_new, write_json_replace
 from pytest_inferlab.record.record import record_files
@@ -124,7 +124,7 @@ def test_a_file_of_another_test_id_is_an_error_never_a_merge(tmp_path):
 
 
 def test_baselines_saved_under_the_old_names_keep_matching_and_move_on_the_next_save(tmp_path):
-    old = tmp_path / "cpu-1" / legacy_filename("s.py::t[a/b]", "abc")
+    old = tmp_path / "cpu-1" / legacy_baseline_filename("s.py::t[a/b]", "abc")
     old.parent.mkdir(parents=True)
     BaselineStore(tmp_path / "scratch").save(record("r0", test_id="s.py::t[a/b]"))
     [made] = (tmp_path / "scratch" / "cpu-1").glob("*.json")

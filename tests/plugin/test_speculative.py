@@ -51,9 +51,9 @@ def test_pairs_record_counts_speedup_and_exactness(pytester):
     assert records["test_pair[truncated-copy-edit]"]["measurements"]["itl_ms"]["n"] < 44
     # a draft larger than its target is allowed and shows the slowdown
     assert values["test_pair[larger-draft-copy-edit]"]["speculative_speedup"] < 1
-    sampled = records["test_sampled[speculative0]"]["conditions"]["speculative"]
+    sampled = records["test_sampled[draft-layers=1]"]["conditions"]["speculative"]
     assert sampled["exact"] is None and sampled["sampling_seed"] == 7
-    assert 0 <= values["test_sampled[speculative0]"]["sampled_unigram_tv"] <= 1
+    assert 0 <= values["test_sampled[draft-layers=1]"]["sampled_unigram_tv"] <= 1
 
 
 def test_an_unknown_method_is_a_usage_error_with_did_you_mean(pytester):

@@ -12,6 +12,8 @@ from pytest_inferlab.judge.gate import Gate, Judgement, merge
 from pytest_inferlab.judge.policy import policy_of
 from pytest_inferlab.judge.verdict import Verdict
 from pytest_inferlab.measure.catalog import DETERMINISTIC, TIMING, facts_of, unit_of
+from pytest_inferlab.measure.metrics import Measurement
+from pytest_inferlab.record.record import Record
 from pytest_inferlab.measure.enrichers import Case, Extras, engine_counters, enrich, parallel_ranks, weights
 from pytest_inferlab.measure.references import ReferenceCache
 from pytest_inferlab.plugin.case_settings import CaseSettings
@@ -129,11 +131,16 @@ def gate_record(tpot, run_id="r1", share=0.0):
                              "peak_mem_bytes": {"unit": "B", "value": 1000.0, "samples": [1000.0]}}}
 
 
-def test_gate_judges_against_the_history_and_only_gates_its_own_machine(tmp_path):
+@pytest.fixture
+def gate(tmp_path):
+    """A gate over a baseline of three runs of tpot_ms ~40 ms."""
     store = BaselineStore(tmp_path)
     for i, value in enumerate((40.0, 40.4, 39.6)):
         store.save(gate_record(value, f"r{i}"))
-    gate = Gate(GATE_SETTINGS, store)
+    return Gate(GATE_SETTINGS, store)
+
+
+def test_gate_judges_against_the_history_and_only_gates_its_own_machine(gate):
     same = gate.judge(gate_record(80.0), {})
     assert same.gating and same.regressed == ["tpot_ms"] and same.baseline["same_machine"]
     other = gate.judge({**gate_record(80.0), "machine_id": "other"}, {})
@@ -144,19 +151,11 @@ def test_gate_judges_against_the_history_and_only_gates_its_own_machine(tmp_path
     assert {v.outcome for v in noisy.verdicts if v.metric == "tpot_ms"} == {"invalid"}
 
 
-def test_a_regression_stands_only_if_every_remeasurement_regresses(tmp_path):
-    store = BaselineStore(tmp_path)
-    for i, value in enumerate((40.0, 40.4, 39.6)):
-        store.save(gate_record(value, f"r{i}"))
-    gate = Gate(GATE_SETTINGS, store)
-    from pytest_inferlab.record.record import Record
-
+def test_a_regression_stands_only_if_every_remeasurement_regresses(gate):
     first = gate.judge(gate_record(80.0), {})
     record = Record(run_id="r9", test_id="t.py::test_x", params={}, spec={}, spec_id="0123456789ab",
                     measurements={}, absent={}, engine={}, environment={"git": {"commit": "f" * 40}}, machine_id="m",
                     seed=0, started_at="", finished_at="", rounds=1, warmup_rounds=0, conditions={})
-    from pytest_inferlab.measure.metrics import Measurement
-
     fast = {"tpot_ms": Measurement("ms", 40.1, (40.1,)), "peak_mem_bytes": Measurement("B", 1000.0, (1000.0,))}
     said = []
     judged, confirmations = gate.confirm(record, first, {}, lambda: (fast, {"host_ref_s": None}), said.append)

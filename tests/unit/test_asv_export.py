@@ -1,4 +1,4 @@
-"""Records -> asv results: every format fact and silent-drop trap of DESIGN §7, read back by asv."""
+"""Records -> asv results: every format fact and silent-drop trap of outputs/asv_export.py, read back by asv."""
 
 from __future__ import annotations
 

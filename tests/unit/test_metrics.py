@@ -1,4 +1,4 @@
-"""Metric definitions (DESIGN §4) on tiny hand-built traces."""
+"""Metric definitions (measure/catalog.py) on tiny hand-built traces."""
 
 import pytest
 

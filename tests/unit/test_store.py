@@ -7,7 +7,7 @@ import pytest
 
 from pytest_inferlab.record.record import RecordError, load_record, parse_record
 from pytest_inferlab.record.jsonio import write_json_new
-from pytest_inferlab.record.store import safe_name
+from pytest_inferlab.record.naming import safe_name
 
 
 def test_write_never_overwrites_and_leaves_no_temp_files(tmp_path):

@@ -1,4 +1,4 @@
-"""One rank of a CPU tensor-parallel group (started by ``torchrun``; see parallel/__init__.py).
+"""One rank of a CPU tensor-parallel group (started by ``torchrun``; see engines/tensor_parallel/__init__.py).
 
 Every rank loads the model with transformers' tensor-parallel plan over gloo. Rank 0 listens on
 127.0.0.1 for JSON lines ``{"requests": [...], "sampling": {...}}``, hands each command to all

@@ -1,7 +1,7 @@
 """Sequential and static (padded) batching, served on the calling thread.
 
-The engine's ``generate`` runs on the calling thread (DESIGN §8: a worker thread loses the torch
-thread settings), so arrivals are a schedule this loop consults between batches: when the engine
+The engine's ``generate`` runs on the calling thread (docs/architecture.md: a worker thread loses
+the torch thread settings), so arrivals are a schedule this loop consults between batches: when the engine
 is busy, arrivals wait in the queue (that wait is in their TTFT); when it is idle, the loop sleeps
 until the next arrival, and how late it wakes is the load generator's own lag.
 """

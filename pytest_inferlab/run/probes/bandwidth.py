@@ -1,4 +1,4 @@
-"""Measured memory bandwidth of a device, the memory-bound limit of decoding (DESIGN.md §4).
+"""Measured memory bandwidth of a device, the memory-bound limit of decoding (measure/catalog.py: decode_bw_fraction).
 
 Decoding one token reads every weight once, so ``model_bytes / TPOT`` is the bandwidth a decode
 step achieves; set against a measured copy bandwidth of the device it says how close the variant
