@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping, Sequence
+from typing import Any, ClassVar, Mapping, Protocol, Sequence
 
 from pytest_inferlab.device import Device
 from pytest_inferlab.registry import Registry
@@ -52,6 +52,25 @@ class KVUsage:
         return self.nbytes / (self.positions * self.rows) if self.positions and self.rows else None
 
 
+class LoadTarget(Protocol):
+    """A server the ``server`` batching engine drives (run/batching/server.py)."""
+
+    def prepare(self, requests: Sequence[Request], sampling: SamplingSpec) -> list[Any]:
+        """Everything a request needs before its send time (bodies serialized)."""
+
+    def client(self) -> Any:
+        """An async context manager with ``warm(n)``, ``send(prepared, scheduled)``, ``text(path)``."""
+
+    def finish(self, outcomes: Sequence[Any]) -> list[RequestTrace]:
+        """Traces from the client's outcomes (token counting happens here, off the clock)."""
+
+    def learned(self, quirks: Any) -> None:
+        """What a client learned about the server during a round (it may have run in another process)."""
+
+    def load_processes(self) -> Any:
+        """None: one process sends a round; else the worker processes that share it."""
+
+
 class Engine(abc.ABC):
     """A loaded model that generates for a batch of requests and timestamps every delivery.
 
@@ -89,15 +108,12 @@ class Engine(abc.ABC):
             raise EngineCapabilityError(f"{needed_for} needs an in-process model; the {self.info.engine} engine has none")
         return self.module
 
-    def send(self, request: Request, sampling: SamplingSpec, t_send: float | None = None) -> RequestTrace:
-        """One request on its own (a server engine: the server batches); in-process engines batch."""
+    def load_target(self) -> "LoadTarget":
+        """What the ``server`` batching engine drives: ``prepare(requests, sampling)``, ``client()``
+        (an async context manager with ``warm``, ``send``, ``text``) and ``finish(outcomes)``; a
+        server engine is its own (engines/openai_engine.py). In-process engines batch themselves."""
         raise EngineCapabilityError(f"batching 'server' sends requests to a server engine (server_model fixture); "
                                     f"{self.info.engine} engines batch in process: use static or continuous")
-
-    @property
-    def sends_requests(self) -> bool:
-        """Whether ``send`` works (requests go to a server one by one)."""
-        return False
 
     def counters(self) -> dict[str, float]:
         """Cumulative counters (a server's token sources, vLLM's own metrics); a case records the change."""

@@ -174,10 +174,13 @@ class EngineFactory:
                 served = str(local.folder)  # transformers serve pins the folder it was started with
             else:
                 served = self.settings.server_model or (probe(url) or [None])[0] or spec.name
-            self._server_engine = OpenAIServerEngine(url, served, spec, load_tokenizer(spec))
+            self._server_engine = OpenAIServerEngine(url, served, spec, load_tokenizer(spec),
+                                                     processes=self.settings.load_processes)
         return self._server_engine
 
     def stop_server(self) -> None:
+        if self._server_engine is not None:
+            self._server_engine.close()  # its load-generator processes
         if self._server is not None:
             MEASURED_PIDS.discard(self._server.process.pid)
             self._server.stop()

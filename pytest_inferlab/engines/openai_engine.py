@@ -1,26 +1,26 @@
-"""Any OpenAI-compatible server (vLLM's, ``transformers serve``, ...) as an engine.
+"""Any OpenAI-compatible server (vLLM's, ``transformers serve``, llama.cpp's, ...) as an engine.
 
-Each request streams ``/v1/completions`` (default) or ``/v1/chat/completions`` over HTTP on its
-own thread; TTFT is taken at the first chunk with content and every content chunk is a delivery
-with its timestamp. Output tokens come from the server's ``usage`` (asked for with
-``stream_options``) or, when the server sends none, by re-tokenizing the text; which source was
-used is counted. HTTP errors, timeouts and broken connections are failed requests (data, not
-exceptions); malformed stream lines are counted and skipped.
+Requests stream ``/v1/completions`` (default) or ``/v1/chat/completions`` from one event loop
+(engines/openai_client.py); TTFT is taken at the first chunk with content and every content chunk
+is a delivery with its timestamp. Output tokens: the server's ``usage`` (asked for with
+``stream_options``) wins, else one per chunk, else re-tokenized (engines/sse.py); which source
+was used is counted. HTTP errors, timeouts, broken connections, malformed or truncated streams are
+failed requests with their reason (data, not exceptions), counted by kind.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import threading
-import time
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any, Sequence
 
 from pytest_inferlab.device import Device
 from pytest_inferlab.specs.core import ModelSpec, SamplingSpec
 from pytest_inferlab.run.trace import Request, RequestTrace
 from pytest_inferlab.engines.base import Engine, EngineInfo, encode_prompt
+from pytest_inferlab.engines.openai_client import OpenAIClient, Outcome, Prepared, ServerQuirks
+from pytest_inferlab.engines.sse import count_tokens
 
 APIS = ("completions", "chat")
 
@@ -42,102 +42,74 @@ def probe(base_url: str, timeout_s: float = 5.0) -> list[str]:
                                 f"({type(exc).__name__}: {exc})") from None
 
 
-@dataclass(frozen=True, slots=True)
-class StreamResult:
-    """What one streamed response delivered: content chunks with their times, usage if sent."""
-
-    times: tuple[float, ...]
-    texts: tuple[str, ...]
-    usage_tokens: int | None
-    malformed: int
-
-
-def parse_stream(lines: Any, clock: Any = time.perf_counter) -> StreamResult:
-    """Server-sent events -> content chunks with arrival times. Lines that are not ``data: {json}``
-    (or ``data: [DONE]``) are counted as malformed and skipped."""
-    times, texts, usage, malformed = [], [], None, 0
-    for line in lines:
-        now = clock()
-        line = line.strip()
-        if not line or line.startswith(":"):
-            continue
-        if not line.startswith("data:"):
-            malformed += 1
-            continue
-        payload = line[5:].strip()
-        if payload == "[DONE]":
-            break
-        try:
-            event = json.loads(payload)
-        except ValueError:
-            malformed += 1
-            continue
-        if not isinstance(event, dict):
-            malformed += 1
-            continue
-        if isinstance(event.get("usage"), dict) and event["usage"].get("completion_tokens") is not None:
-            usage = int(event["usage"]["completion_tokens"])
-        for choice in event.get("choices") or []:
-            text = choice.get("text")
-            if text is None:
-                text = (choice.get("delta") or {}).get("content")
-            if text:
-                times.append(now)
-                texts.append(text)
-    return StreamResult(tuple(times), tuple(texts), usage, malformed)
-
-
-def chunk_tokens(result: StreamResult, tokenizer: Any) -> tuple[tuple[int, ...], str]:
-    """Tokens per delivered chunk and where the total came from (``usage`` or ``retokenized``):
-    each chunk counts its own re-tokenized length (at least 1), rescaled so the total is the
-    server's usage when it sent one."""
-    counts = [max(1, len(tokenizer(text, add_special_tokens=False)["input_ids"])) for text in result.texts]
-    if result.usage_tokens is None or not counts:
-        return tuple(counts), "retokenized"
-    difference = result.usage_tokens - sum(counts)
-    counts[-1] = max(1, counts[-1] + difference)  # the usage total wins; the rest stays per chunk
-    return tuple(counts), "usage"
-
-
 class OpenAIServerEngine(Engine):
-    """Streams requests to ``base_url``; ``generate`` sends a batch concurrently, one thread each."""
+    """Streams requests to ``base_url`` from one event loop (engines/openai_client.py); it is its own
+    load target for the ``server`` batching engine, and ``generate`` sends a batch at once."""
 
-    counters_key = "server"  # the record's conditions key: token sources, malformed lines, failures by kind
+    counters_key = "server"  # the record's conditions key: token sources, failures by kind
 
     def __init__(self, base_url: str, served_model: str, spec: ModelSpec, tokenizer: Any, *,
-                 api: str = "completions", timeout_s: float = 120.0) -> None:
+                 api: str = "completions", timeout_s: float = 120.0, processes: int = 1) -> None:
         if api not in APIS:
             raise ValueError(f"api={api!r}: expected one of {', '.join(APIS)}")
+        if not isinstance(processes, int) or processes < 1:
+            raise ValueError(f"processes={processes!r}: the load client needs at least 1 process")
+        self.processes = processes
+        self._pool: Any = None  # run/batching/server.py:LoadProcesses, started on first use
         self.base_url = base_url.rstrip("/")
         self.served_model = served_model
         self.tokenizer = tokenizer
         self.api = api
         self.timeout_s = timeout_s
-        self.stats: Counter[str] = Counter()  # token sources, malformed lines, failures by kind (counters())
-        self.extensions = True  # send vLLM's ignore_eos/min_tokens until the server refuses them
-        self._lock = threading.Lock()
+        self.stats: Counter[str] = Counter()  # token sources, failures by kind (counters())
+        self.quirks = ServerQuirks()  # learned once: a strict server refuses vLLM's extensions
         self.info = EngineInfo(engine="openai-server", model=spec, device=Device("cpu"), dtype="server",
                                parameters=0, model_bytes=0, vocab_size=len(tokenizer),
                                facts={"base_url": self.base_url, "served_model": served_model, "api": api})
 
     @property
-    def sends_requests(self) -> bool:
-        return True
+    def extensions(self) -> bool:
+        """Whether requests carry vLLM's ``ignore_eos``/``min_tokens`` (until the server refuses them)."""
+        return self.quirks.extensions
+
+    def load_target(self) -> "OpenAIServerEngine":
+        return self
+
+    def load_processes(self) -> Any:
+        """None: one process sends everything; else the worker processes that share each round."""
+        if self.processes == 1:
+            return None
+        if self._pool is None:
+            from pytest_inferlab.run.batching.server import LoadProcesses
+
+            self._pool = LoadProcesses(self.processes)
+        return self._pool
+
+    def learned(self, quirks: ServerQuirks | None) -> None:
+        """What a client (perhaps in another process) learned about the server."""
+        if quirks is not None:
+            self.quirks.extensions = self.quirks.extensions and quirks.extensions
+            self.quirks.refused += quirks.refused
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
     def counters(self) -> dict[str, float]:
-        return dict(self.stats)
+        return {**self.stats, "extensions_refused": self.quirks.refused} if self.quirks.refused else dict(self.stats)
 
     def encode(self, text: str, chat: bool) -> list[int]:
         """Completions: the prompt as the in-process engine would see it (chat template applied);
         chat: the raw text (the server applies its own template)."""
         return encode_prompt(self.tokenizer, text, chat and self.api == "completions", special_tokens=False)
 
-    def body(self, request: Request, sampling: SamplingSpec) -> dict[str, Any]:
+    def body(self, request: Request, sampling: SamplingSpec, extensions: bool = True) -> dict[str, Any]:
         text = self.tokenizer.decode(list(request.prompt_ids), skip_special_tokens=False)
         body: dict[str, Any] = {"model": self.served_model, "max_tokens": request.max_new_tokens, "stream": True,
                                 "stream_options": {"include_usage": True},
                                 "temperature": sampling.temperature, "top_p": sampling.top_p, "seed": sampling.seed}
-        if request.ignore_eos and self.extensions:  # vLLM's extensions: exactly max_tokens tokens
+        if request.ignore_eos and extensions:  # vLLM's extensions: exactly max_tokens tokens
             body.update(ignore_eos=True, min_tokens=request.max_new_tokens)
         if self.api == "chat":
             body["messages"] = [{"role": "user", "content": text}]
@@ -145,72 +117,44 @@ class OpenAIServerEngine(Engine):
             body["prompt"] = text
         return body
 
-    def _count(self, key: str, n: int = 1) -> None:
-        with self._lock:
-            self.stats[key] += n
+    # ---- the load target: prepare (off the clock), client (the loop), finish (off the clock) ----
+    def prepare(self, requests: Sequence[Request], sampling: SamplingSpec) -> list[Prepared]:
+        return [Prepared(r, json.dumps(self.body(r, sampling)).encode(),
+                         json.dumps(self.body(r, sampling, extensions=False)).encode()) for r in requests]
 
-    def send(self, request: Request, sampling: SamplingSpec, t_send: float | None = None) -> RequestTrace:
-        """One streamed request; failures come back as ``ok=False`` traces with the reason."""
-        import httpx
-
+    def client(self) -> OpenAIClient:
         path = "/v1/chat/completions" if self.api == "chat" else "/v1/completions"
-        t_send = time.perf_counter() if t_send is None else t_send
-        t_start = time.perf_counter()
-        body = self.body(request, sampling)
-        try:
-            with httpx.stream("POST", self.base_url + path, json=body,
-                              timeout=httpx.Timeout(self.timeout_s)) as response:
-                if response.status_code >= 400:
-                    detail = response.read().decode("utf-8", "replace")[:300]
-                    if response.status_code in (400, 422) and "ignore_eos" in body and "ignore_eos" in detail:
-                        # a strict server (e.g. transformers serve) refuses vLLM's fields: drop them
-                        self.extensions = False
-                        self._count("extensions_refused")
-                        return self.send(request, sampling, t_send)
-                    self._count("http_errors")
-                    return RequestTrace.failed(request, t_send, f"HTTP {response.status_code}: {detail}")
-                result = parse_stream(_deadline_lines(response.iter_lines(), t_start + self.timeout_s))
-        except _Deadline:
-            self._count("timeouts")
-            return RequestTrace.failed(request, t_send, f"timed out after {self.timeout_s:g} s")
-        except httpx.TimeoutException:
-            self._count("timeouts")
-            return RequestTrace.failed(request, t_send, f"timed out after {self.timeout_s:g} s")
-        except httpx.HTTPError as exc:
-            self._count("connection_errors")
-            return RequestTrace.failed(request, t_send, f"{type(exc).__name__}: {exc}")
-        self._count("malformed_lines", result.malformed)
-        if not result.times:
-            self._count("empty_responses")
-            return RequestTrace.failed(request, t_send, "the server streamed no content")
-        counts, source = chunk_tokens(result, self.tokenizer)
-        self._count(f"tokens_from_{source}")
-        ids = tuple(self.tokenizer("".join(result.texts), add_special_tokens=False)["input_ids"])
-        return RequestTrace(request.index, t_send, result.times, counts, len(request.prompt_ids), ids, t_admit=t_start)
+        # a client of its own quirks (it may run in another process); ``learned`` merges them back
+        return OpenAIClient(self.base_url, path, self.timeout_s, ServerQuirks(self.quirks.extensions))
+
+    def finish(self, outcomes: Sequence[Outcome]) -> list[RequestTrace]:
+        """Traces of what the client saw: tokens counted (the server's usage wins), failures counted by kind."""
+        traces = []
+        for outcome in outcomes:
+            request, lag = outcome.request, outcome.started - outcome.scheduled
+            if outcome.failure is not None:
+                self.stats[outcome.kind or "failed"] += 1
+                traces.append(dataclasses.replace(RequestTrace.failed(request, outcome.scheduled, outcome.failure),
+                                                  client_lag_s=lag))
+                continue
+            result = outcome.result
+            counts, source = count_tokens(result, self.tokenizer)
+            self.stats[f"tokens_from_{source}"] += 1
+            ids = tuple(self.tokenizer("".join(result.texts), add_special_tokens=False)["input_ids"])
+            traces.append(RequestTrace(request.index, outcome.scheduled, result.times, counts,
+                                       len(request.prompt_ids), ids, client_lag_s=lag))
+        return traces
 
     def generate(self, batch: Sequence[Request], sampling: SamplingSpec) -> list[RequestTrace]:
-        """The batch's requests sent at once, each on its own thread (the server batches them)."""
-        t_send = time.perf_counter()
-        out: list[RequestTrace | None] = [None] * len(batch)
+        """The batch's requests sent at once (the server batches them)."""
+        from pytest_inferlab.run.batching.server import serve_one_process
+        from pytest_inferlab.specs.load import LoadSpec
 
-        def run(i: int, request: Request) -> None:
-            out[i] = self.send(request, sampling, t_send)
+        if not batch:
+            return []
+        budget = self.timeout_s + 30.0  # each request times out on its own first
+        return list(serve_one_process(self, self.prepare(batch, sampling), LoadSpec.closed(len(batch)), budget).requests)
 
-        threads = [threading.Thread(target=run, args=(i, r), daemon=True) for i, r in enumerate(batch)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        return [trace for trace in out if trace is not None]
-
-
-class _Deadline(Exception):
-    pass
-
-
-def _deadline_lines(lines: Any, deadline: float) -> Any:
-    """A stream that keeps sending (slowly) past the request's timeout is a timeout too."""
-    for line in lines:
-        if time.perf_counter() > deadline:
-            raise _Deadline()
-        yield line
+    def send(self, request: Request, sampling: SamplingSpec) -> RequestTrace:
+        """One request on its own."""
+        return self.generate([request], sampling)[0]

@@ -68,9 +68,12 @@ class Gate:
                     f"(limit {self.settings.max_interference:.0%}, --inferlab-max-interference)")
         if conditions.get("gpu_other_processes"):
             return f"other processes on the GPU during the case: pids {conditions['gpu_other_processes']}"
-        shortfall = (conditions.get("load_generator") or {}).get("shortfall")
-        if shortfall:
-            return shortfall
+        generator = conditions.get("load_generator") or {}
+        if generator.get("shortfall"):
+            return generator["shortfall"]
+        if generator.get("over_saturated"):
+            return ("the server was over-saturated at this load (its queue kept growing); the round stopped early, "
+                    "so its latencies describe a queue, not the server")
         if conditions.get("xdist_worker"):
             return "measured beside other pytest-xdist workers (parallel cases share the machine)"
         return None

@@ -74,6 +74,18 @@ define("req_per_s", "req/s", True, "completed requests / measured window")
 define("goodput_req_per_s", "req/s", True, "requests meeting every SLO / measured window", TIMING, 0.05)
 define("queue_ms", "ms", False, "time a request waited between arriving and the engine taking it in (under an "
         "arrival process; part of its TTFT)")
+define("client_lag_ms", "ms", False, "a load client's own lateness: when it sent a request minus when the request "
+        "was due (part of TTFT; a case whose client fell behind is invalid)")
+define("server_running_max", "requests", False, "the server's own count of requests running, highest over the "
+        "case's /metrics samples")
+define("server_waiting_max", "requests", False, "the server's own count of requests waiting (queued), highest over "
+        "the case's /metrics samples")
+define("server_kv_cache_usage_max", "fraction", False, "the server's KV-cache usage (0-1), highest over the case's "
+        "/metrics samples")
+define("server_prefix_cache_hit_rate", "fraction", True, "the server's prefix-cache hits / queries over the case "
+        "(SGLang: its hit-rate gauge, mean)")
+define("server_spec_acceptance_rate", "fraction", True, "the server's accepted / drafted speculative tokens over "
+        "the case")
 define("slo_attainment", "fraction", True, "share of requests meeting every configured SLO (failed ones do not)")
 define("offered_req_per_s", "req/s", True, "arrival rate the load generator delivered (open loop; the schedule's "
         "rate when it kept up)")

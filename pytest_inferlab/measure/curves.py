@@ -28,7 +28,7 @@ def curve_point(load: LoadSpec, measurements: Mapping[str, Measurement], generat
 
     attainment = value("slo_attainment")
     sustained = (attainment is not None and attainment >= attainment_target and not generator.get("shortfall")
-                 and not generator.get("cut_by_budget"))
+                 and not generator.get("cut_by_budget") and not generator.get("over_saturated"))
     return {"load": load.label, "process": load.process, "rate": load.rate, "slo": slo.label(),
             "attainment_target": attainment_target, "offered_req_per_s": generator.get("offered_req_per_s"),
             "req_per_s": value("req_per_s"), "output_tok_per_s": value("output_tok_per_s"),
@@ -36,7 +36,7 @@ def curve_point(load: LoadSpec, measurements: Mapping[str, Measurement], generat
             "tpot_p50_ms": value("tpot_ms", "p50"), "tpot_p99_ms": value("tpot_ms", "p99"),
             "goodput_req_per_s": value("goodput_req_per_s"), "slo_attainment": attainment,
             "failed_requests": value("failed_requests"), "sustained": sustained,
-            "shortfall": generator.get("shortfall")}
+            "shortfall": generator.get("shortfall"), "over_saturated": bool(generator.get("over_saturated"))}
 
 
 def configuration_label(record: Mapping[str, Any]) -> str:

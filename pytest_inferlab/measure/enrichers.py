@@ -93,7 +93,23 @@ def load_generator(case: Case, measured: Mapping[str, Measurement]) -> Extras:
     offered = generator["offered_req_per_s"]
     point = curve_point(case.load, measured, generator, case.slo, case.slo_attainment)
     return Extras({"offered_req_per_s": scalar("offered_req_per_s", offered)} if offered is not None else {},
-                  conditions={"load_generator": generator}, notes=(case.load.label,), curve=(point,))
+                  conditions={"load_generator": generator},
+                  notes=(case.load.label,) + (("over-saturated",) if generator["over_saturated"] else ()), curve=(point,))
+
+
+def server_telemetry(case: Case, measured: Mapping[str, Measurement]) -> Extras:
+    """A server's own /metrics over the case: ``conditions.server_metrics`` and the ``server_*`` figures."""
+    telemetry = [r.server_metrics for r in case.timed if r.server_metrics is not None]
+    if not telemetry:
+        return Extras()
+    from pytest_inferlab.engines.telemetry import DERIVED, derived_values, summarize
+
+    summary = summarize(telemetry)
+    values = derived_values(summary)
+    reason = summary.get("absent") or f"the {summary.get('server', 'server')}'s /metrics do not include it"
+    absent = {name: reason for name in (*DERIVED, "server_spec_acceptance_rate") if name not in values}
+    return Extras({name: scalar(name, value) for name, value in values.items()}, absent,
+                  conditions={"server_metrics": summary})
 
 
 def quantized_fidelity(case: Case, measured: Mapping[str, Measurement]) -> Extras:
@@ -150,8 +166,8 @@ def task_accuracy(case: Case, measured: Mapping[str, Measurement]) -> Extras:
                   evals={task: result.to_dict() for task, result in results.items()})
 
 
-ENRICHERS: tuple[Enricher, ...] = (parallel_ranks, engine_counters, load_generator, quantized_fidelity, kv_cache,
-                                   speculative, task_accuracy)
+ENRICHERS: tuple[Enricher, ...] = (parallel_ranks, engine_counters, load_generator, server_telemetry,
+                                   quantized_fidelity, kv_cache, speculative, task_accuracy)
 
 
 def enrich(case: Case, measured: Mapping[str, Measurement]) -> Extras:

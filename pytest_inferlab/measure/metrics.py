@@ -144,6 +144,9 @@ def measure(rounds: Sequence[RoundTrace], slo: SLO = SLO()) -> tuple[dict[str, M
     queued = _drop_none(map(queue_ms, ok))
     if queued:
         out["queue_ms"] = distribution("queue_ms", queued)
+    lags = [req.client_lag_s * 1e3 for req in requests if req.client_lag_s is not None]
+    if lags:
+        out["client_lag_ms"] = distribution("client_lag_ms", lags)
     if slo.is_set():
         out["goodput_req_per_s"] = rate("goodput_req_per_s", [sum(meets(q, slo) for q in r.requests) for r in measured], windows)
         out["slo_attainment"] = Measurement("fraction", sum(meets(q, slo) for q in requests) / len(requests)) if requests else None

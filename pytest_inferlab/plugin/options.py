@@ -37,6 +37,7 @@ LOAD_BUDGET = "--inferlab-load-budget"
 SHARD = "--inferlab-shard"
 SERVER_URL = "--inferlab-server-url"
 SERVER_MODEL = "--inferlab-server-model"
+LOAD_PROCESSES = "--inferlab-load-processes"
 RAY_ADDRESS = "--inferlab-ray-address"
 SHARD_DURATIONS = "--inferlab-shard-durations"
 
@@ -192,6 +193,9 @@ OPTIONS = (
     Option(SERVER_MODEL, str, None,
            "the model name to request from --inferlab-server-url (default: the first the server lists at "
            "/v1/models, else --inferlab-model)"),
+    Option(LOAD_PROCESSES, parse_positive_int, 1,
+           "load-generator processes that share each server_model round, where one process cannot keep the "
+           "schedule (a case says so: its client_lag_ms beyond the lab's bound); default: 1"),
     Option(RAY_ADDRESS, str, None,
            "run vllm_model cases on vLLM's Ray executor at this address (multi-node tensor/pipeline parallel)"),
     Option(SHARD, parse_shard_option, None,
@@ -237,6 +241,7 @@ class Settings:
     load_budget: float
     server_url: str | None
     server_model: str | None
+    load_processes: int
     ray_address: str | None
     shard: Any
     shard_durations: Path | None

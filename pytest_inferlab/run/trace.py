@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any, Mapping
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +34,7 @@ class RequestTrace:
     ok: bool = True
     error: str | None = None
     t_admit: float | None = None  # when the engine took the request in (t_send: when it arrived)
+    client_lag_s: float | None = None  # a load client's own lateness: when it sent minus ``t_send``
 
     @property
     def output_tokens(self) -> int:
@@ -51,12 +53,16 @@ class RoundTrace:
     t_end: float
     requests: tuple[RequestTrace, ...]
     warmup: bool = False
-    # Under an arrival process (pytest_inferlab.engines.local_server): how late the load generator delivered each
+    # Under an arrival process (pytest_inferlab.specs.load): how late the load generator delivered each
     # arrival it could observe, the arrival rate it achieved, and whether the time budget cut the round.
     arrival_lags_s: tuple[float, ...] = ()
     offered_req_per_s: float | None = None
     scheduled_req_per_s: float | None = None
     cut_by_budget: bool = False
+    # The server batcher: the server's /metrics around and during the round
+    # (engines.telemetry.RoundTelemetry), and what showed the queue growing if the round was stopped.
+    server_metrics: Any = None
+    over_saturated: Mapping[str, Any] | None = None
 
 
 def output_digest(round_: RoundTrace) -> str:

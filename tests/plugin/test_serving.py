@@ -3,6 +3,8 @@
 import json
 import socket
 
+import pytest
+
 ARGS = ("--inferlab-model=dummy:tiny", "--inferlab-rounds=1", "--inferlab-warmup=0", "--inferlab-threads=1",
         "-p", "no:cacheprovider", "-rs")
 
@@ -40,7 +42,7 @@ def test_a_started_server_is_measured_survives_nothing_and_is_cleaned_up(pyteste
     assert result.ret == 1, result.stdout.str()
     result.stdout.fnmatch_lines([
         "*ERROR at setup of test_after_the_death*", "the server (pid *) exited with code -9; its log*",
-        "*test_server_dies*", "every request failed; first error: ConnectError*",
+        "*test_server_dies*", "every request failed; first error: ClientConnectorError: Cannot connect to host 127.0.0.1:*",
         "*1 failed, 2 passed, 1 error*"])
     records = [json.loads(p.read_text()) for p in (pytester.path / ".inferlab" / "runs").rglob("*.json")]
     assert len(records) == 2
@@ -53,6 +55,7 @@ def test_a_started_server_is_measured_survives_nothing_and_is_cleaned_up(pyteste
         assert not port_open(record["engine"]["facts"]["base_url"])  # nothing left listening
 
 
+@pytest.mark.slow
 def test_an_external_server_is_used_and_an_unreachable_one_refused(pytester, tmp_path):
     pytester.makepyfile(test_suite=SUITE.split("def test_server_dies")[0])
     from pytest_inferlab.device import CPU
@@ -91,3 +94,39 @@ def test_bad_layout(parallel):
     assert result.ret == 1
     result.stdout.fnmatch_lines(["*parallel layout 'tq2': expected tpN, ppN or tpN-ppN*",
                                  "SKIPPED ?2? *vllm: vLLM is not installed*", "*2 skipped, 1 error*"])
+
+
+@pytest.mark.slow
+def test_a_server_of_known_timing_is_measured_with_its_own_metrics_and_its_saturation(pytester):
+    """As a user would: the suites against a running server (here tools/truth_server.py, which
+    speaks vLLM's /metrics names), one case within its capacity and one far beyond it."""
+    from truth_server import RunningTruthServer, TruthSpec
+
+    pytester.makepyfile(test_suite="""
+import pytest
+
+@pytest.fixture
+def workload_overrides(request):
+    return {"count": 200 if "poisson" in request.node.name else 8, "output_tokens": 8}
+
+@pytest.mark.parametrize("load", ["closed:4", "poisson:100"], indirect=True)
+def test_served(lab, server_model, workload, load):
+    lab.measure(server_model, workload, batching="server", load=load)
+""")
+    with RunningTruthServer(TruthSpec(ttft_ms=150, gap_ms=5, tokens=8, limit=2)) as server:
+        result = pytester.runpytest_subprocess(*ARGS, f"--inferlab-server-url={server.url}",
+                                               "--inferlab-server-model=truth")
+    assert result.ret == 0, result.stdout.str()
+    records = {json.loads(p.read_text())["spec"]["load"]["process"]: json.loads(p.read_text())
+               for p in (pytester.path / ".inferlab" / "runs").rglob("*.json")}
+    within, beyond = records["closed"], records["poisson"]
+    values = {m: v["value"] for m, v in within["measurements"].items()}
+    assert values["server_running_max"] == 2 and values["server_waiting_max"] == 2  # 4 clients, 2 slots
+    assert values["client_lag_ms"] < 2 and values["failed_requests"] == 0
+    assert within["conditions"]["server_metrics"]["server"] == "vllm"
+    assert within["conditions"]["server"]["tokens_from_usage"] == 8
+    generator = beyond["conditions"]["load_generator"]
+    assert generator["over_saturated"]["in_flight_slope"]["lower_bound_per_s"] > 0
+    assert beyond["measurements"]["failed_requests"]["value"] > 0
+    assert beyond["conditions"]["invalid"].startswith("the server was over-saturated at this load")
+    assert within["conditions"]["invalid"] is None

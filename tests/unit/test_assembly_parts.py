@@ -61,9 +61,9 @@ class CountingEngine(FakeEngine):
 def test_an_engine_without_optional_capabilities_says_what_it_lacks():
     engine = FakeEngine()
     assert engine.module is None and engine.last_kv is None and engine.counters() == {} and engine.rank_peaks() == []
-    assert not engine.sends_requests and engine.counters_key is None
+    assert engine.counters_key is None
     with pytest.raises(EngineCapabilityError, match="fake engines batch in process: use static or continuous"):
-        engine.send(None, SamplingSpec())
+        engine.load_target()
     with pytest.raises(EngineCapabilityError, match="lm-eval needs an in-process model; the fake engine has none"):
         engine.in_process_module("lm-eval")
     with pytest.raises(EngineCapabilityError, match="cache configuration at load"):

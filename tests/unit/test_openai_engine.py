@@ -8,24 +8,38 @@ import pytest
 
 from pytest_inferlab.device import CPU
 from pytest_inferlab.engines import load_engine
-from pytest_inferlab.engines.openai_engine import (OpenAIServerEngine, ServerUnreachable, StreamResult, chunk_tokens,
-                                                   parse_stream, probe)
+from pytest_inferlab.engines.openai_engine import OpenAIServerEngine, ServerUnreachable, probe
+from pytest_inferlab.engines.sse import StreamResult, count_tokens, parse_stream, spread
 from pytest_inferlab.engines.local_server import LocalServer, free_port, plain_folder
 from pytest_inferlab.engines.sources import resolve_model
 from pytest_inferlab.specs.core import SamplingSpec
 from pytest_inferlab.run.workloads import materialize, workloads
 
 
-def test_parse_stream_counts_malformed_lines_and_reads_usage():
+def test_parse_stream_reads_content_and_usage_and_skips_other_fields():
     ticks = iter(range(100))
-    lines = ['data: {"choices":[{"delta":{"role":"assistant"}}]}', "", ": keep-alive",
-             'data: {"choices":[{"delta":{"content":"Hel"}}]}', "garbage without a prefix", "data: {not json",
-             'data: {"choices":[{"text":"lo"}]}', 'data: ["a list"]',
+    lines = ['data: {"choices":[{"delta":{"role":"assistant"}}]}', "", ": keep-alive", "event: message", "id: 7",
+             'data: {"choices":[{"delta":{"content":"Hel"}}]}', 'data: {"choices":[{"text":"lo"}]}',
              'data: {"choices":[],"usage":{"completion_tokens":3,"prompt_tokens":5}}', "data: [DONE]",
              'data: {"choices":[{"text":"after done"}]}']
     result = parse_stream(lines, clock=lambda: next(ticks))
-    assert result.texts == ("Hel", "lo") and result.times == (3, 6)
-    assert result.usage_tokens == 3 and result.malformed == 3
+    assert result.texts == ("Hel", "lo") and result.times == (5, 6)
+    assert result.usage_tokens == 3 and result.done and result.error is None
+
+
+@pytest.mark.parametrize("bad, kind", [("garbage without a prefix", "malformed_streams"),
+                                       ("data: {not json", "malformed_streams"), ('data: ["a list"]', "malformed_streams"),
+                                       ('data: {"error": {"message": "out of memory"}}', "server_errors")])
+def test_a_broken_stream_fails_with_the_line_that_broke_it(bad, kind):
+    result = parse_stream(['data: {"choices":[{"text":"a"}]}', bad, "data: [DONE]"])
+    assert result.error is not None and result.error_kind == kind and result.texts == ("a",)
+    assert (bad[:20] in result.error) or "out of memory" in result.error
+
+
+def test_a_stream_cut_off_without_done_is_broken_one_ended_by_http_is_not():
+    result = parse_stream(['data: {"choices":[{"text":"a"}]}'], body_complete=False)
+    assert result.error_kind == "connection_errors" and "without [DONE]" in result.error
+    assert parse_stream(['data: {"choices":[{"text":"a"}]}']).error is None  # transformers serve sends no [DONE]
 
 
 class Words:
@@ -33,11 +47,17 @@ class Words:
         return {"input_ids": text.split()}
 
 
-def test_chunk_tokens_prefer_usage_else_retokenize():
-    no_usage = StreamResult((1.0, 2.0), ("a b", "c"), None, 0)
-    assert chunk_tokens(no_usage, Words()) == ((2, 1), "retokenized")
-    with_usage = StreamResult((1.0, 2.0), ("a b", "c"), 5, 0)
-    assert chunk_tokens(with_usage, Words()) == ((2, 3), "usage")
+def test_token_counts_usage_wins_then_chunks_then_retokenized():
+    # usage wins and is never exceeded, spread by each chunk's own length
+    assert count_tokens(StreamResult((1.0, 2.0), ("a b", "c"), 5), Words()) == ((3, 2), "usage")
+    assert count_tokens(StreamResult((1.0, 2.0, 3.0), ("a b", "c d", "e"), 3), Words()) == ((1, 1, 1), "usage")
+    over = count_tokens(StreamResult((1.0, 2.0, 3.0), ("a b c", "d e", "f"), 4), Words())  # re-tokenizing says 6
+    assert sum(over[0]) == 4 and over[1] == "usage"
+    # no usage: text no longer than its chunks -> one token per chunk
+    assert count_tokens(StreamResult((1.0, 2.0), ("a", "b"), None), Words()) == ((1, 1), "chunks")
+    # no usage, several tokens per chunk -> re-tokenized
+    assert count_tokens(StreamResult((1.0, 2.0), ("a b ", "c"), None), Words()) == ((2, 1), "retokenized")
+    assert spread(7, [1, 1, 1]) in {(3, 2, 2), (2, 3, 2), (2, 2, 3)} and sum(spread(2, [5, 1, 1])) == 2
 
 
 def test_an_unreachable_server_is_named():

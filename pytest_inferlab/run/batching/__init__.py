@@ -28,6 +28,9 @@ from pytest_inferlab.run.trace import Request, RequestTrace, RoundTrace
 BUDGET_ERROR = "not served: the round's time budget of {budget:.0f} s ran out (the engine is saturated at this load)"
 # A load generator that delivers its arrivals this much slower than scheduled voids the case.
 MIN_RATE_KEPT = 0.95
+# A load client whose median lateness exceeds this share of the median TTFT (and 2 ms) voids the case:
+# the lab's own accuracy bound (tests/unit/test_load_client_truth.py).
+MAX_LAG_SHARE, MAX_LAG_MS = 0.02, 2.0
 
 
 class Batcher(Protocol):
@@ -152,7 +155,26 @@ def generator_conditions(rounds: Sequence[RoundTrace], load: LoadSpec) -> dict[s
         out["shortfall"] = (f"the load generator delivered {out['offered_req_per_s']:.3g} req/s of the "
                             f"{out['scheduled_req_per_s']:.3g} req/s scheduled (< {MIN_RATE_KEPT:.0%}): the case "
                             "measures the generator, not the engine")
+    out["shortfall"] = out["shortfall"] or client_behind(rounds)
+    saturated = [r.over_saturated for r in rounds if r.over_saturated]
+    out["over_saturated"] = dict(saturated[0]) if saturated else None
     return out
+
+
+def client_behind(rounds: Sequence[RoundTrace]) -> str | None:
+    """A load client (the server path) whose own median lateness is beyond the lab's accuracy bound."""
+    requests = [q for r in rounds for q in r.requests]
+    lags = [q.client_lag_s * 1e3 for q in requests if q.client_lag_s is not None]
+    ttfts = [(q.chunk_times[0] - q.t_send) * 1e3 for q in requests if q.ok and q.chunk_times]
+    if not lags or not ttfts:
+        return None
+    lag, ttft = statistics.median(lags), statistics.median(ttfts)
+    bound = max(MAX_LAG_MS, MAX_LAG_SHARE * ttft)
+    if lag <= bound:
+        return None
+    return (f"the load client sent requests {lag:.3g} ms late (median) against a bound of {bound:.3g} ms "
+            f"(max({MAX_LAG_MS:g} ms, {MAX_LAG_SHARE:.0%} of the median TTFT {ttft:.3g} ms)): the client fell "
+            "behind its schedule, the case measures the client, not the server")
 
 
 def finish_round(t0: float, traces: list[RequestTrace], arrivals: Arrivals, cut: bool) -> RoundTrace:

@@ -1,20 +1,312 @@
-"""Requests to a server, sent as they arrive: each on its own thread at its scheduled time, the
-server batching them as it does (vLLM and ``transformers serve --continuous-batching``
-continuously). The calling thread only schedules and collects, so its lag is the generator's."""
+"""Requests to a server, sent as they arrive from an asyncio event loop, the server batching them
+as it does (vLLM and ``transformers serve --continuous-batching`` continuously).
+
+Before the clock starts every body is serialized and the connection pool is opened; a request's
+``t_send`` is its scheduled arrival (open loop: the schedule; closed loop: the moment its client's
+previous request ended), and how late the client actually put it on the socket is kept per
+request (``client_lag_ms``). Where one process cannot keep the schedule, several share it (the
+target's ``processes``): each runs its share of the clients (closed loop) or of the arrivals
+(open loop) on its own loop against the same ``perf_counter`` clock (CLOCK_MONOTONIC, one per
+machine). An open-loop round whose queue grows without bound is stopped early as over-saturated
+(run/saturation.py). A server with Prometheus ``/metrics`` is scraped before and after the round
+and sampled during it (engines/telemetry.py).
+"""
 
 from __future__ import annotations
 
-import queue
-import threading
+import asyncio
+import multiprocessing
+import os
 import time
-from dataclasses import dataclass
-from typing import Any, Sequence
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Sequence, TypeVar
 
 from pytest_inferlab.device import Device
-from pytest_inferlab.specs.load import LoadSpec
-from pytest_inferlab.specs.core import SamplingSpec
+from pytest_inferlab.engines.telemetry import RoundTelemetry, Scrape, reading
+from pytest_inferlab.run.batching import BUDGET_ERROR, BatchingSpec
+from pytest_inferlab.run.probes.interference import MEASURED_PIDS
+from pytest_inferlab.run.saturation import SaturationWatch
 from pytest_inferlab.run.trace import Request, RequestTrace, RoundTrace
-from pytest_inferlab.run.batching import Arrivals, BatchingSpec, budget_failures, finish_round
+from pytest_inferlab.specs.core import SamplingSpec
+from pytest_inferlab.specs.load import LoadSpec
+
+POLL_S = 0.1                # the saturation watch samples requests in flight this often
+TELEMETRY_PERIOD_S = 0.5    # /metrics is sampled this often during a round
+OPEN_LOOP_CONNECTIONS = 64  # opened per process before an open-loop round (more are opened when needed)
+START_AFTER_S = 1.0         # several processes: the shared clock starts this long after the round is handed out
+SATURATED = ("not served: the server is over-saturated at this load (requests in flight and time to first "
+             "token kept rising); the round stopped early")
+
+T = TypeVar("T")
+
+
+def run_coroutine(coroutine: Awaitable[T]) -> T:
+    """Run on a fresh event loop; on a thread of its own where this thread already runs one."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
+
+
+@dataclass(frozen=True, slots=True)
+class Share:
+    """One process's part of a round: ``clients`` concurrent clients over its requests (closed
+    loop), or each request at its absolute time in ``times`` (open loop)."""
+
+    prepared: tuple[Any, ...]
+    clients: int = 0
+    times: tuple[float, ...] | None = None
+
+
+@dataclass(slots=True)
+class ShareResult:
+    """What one process saw: outcomes, what was still in flight when it stopped, and why it stopped."""
+
+    outcomes: list[Any] = field(default_factory=list)
+    in_flight: dict[int, tuple[float, Request]] = field(default_factory=dict)
+    stopped: str | None = None
+    saturation: dict[str, Any] | None = None
+    telemetry: RoundTelemetry | None = None
+    t0: float = 0.0
+    t_end: float = 0.0
+    quirks: Any = None
+
+
+def split(prepared: Sequence[Any], load: LoadSpec, t0: float, processes: int) -> list[Share]:
+    """The round's requests dealt out to ``processes`` (round robin, so every share sees the whole span)."""
+    if load.open_loop:
+        times = [t0 + offset for offset in load.offsets(len(prepared))]
+        return [Share(tuple(prepared[w::processes]), times=tuple(times[w::processes]))
+                for w in range(min(processes, max(1, len(prepared))))]
+    clients = min(load.concurrency, len(prepared))
+    shares = []
+    for w in range(processes):
+        mine = [c for c in range(clients) if c % processes == w]
+        shares.append(Share(tuple(p for i, p in enumerate(prepared) if i % clients in mine), clients=len(mine)))
+    return [s for s in shares if s.prepared] or [Share(())]
+
+
+class LoadRound:
+    """One process's share of a round against ``client`` (an OpenAIClient, not yet entered)."""
+
+    def __init__(self, client: Any, share: Share, t0: float | None, budget_s: float, *, sample_metrics: bool = True,
+                 stop: Callable[[], bool] | None = None, announce: Callable[[], None] | None = None) -> None:
+        self.client = client
+        self.share = share
+        self.t0 = t0  # None: start the clock once connected (one process)
+        self.budget_s = budget_s
+        self.sample_metrics = sample_metrics
+        self.stop_elsewhere = stop or (lambda: False)  # another process found the round over-saturated
+        self.announce = announce or (lambda: None)
+        self.watch = SaturationWatch() if share.times is not None else None
+        self.result = ShareResult()
+
+    async def run(self) -> ShareResult:
+        async with self.client as client:
+            share = self.share
+            await client.warm(min(len(share.prepared), share.clients or OPEN_LOOP_CONNECTIONS))
+            before = await self._scrape(client)
+            if self.t0 is None:
+                self.t0 = time.perf_counter()
+                if share.times is not None:
+                    share = Share(share.prepared, times=tuple(self.t0 + t for t in share.times))
+            elif self.t0 > time.perf_counter():
+                await asyncio.sleep(self.t0 - time.perf_counter())
+            self.result.t0 = self.t0
+            main = asyncio.create_task(self._open(client, share) if share.times is not None
+                                       else self._closed(client, share))
+            during: list[Scrape] = []
+            helpers = [asyncio.create_task(self._watch(main))]
+            if before is not None and before.schema is not None:
+                helpers.append(asyncio.create_task(self._sample(client, during)))
+            done, _ = await asyncio.wait({main}, timeout=self.t0 + self.budget_s - time.perf_counter())
+            if not done:
+                self.result.stopped = BUDGET_ERROR.format(budget=self.budget_s)
+                main.cancel()
+            await asyncio.gather(main, return_exceptions=True)
+            for helper in helpers:
+                helper.cancel()
+            await asyncio.gather(*helpers, return_exceptions=True)
+            self.result.t_end = time.perf_counter()
+            after = await self._scrape(client)
+            if before is not None and after is not None:
+                self.result.telemetry = RoundTelemetry(before, after, tuple(during), TELEMETRY_PERIOD_S)
+            self.result.quirks = client.quirks
+        return self.result
+
+    async def _scrape(self, client: Any) -> Scrape | None:
+        return reading(time.perf_counter(), *await client.text("/metrics")) if self.sample_metrics else None
+
+    async def _send(self, client: Any, prepared: Any, scheduled: float) -> Any:
+        index = prepared.request.index
+        self.result.in_flight[index] = (scheduled, prepared.request)
+        outcome = await client.send(prepared, scheduled)
+        del self.result.in_flight[index]
+        self.result.outcomes.append(outcome)
+        if self.watch is not None:
+            result = outcome.result
+            ttft = result.times[0] - scheduled if outcome.failure is None and result and result.times else None
+            self.watch.finished(scheduled, ttft, outcome.ended)
+        return outcome
+
+    async def _closed(self, client: Any, share: Share) -> None:
+        """``clients`` clients; each sends its next request the moment its previous one ended."""
+        queue = deque(share.prepared)
+        t0 = self.t0
+
+        async def one_client() -> None:
+            scheduled = t0
+            while queue:
+                scheduled = (await self._send(client, queue.popleft(), scheduled)).ended
+
+        async def clients() -> Any:
+            for _ in range(share.clients):
+                yield one_client()
+
+        await self._all(clients())
+
+    async def _open(self, client: Any, share: Share) -> None:
+        """Every request at its scheduled time, however many are in flight."""
+        async def at(due: float, prepared: Any) -> None:
+            await self._send(client, prepared, due)
+
+        async def arrivals() -> Any:
+            for due, prepared in zip(share.times, share.prepared):
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                yield at(due, prepared)
+
+        await self._all(arrivals())
+
+    async def _all(self, coroutines: Any) -> None:
+        """Start each coroutine the async iterator yields as a task, yielding once after each so that
+        its request reaches the socket before the next starts (aiohttp writes a body from a task of
+        its own before Python 3.12), then wait for all; cancelled, cancel them all."""
+        tasks: list[asyncio.Task[Any]] = []
+        try:
+            async for coroutine in coroutines:
+                tasks.append(asyncio.create_task(coroutine))
+                await asyncio.sleep(0)
+            await asyncio.gather(*tasks)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _watch(self, main: asyncio.Task[None]) -> None:
+        while not main.done():
+            await asyncio.sleep(POLL_S)
+            if self.stop_elsewhere():
+                self.result.stopped = SATURATED
+                main.cancel()
+                return
+            if self.watch is None:
+                continue
+            self.watch.sample(time.perf_counter(), len(self.result.in_flight))
+            verdict = self.watch.verdict()
+            if verdict is not None:
+                self.result.saturation, self.result.stopped = verdict, SATURATED
+                self.announce()
+                main.cancel()
+                return
+
+    async def _sample(self, client: Any, during: list[Scrape]) -> None:
+        while True:
+            await asyncio.sleep(TELEMETRY_PERIOD_S)
+            during.append(reading(time.perf_counter(), *await client.text("/metrics")))
+
+
+def assemble(target: Any, prepared: Sequence[Any], load: LoadSpec, results: Sequence[ShareResult],
+             budget_s: float) -> RoundTrace:
+    """The round's trace from every share: traces counted by the target, the unserved as failures."""
+    t0 = results[0].t0
+    outcomes = [o for r in results for o in r.outcomes]
+    in_flight = {i: v for r in results for i, v in r.in_flight.items()}
+    t_end = max(r.t_end for r in results)
+    saturation = next((r.saturation for r in results if r.saturation), None)
+    stopped = SATURATED if saturation else next((r.stopped for r in results if r.stopped), None)
+    traces = target.finish(outcomes)
+    answered = {o.request.index for o in outcomes} | set(in_flight)
+    offsets = load.offsets(len(prepared)) if load.open_loop else [t_end - t0] * len(prepared)
+    unsent = [(t0 + offset, p.request) for offset, p in zip(offsets, prepared) if p.request.index not in answered]
+    reason = stopped or BUDGET_ERROR.format(budget=budget_s)
+    traces += [RequestTrace.failed(r, scheduled, reason) for scheduled, r in (*in_flight.values(), *unsent)]
+    sent = sorted((o.scheduled, o.started) for o in outcomes)
+    offered = scheduled_rate = None
+    if load.open_loop and len(sent) >= 2:
+        offered, scheduled_rate = _rate([s for _, s in sent]), _rate([s for s, _ in sent])
+    telemetry = next((r.telemetry for r in results if r.telemetry is not None), None)
+    return RoundTrace(t0, t_end, tuple(sorted(traces, key=lambda t: t.index)),
+                      arrival_lags_s=tuple(o.started - o.scheduled for o in outcomes),
+                      offered_req_per_s=offered, scheduled_req_per_s=scheduled_rate,
+                      cut_by_budget=stopped is not None and saturation is None,
+                      server_metrics=telemetry, over_saturated=saturation)
+
+
+def _rate(times: Sequence[float]) -> float | None:
+    ordered = sorted(times)
+    span = ordered[-1] - ordered[0]
+    return (len(ordered) - 1) / span if span > 0 else None
+
+
+def serve_one_process(target: Any, prepared: Sequence[Any], load: LoadSpec, budget_s: float) -> RoundTrace:
+    """The round on this process's own event loop; its clock starts once the pool is open."""
+    result = run_coroutine(LoadRound(target.client(), split(prepared, load, 0.0, 1)[0], None, budget_s).run())
+    target.learned(result.quirks)
+    return assemble(target, prepared, load, [result], budget_s)
+
+
+class LoadProcesses:
+    """Worker processes (spawned once, kept for the session) that each run a share of a round."""
+
+    def __init__(self, processes: int) -> None:
+        context = multiprocessing.get_context("spawn")
+        self.stop = context.Event()
+        self.pool = ProcessPoolExecutor(processes, mp_context=context, initializer=_init_worker,
+                                        initargs=(self.stop,))
+        self.processes = processes
+        # spawn and import in every worker now, not inside the first round's clock; their CPU is the
+        # case's own, not interference
+        self.pids = set(self.pool.map(_ready, [0.2] * processes))
+        MEASURED_PIDS.update(self.pids)
+
+    def serve(self, target: Any, prepared: Sequence[Any], load: LoadSpec, budget_s: float) -> RoundTrace:
+        self.stop.clear()
+        t0 = time.perf_counter() + START_AFTER_S
+        shares = split(prepared, load, t0, self.processes)
+        futures = [self.pool.submit(_run_share, target.client(), share, t0, budget_s, w == 0)
+                   for w, share in enumerate(shares)]
+        results = [f.result() for f in futures]
+        for result in results:
+            target.learned(result.quirks)
+        return assemble(target, prepared, load, results, budget_s)
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        MEASURED_PIDS.difference_update(self.pids)
+
+
+_STOP: Any = None
+
+
+def _ready(linger_s: float) -> int:
+    time.sleep(linger_s)  # long enough that each call needs a worker of its own
+    return os.getpid()
+
+
+def _init_worker(stop: Any) -> None:
+    global _STOP
+    _STOP = stop
+
+
+def _run_share(client: Any, share: Share, t0: float, budget_s: float, sample_metrics: bool) -> ShareResult:
+    return asyncio.run(LoadRound(client, share, t0, budget_s, sample_metrics=sample_metrics, stop=_STOP.is_set,
+                                 announce=_STOP.set).run())
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,33 +316,12 @@ class ServerBatcher:
 
     def serve(self, engine: Any, requests: Sequence[Request], load: LoadSpec, sampling: SamplingSpec,
               spec: BatchingSpec, budget_s: float) -> RoundTrace:
-        if not engine.sends_requests:
-            engine.send(requests[0], sampling)  # raises EngineCapabilityError, naming what to use instead
-        t0 = time.perf_counter()
-        deadline = t0 + budget_s
-        arrivals = Arrivals(load, requests, t0)
-        done: queue.Queue[RequestTrace] = queue.Queue()
-        in_flight: dict[int, tuple[float, Request]] = {}
-        traces: list[RequestTrace] = []
-        cut = False
-        while arrivals or in_flight:
-            now = time.perf_counter()
-            if now > deadline:  # threads cannot be cancelled: their requests count as not served
-                traces += budget_failures(list(in_flight.values()) + arrivals.remaining(), budget_s)
-                cut = True
-                break
-            for arrival, request in arrivals.take_due(now, observed=True):
-                in_flight[request.index] = (arrival, request)
-                threading.Thread(target=lambda r=request, a=arrival: done.put(engine.send(r, sampling, a)),
-                                 daemon=True).start()
-            try:
-                trace = done.get(timeout=arrivals.wait_s(now, deadline))
-            except queue.Empty:
-                continue
-            in_flight.pop(trace.index, None)
-            traces.append(trace)
-            arrivals.completed(1, time.perf_counter())
-        return finish_round(t0, traces, arrivals, cut)
+        target = engine.load_target()  # raises EngineCapabilityError for in-process engines, naming what to use
+        prepared = target.prepare(requests, sampling)
+        pool = target.load_processes()
+        if pool is None:
+            return serve_one_process(target, prepared, load, budget_s)
+        return pool.serve(target, prepared, load, budget_s)
 
 
 SERVER = ServerBatcher()
