@@ -33,6 +33,7 @@ def test_variant(lab, quantized_model, workload, quantization):
 """
 
 
+@pytest.mark.slow
 def test_variants_are_recorded_with_fidelity_and_impossible_ones_skip_at_collection(pytester):
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(test_suite=SUITE)

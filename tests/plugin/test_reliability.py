@@ -186,6 +186,7 @@ def test_xdist_cases_are_not_saved_as_baselines(pytester):
 
 # ---- a measured case keeps its record --------------------------------------------------------
 
+@pytest.mark.slow
 def test_an_unreadable_baseline_fails_the_case_in_one_line_and_keeps_its_record_and_stale_temps_go(pytester):
     pytester.makepyfile(test_suite=SUITE)
     assert pytester.runpytest_subprocess(*ARGS, "--inferlab-save-baseline", "--inferlab-max-interference=0.99").ret == 0

@@ -135,6 +135,7 @@ def test_twice(lab, model, workload):
     assert result.ret == 1
 
 
+@pytest.mark.slow
 def test_records_survive_xdist_workers(pytester):
     pytest.importorskip("xdist")
     pytester.makeconftest(CONFTEST)

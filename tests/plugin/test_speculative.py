@@ -3,6 +3,8 @@ forwards, acceptance, interleaved speedup and the exactness check; collection-ti
 
 import json
 
+import pytest
+
 ARGS = ("--inferlab-model=dummy:tiny", "--inferlab-rounds=2", "--inferlab-warmup=1", "--inferlab-threads=1",
         "-p", "no:cacheprovider", "-rs")
 
@@ -28,6 +30,7 @@ def test_sampled(lab, speculative_model, workload, speculative):
 """
 
 
+@pytest.mark.slow
 def test_pairs_record_counts_speedup_and_exactness(pytester):
     pytester.makepyfile(test_suite=SUITE)
     result = pytester.runpytest_subprocess(*ARGS)

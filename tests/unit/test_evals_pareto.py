@@ -31,6 +31,7 @@ def test_the_shipped_multiple_choice_task_has_120_well_formed_items():
     assert len({i["question"] for i in items}) == len(items)
 
 
+@pytest.mark.slow
 def test_shipped_tasks_run_offline_with_per_item_correctness(tiny):
     results = evaluate(tiny.module, tiny.tokenizer, "cpu", SHIPPED_TASKS, limit=5)
     mc, ppl = results["inferlab_mc"], results["inferlab_ppl"]
