@@ -13,6 +13,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import aiohttp
+from yarl import URL
+
 from pytest_inferlab.engines.sse import StreamReader, StreamResult
 from pytest_inferlab.run.trace import Request
 
@@ -63,10 +66,6 @@ class OpenAIClient:
     request_timeout: Any = None
 
     async def __aenter__(self) -> "OpenAIClient":
-        import aiohttp
-
-        from yarl import URL
-
         connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=60, ttl_dns_cache=None)
         # The moment a request's body went to the socket is when it was sent (aiohttp writes it from
         # a task of its own on Python < 3.12): that, not the call, is what client_lag_ms measures.
@@ -78,7 +77,7 @@ class OpenAIClient:
                                              skip_auto_headers=("User-Agent", "Accept-Encoding"),
                                              timeout=aiohttp.ClientTimeout(total=None))
         self.url = URL(self.base_url + self.path)
-        self.request_timeout = _timeout(self.timeout_s)
+        self.request_timeout = aiohttp.ClientTimeout(total=self.timeout_s)
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
@@ -88,26 +87,24 @@ class OpenAIClient:
         """Open ``connections`` pooled connections (concurrent ``/v1/models`` calls) before any timing."""
         async def touch() -> None:
             try:
-                async with self.session.get(self.base_url + "/v1/models", timeout=_timeout(10.0)) as response:
+                async with self.session.get(self.base_url + "/v1/models", timeout=aiohttp.ClientTimeout(total=10.0)) as response:
                     await response.read()
-            except (OSError, asyncio.TimeoutError, _client_error()):
+            except (OSError, asyncio.TimeoutError, aiohttp.ClientError):
                 pass  # the request that needs the connection will fail with the reason
         await asyncio.gather(*(touch() for _ in range(max(1, connections))))
 
     async def text(self, path: str, timeout_s: float = 5.0) -> tuple[int, str]:
         """GET ``path`` (``/metrics``): status and body; status 0 when nothing answered."""
         try:
-            async with self.session.get(self.base_url + path, timeout=_timeout(timeout_s)) as response:
+            async with self.session.get(self.base_url + path, timeout=aiohttp.ClientTimeout(total=timeout_s)) as response:
                 return response.status, await response.text()
-        except (OSError, asyncio.TimeoutError, _client_error()) as exc:
+        except (OSError, asyncio.TimeoutError, aiohttp.ClientError) as exc:
             return 0, f"{type(exc).__name__}: {exc}"
 
     async def send(self, prepared: Prepared, scheduled: float) -> Outcome:
         return await self._send(prepared, scheduled, {"sent": None})
 
     async def _send(self, prepared: Prepared, scheduled: float, stamp: dict[str, float | None]) -> Outcome:
-        import aiohttp
-
         request = prepared.request
         with_extensions = self.quirks.extensions and prepared.body != prepared.plain_body
         body = prepared.body if with_extensions else prepared.plain_body
@@ -159,14 +156,3 @@ async def _stamp_sent(_session: Any, context: Any, _params: Any) -> None:
     if stamp["sent"] is None:
         stamp["sent"] = time.perf_counter()
 
-
-def _timeout(total_s: float) -> Any:
-    import aiohttp
-
-    return aiohttp.ClientTimeout(total=total_s)
-
-
-def _client_error() -> type[Exception]:
-    import aiohttp
-
-    return aiohttp.ClientError

@@ -23,6 +23,7 @@ from pytest_inferlab.engines.openai_client import OpenAIClient, Outcome, Prepare
 from pytest_inferlab.engines.sse import count_tokens
 
 APIS = ("completions", "chat")
+EXTENSIONS = ("ignore_eos", "min_tokens")  # vLLM's request fields a strict server refuses
 
 
 class ServerUnreachable(ConnectionError):
@@ -104,12 +105,12 @@ class OpenAIServerEngine(Engine):
         chat: the raw text (the server applies its own template)."""
         return encode_prompt(self.tokenizer, text, chat and self.api == "completions", special_tokens=False)
 
-    def body(self, request: Request, sampling: SamplingSpec, extensions: bool = True) -> dict[str, Any]:
+    def body(self, request: Request, sampling: SamplingSpec) -> dict[str, Any]:
         text = self.tokenizer.decode(list(request.prompt_ids), skip_special_tokens=False)
         body: dict[str, Any] = {"model": self.served_model, "max_tokens": request.max_new_tokens, "stream": True,
                                 "stream_options": {"include_usage": True},
                                 "temperature": sampling.temperature, "top_p": sampling.top_p, "seed": sampling.seed}
-        if request.ignore_eos and extensions:  # vLLM's extensions: exactly max_tokens tokens
+        if request.ignore_eos:  # vLLM's extensions: exactly max_tokens tokens
             body.update(ignore_eos=True, min_tokens=request.max_new_tokens)
         if self.api == "chat":
             body["messages"] = [{"role": "user", "content": text}]
@@ -119,8 +120,13 @@ class OpenAIServerEngine(Engine):
 
     # ---- the load target: prepare (off the clock), client (the loop), finish (off the clock) ----
     def prepare(self, requests: Sequence[Request], sampling: SamplingSpec) -> list[Prepared]:
-        return [Prepared(r, json.dumps(self.body(r, sampling)).encode(),
-                         json.dumps(self.body(r, sampling, extensions=False)).encode()) for r in requests]
+        """Each body serialized twice: as sent, and without vLLM's extensions for a strict server."""
+        prepared = []
+        for request in requests:
+            body = self.body(request, sampling)
+            plain = {k: v for k, v in body.items() if k not in EXTENSIONS}
+            prepared.append(Prepared(request, json.dumps(body).encode(), json.dumps(plain).encode()))
+        return prepared
 
     def client(self) -> OpenAIClient:
         path = "/v1/chat/completions" if self.api == "chat" else "/v1/completions"

@@ -165,6 +165,7 @@ def client_behind(rounds: Sequence[RoundTrace]) -> str | None:
     """A load client (the server path) whose own median lateness is beyond the lab's accuracy bound."""
     requests = [q for r in rounds for q in r.requests]
     lags = [q.client_lag_s * 1e3 for q in requests if q.client_lag_s is not None]
+    # TTFT as measure/metrics.py:ttft_ms defines it (run/ comes before measure/ in the flow)
     ttfts = [(q.chunk_times[0] - q.t_send) * 1e3 for q in requests if q.ok and q.chunk_times]
     if not lags or not ttfts:
         return None

@@ -68,6 +68,7 @@ class ShareResult:
 
     outcomes: list[Any] = field(default_factory=list)
     in_flight: dict[int, tuple[float, Request]] = field(default_factory=dict)
+    unserved: list[tuple[float, Request]] = field(default_factory=list)  # when the round stopped: (due, request)
     stopped: str | None = None
     saturation: dict[str, Any] | None = None
     telemetry: RoundTelemetry | None = None
@@ -132,11 +133,20 @@ class LoadRound:
                 helper.cancel()
             await asyncio.gather(*helpers, return_exceptions=True)
             self.result.t_end = time.perf_counter()
+            self._unserved(share)
             after = await self._scrape(client)
             if before is not None and after is not None:
                 self.result.telemetry = RoundTelemetry(before, after, tuple(during), TELEMETRY_PERIOD_S)
             self.result.quirks = client.quirks
         return self.result
+
+    def _unserved(self, share: Share) -> None:
+        """What the round did not serve: still in flight, or never sent (due at its time, or now)."""
+        answered = {o.request.index for o in self.result.outcomes} | set(self.result.in_flight)
+        due = share.times or [self.result.t_end] * len(share.prepared)
+        self.result.unserved = [*self.result.in_flight.values(),
+                                *((t, p.request) for t, p in zip(due, share.prepared)
+                                  if p.request.index not in answered)]
 
     async def _scrape(self, client: Any) -> Scrape | None:
         return reading(time.perf_counter(), *await client.text("/metrics")) if self.sample_metrics else None
@@ -221,21 +231,16 @@ class LoadRound:
             during.append(reading(time.perf_counter(), *await client.text("/metrics")))
 
 
-def assemble(target: Any, prepared: Sequence[Any], load: LoadSpec, results: Sequence[ShareResult],
-             budget_s: float) -> RoundTrace:
+def assemble(target: Any, load: LoadSpec, results: Sequence[ShareResult], budget_s: float) -> RoundTrace:
     """The round's trace from every share: traces counted by the target, the unserved as failures."""
     t0 = results[0].t0
     outcomes = [o for r in results for o in r.outcomes]
-    in_flight = {i: v for r in results for i, v in r.in_flight.items()}
     t_end = max(r.t_end for r in results)
     saturation = next((r.saturation for r in results if r.saturation), None)
     stopped = SATURATED if saturation else next((r.stopped for r in results if r.stopped), None)
     traces = target.finish(outcomes)
-    answered = {o.request.index for o in outcomes} | set(in_flight)
-    offsets = load.offsets(len(prepared)) if load.open_loop else [t_end - t0] * len(prepared)
-    unsent = [(t0 + offset, p.request) for offset, p in zip(offsets, prepared) if p.request.index not in answered]
     reason = stopped or BUDGET_ERROR.format(budget=budget_s)
-    traces += [RequestTrace.failed(r, scheduled, reason) for scheduled, r in (*in_flight.values(), *unsent)]
+    traces += [RequestTrace.failed(r, due, reason) for result in results for due, r in result.unserved]
     sent = sorted((o.scheduled, o.started) for o in outcomes)
     offered = scheduled_rate = None
     if load.open_loop and len(sent) >= 2:
@@ -258,7 +263,7 @@ def serve_one_process(target: Any, prepared: Sequence[Any], load: LoadSpec, budg
     """The round on this process's own event loop; its clock starts once the pool is open."""
     result = run_coroutine(LoadRound(target.client(), split(prepared, load, 0.0, 1)[0], None, budget_s).run())
     target.learned(result.quirks)
-    return assemble(target, prepared, load, [result], budget_s)
+    return assemble(target, load, [result], budget_s)
 
 
 class LoadProcesses:
@@ -284,7 +289,7 @@ class LoadProcesses:
         results = [f.result() for f in futures]
         for result in results:
             target.learned(result.quirks)
-        return assemble(target, prepared, load, results, budget_s)
+        return assemble(target, load, results, budget_s)
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
