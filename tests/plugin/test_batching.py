@@ -3,6 +3,8 @@ conditions, the latency-throughput PNG and summary, a sweep within its budget, f
 
 import json
 
+import pytest
+
 ARGS = ("--inferlab-model=dummy:tiny", "--inferlab-rounds=1", "--inferlab-warmup=0", "--inferlab-threads=1",
         "-p", "no:cacheprovider", "-rs")
 
@@ -33,6 +35,7 @@ def records(pytester):
     return [json.loads(p.read_text()) for p in (pytester.path / ".inferlab" / "runs").rglob("*.json")]
 
 
+@pytest.mark.slow
 def test_load_cases_write_records_points_and_the_curve(pytester):
     pytester.makepyfile(test_suite=SUITE)
     result = pytester.runpytest_subprocess(*ARGS)
@@ -80,6 +83,7 @@ def test_sweep(lab, model, workload):
 """
 
 
+@pytest.mark.slow
 def test_a_sweep_on_a_saturated_engine_ends_within_its_budget(pytester):
     pytester.makepyfile(test_suite=SWEEP_TIGHT)
     pytester.makeconftest("import pytest\n@pytest.fixture\ndef workload_overrides():\n"

@@ -36,6 +36,7 @@ def port_open(url):
         return sock.connect_ex((host, int(port))) == 0
 
 
+@pytest.mark.slow
 def test_a_started_server_is_measured_survives_nothing_and_is_cleaned_up(pytester):
     pytester.makepyfile(test_suite=SUITE)
     result = pytester.runpytest_subprocess(*ARGS)
@@ -107,7 +108,7 @@ import pytest
 
 @pytest.fixture
 def workload_overrides(request):
-    return {"count": 200 if "poisson" in request.node.name else 8, "output_tokens": 8}
+    return {"count": 600 if "poisson" in request.node.name else 8, "output_tokens": 8}  # 6 s of arrivals at 100/s
 
 @pytest.mark.parametrize("load", ["closed:4", "poisson:100"], indirect=True)
 def test_served(lab, server_model, workload, load):
