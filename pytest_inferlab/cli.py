@@ -92,6 +92,27 @@ def merge_runs(run_dirs: list[Path], results: Path, run_id: str | None) -> int:
     return 0
 
 
+def ab(args: argparse.Namespace) -> int:
+    """A/B of BASE against the working tree (pytest_inferlab/ab/run.py)."""
+    from pytest_inferlab.ab.run import ABRequest, run_ab
+    from pytest_inferlab.judge.policy import parse_tolerances
+
+    try:
+        tolerance = parse_tolerances(args.tolerance, "--tolerance") if args.tolerance else {}
+    except ValueError as exc:
+        print(f"inferlab: {exc}", file=sys.stderr)
+        return 2
+    return run_ab(ABRequest(args.base, tuple(args.pytest_args), Path.cwd(), args.results, args.base_python,
+                            sys.executable, args.alpha, tolerance, args.timeout))
+
+
+def _probability(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"{text}: expected a probability between 0 and 1")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="inferlab", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -112,7 +133,27 @@ def main(argv: list[str] | None = None) -> int:
     merge.add_argument("run_dirs", type=Path, nargs="+", help="the shards' run folders, .inferlab/runs/<run id>")
     merge.add_argument("--results", type=Path, default=Path(".inferlab"), help="results folder (default: .inferlab)")
     merge.add_argument("--run-id", default=None, help="the merged run's id (default: a new one ending in -merged)")
-    args = parser.parse_args(argv)
+    paired = commands.add_parser("ab", help="A/B: BASE and the working tree measured in lock-step, judged on paired rounds",
+                                 description="Runs the selected suites for BASE (a git worktree, its own code "
+                                 "imported first) and for the working tree, each in its own process, alternating "
+                                 "round by round, and judges every timing metric on the paired per-round ratios. "
+                                 "Exit 0: no regression; 1: a regression; 2: bad input or a side crashed.")
+    paired.add_argument("base", help="the base revision: a branch, tag, HEAD~1 or commit; pytest's arguments follow "
+                        "after --, e.g. inferlab ab main -- suites/test_latency.py --inferlab-rounds=10")
+    paired.add_argument("--base-python", default=sys.executable,
+                        help="the interpreter of the base side: another environment (default: this one)")
+    paired.add_argument("--results", type=Path, default=Path(".inferlab"),
+                        help="results folder; the A/B goes in RESULTS/ab/<id> (default: .inferlab)")
+    paired.add_argument("--alpha", type=_probability, default=0.05,
+                        help="false-alarm budget of the whole A/B, split over its series (default: 0.05)")
+    paired.add_argument("--tolerance", default="", help="tolerances per metric, e.g. 'tpot_ms=0.03 ttft_ms=0.2'")
+    paired.add_argument("--timeout", type=float, default=6 * 3600.0, help="seconds both sides may take (default: 6 h)")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    pytest_args = argv[argv.index("--") + 1:] if "--" in argv else []  # everything after -- is pytest's
+    args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
+    args.pytest_args = pytest_args
+    if args.command == "ab":
+        return ab(args)
     if args.command == "merge-runs":
         return merge_runs(args.run_dirs, args.results, args.run_id)
     if args.command == "asv-offline":

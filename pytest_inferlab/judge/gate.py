@@ -8,11 +8,13 @@ re-measures a timing regression before it stands.
 from __future__ import annotations
 
 import dataclasses
+import statistics
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from pytest_inferlab.judge.policy import policies_for, policy_of
-from pytest_inferlab.judge.verdict import REGRESSED, NoiseModel, Verdict, bonferroni_alpha, judge_items, judge_run
+from pytest_inferlab.judge.verdict import (REGRESSED, NoiseModel, Verdict, blame_the_host, bonferroni_alpha,
+                                            judge_items, judge_run)
 from pytest_inferlab.plugin.options import Settings
 from pytest_inferlab.record.baselines import BaselineError, BaselineStore
 from pytest_inferlab.record.record import Record
@@ -96,6 +98,7 @@ class Gate:
                                 NoiseModel(), invalid)
             if verdict is not None:
                 verdicts.append(verdict)
+        verdicts = blame_the_host(verdicts, policies, host_ratio(current_ref, baseline, policies))
         gating = same_machine and not self.settings.no_gate and not self.settings.save_baseline
         if baseline is None:
             return Judgement(verdicts, None, gating, None, invalid)
@@ -139,3 +142,11 @@ def merge(first: Verdict, again: Verdict | None) -> Verdict:
     return dataclasses.replace(first, outcome="inconclusive",
                                reason=f"regressed at first ({first.reason}) but not when re-measured ({seen}): "
                                       "a disturbance of the host, not of the code")
+
+
+def host_ratio(current_ref: float | None, baseline: Any, policies: Mapping[str, Any]) -> float | None:
+    """The host-speed reference of this run / its median in the history (> 1: the host is slower now)."""
+    if not current_ref or baseline is None:
+        return None
+    refs = [ref for name in policies for _, ref in baseline.runs(name) if ref]
+    return current_ref / statistics.median(refs) if refs else None

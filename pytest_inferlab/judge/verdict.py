@@ -27,7 +27,7 @@ import dataclasses
 import math
 import statistics
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from pytest_inferlab.judge.policy import MetricPolicy
 from pytest_inferlab.measure.catalog import DETERMINISTIC, INFO, TIMING
@@ -63,10 +63,25 @@ def bonferroni_alpha(family_alpha: float, series: int) -> float:
     return family_alpha / max(1, series)
 
 
-def _t_quantile(p: float, df: int | None) -> float:
+def t_quantile(p: float, df: int | None) -> float:
     from scipy import stats
 
     return float(stats.norm.ppf(p) if df is None else stats.t.ppf(p, df))
+
+
+def classify(low: float, high: float, policy: MetricPolicy) -> str:
+    """The outcome of a log-ratio interval [low, high] (current / baseline) against the tolerance:
+    regressed or improved only when the whole interval is beyond it, unchanged when the whole
+    interval is inside it (equivalence), else inconclusive."""
+    bad_low, bad_high = (low, high) if not policy.higher_is_better else (-high, -low)
+    limit = math.log1p(policy.tolerance)
+    if bad_low > limit:
+        return REGRESSED
+    if bad_high < -limit:
+        return "improved"
+    if -limit <= bad_low and bad_high <= limit:
+        return "unchanged"
+    return "inconclusive"
 
 
 def judge_timing(policy: MetricPolicy, current: float, history: Sequence[float], alpha: float,
@@ -82,20 +97,17 @@ def judge_timing(policy: MetricPolicy, current: float, history: Sequence[float],
         spread, df, source = max(noise.prior_run_noise, noise.min_run_noise), None, f"assumed ({k} run(s) in history)"
     center = statistics.fmean(logs)
     d = math.log(current) - center
-    half = _t_quantile(1 - alpha, df) * spread * math.sqrt(1 + 1 / k)
-    bad_low, bad_high = (d - half, d + half) if not policy.higher_is_better else (-d - half, -d + half)
-    limit = math.log1p(tol)
-    if bad_low > limit:
-        outcome = "regressed"
-    elif bad_high < -limit:
-        outcome = "improved"
-    elif -limit <= bad_low and bad_high <= limit:
-        outcome = "unchanged"
-    else:
-        outcome = "inconclusive"
+    half = t_quantile(1 - alpha, df) * spread * math.sqrt(1 + 1 / k)
+    outcome = classify(d - half, d + half, policy)
     ratio, interval = math.exp(d), (math.exp(d - half), math.exp(d + half))
     reason = (f"{ratio:.3f}x baseline, interval [{interval[0]:.3f}, {interval[1]:.3f}] at alpha {alpha:.2g}; "
               f"tolerance {tol:.0%}; run-to-run noise {spread:.1%} {source}")
+    if df is None and outcome in (REGRESSED, "improved"):
+        # An assumed noise figure is a guess, and on a shared host a poor one (its speed moves by 25-30%
+        # for minutes): only a measured history, or a paired comparison, may call a change.
+        outcome = "inconclusive"
+        reason += (f"; not judged: the history has {k} run(s), run-to-run noise is measured from "
+                   f"{noise.min_runs} (save more baselines, or compare paired: inferlab ab BASE)")
     return Verdict(name, outcome, current, math.exp(center), ratio, interval, tol, reason)
 
 
@@ -188,3 +200,36 @@ def judge_items(name: str, baseline_correct: Sequence[bool], current_correct: Se
         outcome = "unchanged" if abs(cur_acc - base_acc) <= tolerance or lost + gained == 0 else "inconclusive"
     reason = f"{lost} items lost, {gained} gained of {n}; McNemar exact p={p:.3g} (alpha {alpha:.2g})"
     return Verdict(name, outcome, cur_acc, base_acc, cur_acc / base_acc if base_acc else None, None, tolerance, reason)
+
+
+def bad_ratio(verdict: Verdict, policy: MetricPolicy) -> float | None:
+    """How much worse the current value is (> 1: worse), whatever the metric's direction."""
+    if verdict.ratio is None or verdict.ratio <= 0:
+        return None
+    return 1 / verdict.ratio if policy.higher_is_better else verdict.ratio
+
+
+def blame_the_host(verdicts: Sequence[Verdict], policies: Mapping[str, MetricPolicy],
+                   host_ratio: float | None) -> list[Verdict]:
+    """History mode on a shared host: timing regressions become inconclusive when the whole case moved
+    together (every timing series worse beyond its tolerance) or when the host-speed reference itself
+    slowed by more than the tolerance and the verdict was judged in raw units. A code change rarely
+    slows every series of a case alike; a host that slowed for minutes always does."""
+    timing = [v for v in verdicts if policies[v.metric].kind == TIMING and bad_ratio(v, policies[v.metric])]
+    if not any(v.outcome == REGRESSED for v in timing):
+        return list(verdicts)
+    worse = [bad_ratio(v, policies[v.metric]) for v in timing]
+    whole_case = len(timing) >= 2 and all(w > 1 + v.tolerance for w, v in zip(worse, timing))
+    out = []
+    for verdict in verdicts:
+        raw = not verdict.reason.startswith("in host-speed units")
+        host_slower = host_ratio is not None and raw and host_ratio > 1 + verdict.tolerance
+        if verdict.outcome != REGRESSED or policies[verdict.metric].kind != TIMING or not (whole_case or host_slower):
+            out.append(verdict)
+            continue
+        why = (f"every timing series of the case moved together ({min(worse):.2f}-{max(worse):.2f}x worse)"
+               if whole_case else f"the host-speed reference ran {host_ratio:.2f}x slower than in the history")
+        out.append(dataclasses.replace(verdict, outcome="inconclusive", reason=(
+            f"{verdict.reason}; not judged a regression: {why}, so the host moved, not necessarily the code "
+            "(re-run in a quieter hour, or compare paired: inferlab ab BASE)")))
+    return out

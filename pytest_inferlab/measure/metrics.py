@@ -173,3 +173,14 @@ def scalar(name: str, value: float | None) -> Measurement | None:
 def summary_values(measurements: Mapping[str, Measurement]) -> dict[str, float | None]:
     """Headline numbers only (for pytest-benchmark's extra_info and report rows)."""
     return {name: m.value for name, m in measurements.items()}
+
+
+PAIRED_METRICS = ("ttft_ms", "tpot_ms", "e2e_ms", "itl_p25_ms", "output_tok_per_s")  # judged round by round
+
+
+def round_values(rounds: Sequence[RoundTrace], metrics: Sequence[str] = PAIRED_METRICS) -> dict[str, list[float]]:
+    """Each timed round's headline value of ``metrics`` (a round's median TPOT, its tokens/s...):
+    what paired comparisons pair, round against round. A metric missing from any round is left out."""
+    per_round = [measure([r])[0] for r in rounds if not r.warmup]
+    return {name: [m[name].value for m in per_round] for name in metrics
+            if per_round and all(name in m and m[name].value is not None for m in per_round)}

@@ -24,6 +24,23 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config: pytest.Config) -> int | None:
+    """--inferlab-ab=REV: this pytest run becomes an A/B run (pytest_inferlab/ab/run.py) of the same
+    arguments, for REV and the working tree in lock-step; its exit status is the A/B's."""
+    revision = config.getoption("inferlab_ab")
+    if revision is None:
+        return None
+    from pathlib import Path
+
+    from pytest_inferlab.ab.run import ABRequest, run_ab, split_args
+
+    settings = read_settings(config)
+    request = ABRequest(revision, split_args(config.invocation_params.args), Path(config.invocation_params.dir),
+                        settings.results, alpha=settings.alpha, tolerance=settings.tolerance)
+    return run_ab(request)
+
+
 @pytest.hookimpl(trylast=True)
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "inferlab(rounds=N, warmup=N, tolerance={metric: fraction}): per-test settings of pytest-inferlab")

@@ -15,6 +15,7 @@ import pytest
 
 from pytest_inferlab.engines.base import Engine
 from pytest_inferlab.measure.enrichers import Case, enrich
+from pytest_inferlab.measure.metrics import round_values
 from pytest_inferlab.plugin.case_settings import CaseSettings, SloChoice
 from pytest_inferlab.plugin.cases import LatencyCase, OverheadCase, SweepCase
 from pytest_inferlab.plugin.recorder import Findings, InferlabWarning, Recorder, now
@@ -91,7 +92,7 @@ class Lab:
         found = Findings({**measured.measurements, **extras.measurements}, {**measured.absent, **extras.absent},
                          {**measured.conditions, **extras.conditions, **self._slo_condition(choice)},
                          " ".join(failed + extras.notes), measured.output_digest, extras.evals, list(extras.curve),
-                         extras.failure)
+                         extras.failure, round_values(measured.timed))
 
         def remeasure() -> tuple[dict, dict]:
             again = rounds.run(plain=True)
@@ -176,7 +177,8 @@ class Lab:
         shard = self._session.settings.shard
         return RoundDriver(self._request.getfixturevalue("benchmark"), engine.info.device,
                            self._session.settings.host_ref != "none",
-                           {"xdist_worker": self._session.worker_id, "shard": shard.label if shard else None})
+                           {"xdist_worker": self._session.worker_id, "shard": shard.label if shard else None},
+                           self._session.round_turn(self._request.node.nodeid))
 
     def _recorder(self) -> Recorder:
         return Recorder(self._request.node, self._request.getfixturevalue("benchmark"), self.settings,

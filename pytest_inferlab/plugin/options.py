@@ -40,6 +40,9 @@ SERVER_MODEL = "--inferlab-server-model"
 LOAD_PROCESSES = "--inferlab-load-processes"
 RAY_ADDRESS = "--inferlab-ray-address"
 SHARD_DURATIONS = "--inferlab-shard-durations"
+AB = "--inferlab-ab"
+AB_TURNS = "--inferlab-ab-turns"
+AB_SIDE = "--inferlab-ab-side"
 
 
 def _integer(text: str, minimum: int, what: str) -> int:
@@ -134,6 +137,18 @@ def parse_shard_option(text: str) -> Any:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def parse_revision(text: str) -> str:
+    if not str(text).strip() or str(text).startswith("-"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a git revision (e.g. main, HEAD~1, a commit)")
+    return str(text).strip()
+
+
+def parse_side(text: str) -> str:
+    if text not in ("base", "candidate"):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected base or candidate")
+    return text
+
+
 def parse_model(text: str) -> str:
     if not str(text).strip():
         raise argparse.ArgumentTypeError("empty model name; expected an alias, dummy:<preset>, a path or a hub id")
@@ -203,6 +218,11 @@ OPTIONS = (
            "records with `inferlab merge-runs`"),
     Option(SHARD_DURATIONS, str, None,
            "a run folder of an earlier full run whose case durations balance the shards (default: equal costs)"),
+    Option(AB, parse_revision, None,
+           "A/B against revision REV: run the selected cases for REV (a git worktree) and for the working tree "
+           "in lock-step, round by round, and judge the paired differences (as `inferlab ab REV`)"),
+    Option(AB_TURNS, str, None, "internal to A/B runs: the coordinator's socket this side takes its turns from"),
+    Option(AB_SIDE, parse_side, None, "internal to A/B runs: which side this process measures (base|candidate)"),
 )
 
 
@@ -245,6 +265,9 @@ class Settings:
     ray_address: str | None
     shard: Any
     shard_durations: Path | None
+    ab: str | None
+    ab_turns: str | None
+    ab_side: str | None
 
 
 def _ini_raw(config: pytest.Config, option: Option) -> Any:

@@ -48,6 +48,7 @@ class Findings:
     evals: dict[str, Any] = field(default_factory=dict)
     curve: list[dict[str, Any]] = field(default_factory=list)
     failure: str | None = None  # fail the case after its record is written
+    round_values: dict[str, list[float]] = field(default_factory=dict)  # metric -> each timed round's value
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +107,7 @@ class Recorder:
             environment=run.environment, machine_id=run.machine_id, seed=spec.sampling.seed, started_at=started,
             finished_at=now(), rounds=self.case.rounds, warmup_rounds=self.case.warmup, conditions=found.conditions,
             output_digest=found.output_digest, evals=found.evals, curve=found.curve,
+            round_values=found.round_values,
         )
 
     def _report(self, record: Record, engine: Engine, path: Path, judgement: Judgement, note: str) -> None:

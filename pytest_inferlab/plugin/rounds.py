@@ -9,6 +9,7 @@ counts in a case's peak).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -36,22 +37,28 @@ class RoundDriver:
     device: Device
     host_ref: bool  # time the host-speed reference before and after (--inferlab-host-ref)
     identity: dict[str, Any]  # xdist_worker, shard: where this run measured
+    turn: Callable[[int], None] | None = None  # A/B lock-step: wait for round i's turn (run/lockstep.py)
 
     def drive(self, one_round: Callable[[], None], rounds: int, warmup: int, plain: bool = False) -> DrivenRounds:
         """``plain``: a re-measurement (pytest-benchmark's fixture times one case only)."""
         memory = PeakMemory(self.device)
         interference = InterferenceProbe(self.device)
         host = HostSpeed(self.device, self.host_ref)
+        turns = itertools.count()
+        wait_turn = (lambda: self.turn(next(turns))) if self.turn else None  # untimed: pedantic's setup
         host.before()
         memory.start()
         interference.start()
-        if plain:
-            for _ in range(warmup + rounds):
-                one_round()
-        elif self.benchmark.disabled:
-            self.benchmark.pedantic(lambda: [one_round() for _ in range(warmup + rounds)], rounds=1)
+        if plain or self.benchmark.disabled:
+            def every_round() -> None:
+                for _ in range(warmup + rounds):
+                    if wait_turn:
+                        wait_turn()
+                    one_round()
+
+            every_round() if plain else self.benchmark.pedantic(every_round, rounds=1)
         else:
-            self.benchmark.pedantic(one_round, rounds=rounds, warmup_rounds=warmup, iterations=1)
+            self.benchmark.pedantic(one_round, setup=wait_turn, rounds=rounds, warmup_rounds=warmup, iterations=1)
         interference.stop()
         peaks, absent = memory.stop()
         host.after()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import pytest
 
@@ -20,6 +20,7 @@ from pytest_inferlab.engines.factory import EngineFactory, ModelChecks
 from pytest_inferlab.judge.gate import Gate
 from pytest_inferlab.measure.references import ReferenceCache
 from pytest_inferlab.plugin.collection import Collection
+from pytest_inferlab.plugin.lockstep_side import LockstepSide
 from pytest_inferlab.plugin.options import Settings
 from pytest_inferlab.plugin.recorder import RunIdentity
 from pytest_inferlab.plugin.summary import Summary
@@ -28,6 +29,7 @@ from pytest_inferlab.record.environment import collect_environment, machine_id
 from pytest_inferlab.record.jsonio import remove_stale_temps
 from pytest_inferlab.record.record import Record
 from pytest_inferlab.record.store import RecordStore
+from pytest_inferlab.run.lockstep import LockstepError, TurnClient
 
 SESSION_KEY = pytest.StashKey["LabSession"]()
 
@@ -57,12 +59,19 @@ class LabSession:
         self.gate = Gate(settings, BaselineStore(settings.baselines))
         self.collection = Collection(config, settings, device, self.checks, self.gate)
         self.summary = Summary(settings, self.store, self.gate.baselines, self.worker_id)
+        self.lockstep = lockstep_side(settings)
+
+    def round_turn(self, nodeid: str) -> Callable[[int], None] | None:
+        """In an A/B run, what a case's rounds wait on for their turn; else None."""
+        return self.lockstep.round_turn(nodeid) if self.lockstep else None
 
     def register(self) -> None:
         manager = self.config.pluginmanager
         manager.register(self, "inferlab-session")
         manager.register(self.collection, "inferlab-collection")
         manager.register(self.summary, "inferlab-summary")
+        if self.lockstep is not None:
+            manager.register(self.lockstep, "inferlab-ab-side")
 
     # ---- identity of the run --------------------------------------------------------------
     @property
@@ -126,3 +135,15 @@ class XdistHooks:
 
     def pytest_configure_node(self, node: Any) -> None:
         node.workerinput["inferlab_run_id"] = self.run_id
+
+
+def lockstep_side(settings: Settings) -> LockstepSide | None:
+    """This process's side of an A/B run, connected to its coordinator (--inferlab-ab-turns)."""
+    if settings.ab_turns is None:
+        return None
+    if settings.ab_side is None:
+        raise pytest.UsageError("--inferlab-ab-turns needs --inferlab-ab-side=base|candidate (both are set by inferlab ab)")
+    try:
+        return LockstepSide(TurnClient(settings.ab_turns, settings.ab_side))
+    except LockstepError as exc:
+        raise pytest.UsageError(f"--inferlab-ab-turns={settings.ab_turns}: {exc}") from None

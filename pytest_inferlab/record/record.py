@@ -46,6 +46,7 @@ class Record:
     baseline: dict[str, Any] | None = None  # which baseline file was compared, and whether it gated
     evals: dict[str, Any] = field(default_factory=dict)  # lm-eval task -> scores and per-item correctness
     curve: list[dict[str, Any]] = field(default_factory=list)  # latency-throughput points (pytest_inferlab.measure.curves)
+    round_values: dict[str, list[float]] = field(default_factory=dict)  # metric -> each timed round's value (pairing)
     schema_version: int = RECORD_SCHEMA_VERSION
 
     def __getitem__(self, metric: str) -> float | None:
@@ -70,7 +71,7 @@ class Record:
             "finished_at": self.finished_at, "rounds": self.rounds, "warmup_rounds": self.warmup_rounds,
             "conditions": self.conditions, "output_digest": self.output_digest,
             "verdicts": self.verdicts, "baseline": self.baseline, "evals": self.evals,
-            "curve": self.curve,
+            "curve": self.curve, "round_values": self.round_values,
         }
 
 

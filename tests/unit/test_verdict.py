@@ -1,12 +1,14 @@
 """Verdicts on hand-made histories: direction, tolerance, noise, invalid and new."""
 
+import dataclasses
 import math
 import random
 
 import pytest
 
 from pytest_inferlab.judge.policy import MetricPolicy, parse_tolerances, policies_for
-from pytest_inferlab.judge.verdict import NoiseModel, bonferroni_alpha, judge, judge_items, judge_run, mcnemar
+from pytest_inferlab.judge.verdict import (NoiseModel, Verdict, blame_the_host, bonferroni_alpha, judge, judge_items,
+                                            judge_run, mcnemar)
 
 TPOT = MetricPolicy("tpot_ms", "timing", higher_is_better=False, tolerance=0.05)
 TOKS = MetricPolicy("output_tok_per_s", "timing", higher_is_better=True, tolerance=0.05)
@@ -37,7 +39,49 @@ def test_noisy_history_widens_the_interval_until_a_change_is_inconclusive():
 def test_short_history_uses_the_prior_noise():
     verdict = judge(TPOT, 44.0, [40.0], alpha=0.01, noise=NoiseModel(prior_run_noise=0.10))
     assert verdict.outcome == "inconclusive" and "assumed (1 run(s) in history)" in verdict.reason
-    assert judge(TPOT, 80.0, [40.0], alpha=0.01).outcome == "regressed"
+
+
+@pytest.mark.parametrize("current", [80.0, 20.0])
+def test_an_assumed_noise_figure_never_calls_a_change(current):
+    """The issue's case: one run in the history, the host 1.6x slower four minutes later. A guessed
+    noise figure must not gate; the verdict says what would decide it."""
+    verdict = judge(TPOT, current, [40.0], alpha=0.01)
+    assert verdict.outcome == "inconclusive"
+    assert "run-to-run noise is measured from 3" in verdict.reason and "inferlab ab BASE" in verdict.reason
+    assert judge(TPOT, current, HISTORY, alpha=0.01).outcome in ("regressed", "improved")  # measured: it may
+
+
+def _verdicts(ratios, outcome="regressed", reason="1.5x baseline"):
+    return [Verdict(name, outcome, 1.0, 1.0, ratio, (ratio * 0.9, ratio * 1.1), 0.05, reason)
+            for name, ratio in ratios.items()]
+
+
+POLICIES = {"ttft_ms": MetricPolicy("ttft_ms", "timing", False, 0.05), "tpot_ms": TPOT, "output_tok_per_s": TOKS,
+            "peak_mem_bytes": MetricPolicy("peak_mem_bytes", "deterministic", False, 0.05)}
+
+
+def test_a_case_that_moved_as_a_whole_blames_the_host():
+    moved = _verdicts({"ttft_ms": 1.6, "tpot_ms": 1.55, "output_tok_per_s": 1 / 1.6})
+    judged = blame_the_host(moved, POLICIES, host_ratio=None)
+    assert {v.outcome for v in judged} == {"inconclusive"}
+    assert "every timing series of the case moved together (1.55-1.60x worse)" in judged[0].reason
+    assert "inferlab ab BASE" in judged[0].reason
+
+
+def test_a_slowdown_of_some_series_stands():
+    planted = _verdicts({"ttft_ms": 1.0, "tpot_ms": 1.55, "output_tok_per_s": 1 / 1.5})
+    planted[0] = dataclasses.replace(planted[0], outcome="unchanged")
+    judged = blame_the_host(planted, POLICIES, host_ratio=1.01)
+    assert [v.outcome for v in judged] == ["unchanged", "regressed", "regressed"]
+
+
+def test_a_slower_host_reference_blames_the_host_for_raw_verdicts_only():
+    raw = _verdicts({"tpot_ms": 1.3})
+    calibrated = _verdicts({"tpot_ms": 1.3}, reason="in host-speed units: 1.3x baseline")
+    assert blame_the_host(raw, POLICIES, host_ratio=1.25)[0].outcome == "inconclusive"
+    assert "host-speed reference ran 1.25x slower" in blame_the_host(raw, POLICIES, host_ratio=1.25)[0].reason
+    assert blame_the_host(calibrated, POLICIES, host_ratio=1.25)[0].outcome == "regressed"
+    assert blame_the_host(raw, POLICIES, host_ratio=1.02)[0].outcome == "regressed"
 
 
 def test_false_alarm_rate_of_unchanged_runs_stays_below_alpha():
