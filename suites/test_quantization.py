@@ -1,7 +1,9 @@
 """Quantized variants of the model x batch sizes: speed, memory, fidelity to the unquantized model
-and lm-eval task accuracy, one record per case. Methods the device cannot run skip at collection
-with the reason. The run ends with the trade-off table (speed vs KLD vs bytes, Pareto front) and
-writes it as a plot, pareto.png, next to the records."""
+and lm-eval task accuracy, one record per case. Each variant's rounds alternate with the unquantized
+model's (``reference=model``), so its speed ratio comes with a 95% interval from paired rounds, not
+from two cases measured minutes apart. Methods the device cannot run skip at collection with the
+reason. The run ends with the trade-off table (speed vs KLD vs bytes, Pareto front) and writes it as
+a plot, pareto.png, next to the records."""
 
 import pytest
 
@@ -12,8 +14,8 @@ EVAL_TASKS = ("inferlab_mc", "inferlab_ppl")  # shipped with the project (pytest
 
 @pytest.mark.parametrize("batch_size", [1, 4])
 @pytest.mark.parametrize("quantization", CPU_METHODS + GPU_METHODS, indirect=True)
-def test_quantized(lab, quantized_model, workload, quantization, batch_size):
-    record = lab.measure(quantized_model, workload, batch_size=batch_size, evals=EVAL_TASKS)
+def test_quantized(lab, model, quantized_model, workload, quantization, batch_size):
+    record = lab.measure(quantized_model, workload, batch_size=batch_size, evals=EVAL_TASKS, reference=model)
     assert record["output_tok_per_s"] > 0
     assert 0 <= record["inferlab_mc.acc"] <= 1
     if quantization.method not in ("fp32", "gguf"):

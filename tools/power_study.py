@@ -1,66 +1,109 @@
-"""Detection power of the regression gate on this machine: ``python tools/power_study.py``.
+"""Detection power of the lab's two ways of judging, on this machine: ``python tools/power_study.py``.
 
-Builds a baseline history of K runs of one small case, then runs it again, interleaving
-unchanged runs with planted slowdowns (INFERLAB_TEST_TOKEN_DELAY_MS, sized as a fraction of
-the baseline's TPOT), and judges every run with the gate's own verdict function and per-series
-alpha. Prints, per metric: run-to-run noise, false alarms among unchanged runs and detections
-per slowdown, for raw values and as the gate judges them (in units of the host-speed reference
-when the history is less noisy that way; probes/host_speed.py).
+History mode (the gate's default): a baseline history of K runs of one small case is saved first;
+every later run is judged against it with the gate's own functions (``judge_run`` per series,
+``blame_the_host`` over the case, a confirming re-measurement of a regression).
+A/B mode (``inferlab ab``): each repeat measures a base and a candidate in alternating rounds
+(B C C B ...) and judges the per-round paired ratios (``judge_paired``). Here both sides run in one
+process on one engine, the candidate's rounds with the planted slowdown; ``inferlab ab`` runs them
+in two processes that take turns, which orders the rounds the same way.
+
+Each repeat visits every condition (unchanged, then +5/+10/+20%: a per-token sleep sized from the
+baseline's TPOT, tools/planted_delay.py) in both modes, so drift of the machine over the study hits
+every cell alike. Prints, per metric and mode: the noise, false alarms among unchanged runs and
+detections per slowdown.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime as dt
 import math
 import os
 import statistics
+from typing import Any, Sequence
 
 from planted_delay import DELAY_ENV as TEST_DELAY_ENV
 from planted_delay import install as install_planted_delay
 from pytest_inferlab.device import CPU
 from pytest_inferlab.engines import load_engine
-from pytest_inferlab.measure.metrics import measure
-from pytest_inferlab.judge.policy import policy_of
-from pytest_inferlab.run.runner import run_round
 from pytest_inferlab.engines.sources import resolve_model
-from pytest_inferlab.specs.core import SamplingSpec
+from pytest_inferlab.judge.paired import judge_paired
+from pytest_inferlab.judge.policy import policy_of
+from pytest_inferlab.judge.verdict import REGRESSED, blame_the_host, bonferroni_alpha, host_slowdown, judge_run
+from pytest_inferlab.measure.metrics import measure, round_values
 from pytest_inferlab.run.probes.host_speed import HostSpeed
-from pytest_inferlab.judge.verdict import bonferroni_alpha, in_host_units, judge_run
+from pytest_inferlab.run.runner import run_round
+from pytest_inferlab.run.trace import RoundTrace
 from pytest_inferlab.run.workloads import materialize, workloads
+from pytest_inferlab.specs.core import SamplingSpec
 
 METRICS = ("itl_p25_ms", "tpot_ms", "ttft_ms", "e2e_ms", "output_tok_per_s")
+POLICIES = {name: policy_of(name) for name in METRICS}
 
 
-def one_run(engine, requests, rounds: int, delay_ms: float, host: bool) -> tuple[dict[str, float], float | None]:
-    """Warm-up + timed rounds bracketed by the host-speed reference, as the lab fixture does:
-    (headline value per metric, reference seconds or None)."""
-    os.environ[TEST_DELAY_ENV] = str(delay_ms)
-    probe = HostSpeed(CPU, host)
-    try:
+@dataclasses.dataclass
+class Case:
+    """The engine, the requests and the run's sizes."""
+
+    engine: Any
+    requests: Sequence[Any]
+    rounds: int
+    pairs: int
+    host_ref: bool
+
+    def round_(self, delay_ms: float, warmup: bool = False) -> RoundTrace:
+        os.environ[TEST_DELAY_ENV] = str(delay_ms)
+        try:
+            return run_round(self.engine, self.requests, 1, SamplingSpec(), warmup=warmup)
+        finally:
+            os.environ.pop(TEST_DELAY_ENV, None)
+
+    def history_run(self, delay_ms: float) -> tuple[dict[str, float], float | None]:
+        """Warm-up + timed rounds inside the host-speed reference, as the lab fixture does."""
+        probe = HostSpeed(CPU, self.host_ref)
         probe.before()
-        traces = [run_round(engine, requests, 1, SamplingSpec(), warmup=True)]
-        traces += [run_round(engine, requests, 1, SamplingSpec()) for _ in range(rounds)]
+        traces = [self.round_(delay_ms, warmup=True)] + [self.round_(delay_ms) for _ in range(self.rounds)]
         probe.after()
-    finally:
-        os.environ.pop(TEST_DELAY_ENV, None)
-    measured, _ = measure(traces)
-    return {name: measured[name].value for name in METRICS}, probe.seconds
+        measured, _ = measure(traces)
+        return {name: measured[name].value for name in METRICS}, probe.seconds
+
+    def ab_run(self, delay_ms: float) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+        """One warm-up pair, then ``pairs`` pairs in B C C B order: (base, candidate) round values."""
+        sides: dict[str, list[RoundTrace]] = {"base": [], "candidate": []}
+        for index in range(self.pairs + 1):
+            for side in ("base", "candidate") if index % 2 == 0 else ("candidate", "base"):
+                trace = self.round_(delay_ms if side == "candidate" else 0.0, warmup=index == 0)
+                sides[side].append(trace)
+        return round_values(sides["base"], METRICS), round_values(sides["candidate"], METRICS)
+
+
+def history_verdicts(run: tuple[dict[str, float], float | None], history: list, alpha: float
+                     ) -> tuple[dict[str, str], dict[str, str]]:
+    """The gate's verdicts of one run: per series, then over the whole case (did the host move?).
+    Returns (outcomes, outcomes before the host rule)."""
+    values, ref = run
+    verdicts = [judge_run(POLICIES[m], values[m], ref, [(h[m], h_ref) for h, h_ref in history], alpha) for m in METRICS]
+    host = host_slowdown(ref, [h_ref for _, h_ref in history], alpha)
+    judged = blame_the_host(verdicts, POLICIES, host)
+    return {v.metric: v.outcome for v in judged}, {v.metric: v.outcome for v in verdicts}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--history", type=int, default=10, help="baseline runs")
-    parser.add_argument("--repeats", type=int, default=10, help="runs per condition")
+    parser.add_argument("--mode", choices=("both", "history", "ab"), default="both")
+    parser.add_argument("--history", type=int, default=10, help="baseline runs (history mode)")
+    parser.add_argument("--repeats", type=int, default=20, help="repeats per condition")
     parser.add_argument("--slowdowns", default="0.05,0.10,0.20")
-    parser.add_argument("--requests", type=int, default=2)
+    parser.add_argument("--requests", type=int, default=1)
     parser.add_argument("--tokens", type=int, default=16)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds per history-mode run")
+    parser.add_argument("--pairs", type=int, default=10, help="pairs of rounds per A/B repeat")
     parser.add_argument("--alpha", type=float, default=0.05, help="family-wise, split over the metrics")
-    parser.add_argument("--host-ref", choices=("gemv", "none"), default="gemv",
-                        help="time the host-speed reference around each run, as the gate does by default")
+    parser.add_argument("--host-ref", choices=("gemv", "none"), default="gemv")
     args = parser.parse_args(argv)
 
     import torch
@@ -69,49 +112,61 @@ def main(argv: list[str] | None = None) -> None:
     install_planted_delay()
     engine = load_engine("transformers", resolve_model(args.model), CPU)
     spec = dataclasses.replace(workloads.get("short-chat"), count=args.requests, output_tokens=args.tokens)
-    requests = materialize(spec, engine.encode, engine.info.vocab_size)
-    host = args.host_ref == "gemv"
-    history = [one_run(engine, requests, args.rounds, 0.0, host) for _ in range(args.history)]
+    case = Case(engine, materialize(spec, engine.encode, engine.info.vocab_size), args.rounds, args.pairs,
+                args.host_ref == "gemv")
+    started = dt.datetime.now(dt.timezone.utc)
+    history = [case.history_run(0.0) for _ in range(args.history if args.mode != "ab" else 1)]
     base_tpot = statistics.median(values["tpot_ms"] for values, _ in history)
     conditions = [0.0] + [float(x) for x in args.slowdowns.split(",")]
-    views = ("raw", "gate") if host else ("raw",)
-    alpha = bonferroni_alpha(args.alpha, len(METRICS))  # the gate judges one view per metric
-    outcomes: dict[tuple[float, str, str], list[str]] = {(c, m, v): [] for c in conditions for m in METRICS for v in views}
-    confirmed: dict[tuple[float, str, str], list[bool]] = {key: [] for key in outcomes}
+    alpha = bonferroni_alpha(args.alpha, len(METRICS))
+    modes = ("history", "ab") if args.mode == "both" else (args.mode,)
+    first = {(mode, c, m): [] for mode in modes for c in conditions for m in METRICS}
+    final = {key: [] for key in first}
+    pair_noise: dict[str, list[float]] = {m: [] for m in METRICS}
+    set_aside = {(c, m): 0 for c in conditions for m in METRICS}  # first regressions the host rule made inconclusive
     for _ in range(args.repeats):
         for slowdown in conditions:  # interleaved: drift of the machine hits every condition alike
-            runs_now = [one_run(engine, requests, args.rounds, slowdown * base_tpot, host)]
-            for metric in METRICS:
-                policy = policy_of(metric)
-                runs = [(h[metric], h_ref) for h, h_ref in history]
-                for view in views:
-                    def verdict_of(run):
-                        return judge_run(policy, run[0][metric], run[1] if view != "raw" else None, runs, alpha).outcome
-
-                    first = verdict_of(runs_now[0])
-                    outcomes[(slowdown, metric, view)].append(first)
-                    if first == "regressed" and len(runs_now) == 1:  # the gate re-measures once (--inferlab-confirm)
-                        runs_now.append(one_run(engine, requests, args.rounds, slowdown * base_tpot, host))
-                    confirmed[(slowdown, metric, view)].append(first == "regressed" and verdict_of(runs_now[1]) == "regressed")
-    print(f"model={args.model} threads={args.threads} history={args.history} runs, repeats={args.repeats}, "
-          f"{args.requests} requests x {args.tokens} tokens x {args.rounds} rounds per run, "
-          f"baseline TPOT {base_tpot:.1f} ms, tolerance {policy_of('tpot_ms').tolerance:.0%}, "
-          f"per-series alpha {alpha:.4f}; cells: regressions confirmed by a re-measurement (first measurements alone)")
-    print(f"{'metric':<36}{'noise (log sd)':>15}" +
-          "".join(f"{'+0% false alarms' if c == 0 else f'+{c:.0%} detected':>18}" for c in conditions))
-    for metric in METRICS:
-        higher = policy_of(metric).higher_is_better
-        for view in views:
-            logs = [math.log(h[metric]) for h, _ in history]
-            label = metric
-            if view == "gate":
-                calibrated = [math.log(in_host_units(h[metric], ref, higher)) for h, ref in history]
-                use_host = statistics.stdev(calibrated) < statistics.stdev(logs)
-                logs = calibrated if use_host else logs
-                label = f"{metric} (gate: {'host units' if use_host else 'raw'})"
-            cells = [f"{sum(confirmed[(c, metric, view)])}/{args.repeats} ({sum(o == 'regressed' for o in outcomes[(c, metric, view)])})"
-                     for c in conditions]
-            print(f"{label:<36}{statistics.stdev(logs):>15.3f}" + "".join(f"{cell:>18}" for cell in cells))
+            delay = slowdown * base_tpot
+            if "history" in modes:
+                outcomes, before_host_rule = history_verdicts(case.history_run(delay), history, alpha)
+                again = (history_verdicts(case.history_run(delay), history, alpha)[0]
+                         if REGRESSED in outcomes.values() else {})
+                for m in METRICS:
+                    first[("history", slowdown, m)].append(outcomes[m])
+                    set_aside[(slowdown, m)] += before_host_rule[m] == REGRESSED != outcomes[m]
+                    final[("history", slowdown, m)].append(REGRESSED if outcomes[m] == again.get(m) == REGRESSED
+                                                           else "-")
+            if "ab" in modes:
+                base, cand = case.ab_run(delay)
+                for m in METRICS:
+                    verdict = judge_paired(POLICIES[m], base[m], cand[m], alpha, against="base")
+                    first[("ab", slowdown, m)].append(verdict.outcome)
+                    final[("ab", slowdown, m)].append(verdict.outcome)
+                    if slowdown == 0.0:
+                        pair_noise[m].append(statistics.stdev(math.log(c / b) for b, c in zip(base[m], cand[m])))
+    minutes = (dt.datetime.now(dt.timezone.utc) - started).total_seconds() / 60
+    print(f"model={args.model} threads={args.threads} started {started:%Y-%m-%d %H:%M} UTC, {minutes:.0f} min; "
+          f"{args.requests} request(s) x {args.tokens} tokens; baseline TPOT {base_tpot:.1f} ms; tolerance "
+          f"{POLICIES['tpot_ms'].tolerance:.0%}; per-series alpha {alpha:.4f}; repeats={args.repeats}")
+    print(f"history mode: {args.history} baseline runs, {args.rounds} rounds per run, a regression re-measured once; "
+          f"cells: confirmed (first measurements alone)" if "history" in modes else "")
+    print(f"A/B mode: {args.pairs} pairs of rounds per repeat (B C C B ...), paired t interval; cells: regressed")
+    header = f"{'mode':<8}{'metric':<18}{'noise (log sd)':>15}" + "".join(
+        f"{'+0% false alarms' if c == 0 else f'+{c:.0%} detected':>18}" for c in conditions)
+    print(header)
+    for mode in modes:
+        for m in METRICS:
+            if mode == "history":
+                noise = statistics.stdev(math.log(h[m]) for h, _ in history) if len(history) > 1 else float("nan")
+                cells = [f"{final[(mode, c, m)].count(REGRESSED)}/{args.repeats} ({first[(mode, c, m)].count(REGRESSED)})"
+                         for c in conditions]
+            else:
+                noise = statistics.median(pair_noise[m]) if pair_noise[m] else float("nan")
+                cells = [f"{final[(mode, c, m)].count(REGRESSED)}/{args.repeats}" for c in conditions]
+            print(f"{mode:<8}{m:<18}{noise:>15.3f}" + "".join(f"{cell:>18}" for cell in cells))
+    if "history" in modes:
+        print("history mode, first regressions the host rule set aside (the whole case moved, or the host reference "
+              "slowed): " + ", ".join(f"+{c:.0%} {sum(set_aside[(c, m)] for m in METRICS)}" for c in conditions))
 
 
 if __name__ == "__main__":

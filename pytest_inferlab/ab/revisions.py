@@ -45,8 +45,7 @@ def resolve(start: Path, base: str) -> Revisions:
     except ABError:
         raise ABError(f"BASE {base!r} is not a revision of {root} (try a branch, a tag, HEAD~1 or a commit hash; "
                       "in a shallow CI checkout, fetch the base first)") from None
-    status = git(root, "status", "--porcelain", "--untracked-files=no")
-    dirty = tuple(line[3:] for line in status.splitlines() if line.strip())
+    dirty = tuple(name for name in git(root, "diff", "--name-only", "HEAD").splitlines() if name)  # staged or not
     return Revisions(root, base, commit, git(root, "rev-parse", "HEAD"), dirty)
 
 

@@ -24,6 +24,10 @@ from pytest_inferlab.record.jsonio import write_json_new
 from pytest_inferlab.record.record import RecordError, load_record, record_files
 
 DEFAULT_TIMEOUT_S = 6 * 3600.0
+# Timed rounds per case (= pairs) unless the arguments say otherwise: a paired interval narrows with
+# the square root of the pairs (README "Detection power" measures 16 on the 2-core development VM with
+# tools/power_study.py). A test's marker rounds= still wins.
+DEFAULT_ROUNDS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +43,12 @@ class ABRequest:
     alpha: float = 0.05
     tolerance: dict[str, float] | None = None
     timeout_s: float = DEFAULT_TIMEOUT_S
+    rounds: int = DEFAULT_ROUNDS
+
+    def side_args(self) -> tuple[str, ...]:
+        """The pytest arguments both sides run with: the user's, with the A/B's rounds unless given."""
+        given = any(a == "--inferlab-rounds" or a.startswith("--inferlab-rounds=") for a in self.pytest_args)
+        return self.pytest_args if given else (*self.pytest_args, f"--inferlab-rounds={self.rounds}")
 
 
 def run_ab(request: ABRequest, say: Callable[[str], None] = print) -> int:
@@ -58,7 +68,7 @@ def run_ab(request: ABRequest, say: Callable[[str], None] = print) -> int:
     try:
         with BaseWorktree(revisions, folder / "base-tree") as tree:
             sides = _sides(request, revisions, tree, folder)
-            return _measure_and_judge(request, sides, folder, say)
+            return _measure_and_judge(request, revisions, sides, folder, say)
     except ABError as exc:
         say(f"inferlab ab: {exc}")
         return 2
@@ -66,20 +76,23 @@ def run_ab(request: ABRequest, say: Callable[[str], None] = print) -> int:
 
 def _sides(request: ABRequest, revisions: Revisions, tree: Path, folder: Path) -> list[Side]:
     offset = request.start.resolve().relative_to(revisions.root.resolve())  # run from the same sub-folder
-    return [Side("base", tree / offset, request.base_python, folder / "base", folder / "base.log"),
-            Side("candidate", revisions.root / offset, request.python, folder / "candidate", folder / "candidate.log")]
+    return [Side("base", tree, tree / offset, request.base_python, folder / "base", folder / "base.log"),
+            Side("candidate", revisions.root, revisions.root / offset, request.python, folder / "candidate",
+                 folder / "candidate.log")]
 
 
-def _measure_and_judge(request: ABRequest, sides: list[Side], folder: Path, say: Callable[[str], None]) -> int:
-    selection = select(collect(sides[0], request.pytest_args), collect(sides[1], request.pytest_args))
+def _measure_and_judge(request: ABRequest, revisions: Revisions, sides: list[Side], folder: Path,
+                       say: Callable[[str], None]) -> int:
+    args = request.side_args()
+    selection = select(collect(sides[0], args), collect(sides[1], args))
     for name, only in (("base", selection.base_only), ("candidate", selection.candidate_only)):
         for test_id in only:
             say(f"  only on the {name} side, not compared: {test_id}")
     if not selection.shared:
-        raise ABError(f"no case is collected by both sides for {' '.join(request.pytest_args) or 'the default paths'}")
+        raise ABError(f"no case is collected by both sides for {' '.join(args)}")
     say(f"A/B: {len(selection.shared)} case(s) on both sides, measured in lock-step")
     with tempfile.TemporaryDirectory(prefix="inferlab-ab-") as sockets:  # short path: Unix sockets allow ~100 bytes
-        results, baton = run_sides(sides, request.pytest_args, selection, Path(sockets) / "turns", request.timeout_s)
+        results, baton = run_sides(sides, args, selection, Path(sockets) / "turns", request.timeout_s)
     write_json_new(folder / "turns.json", [{"side": s, "kind": k, "case": c, "index": i, "t": t}
                                            for s, k, c, i, t in baton.grants])
     crashed = [r for r in results if r.crashed]
@@ -92,7 +105,10 @@ def _measure_and_judge(request: ABRequest, sides: list[Side], folder: Path, say:
         return 2
     outcome = dataclasses.replace(compare_sides(records["base"], records["candidate"], request.alpha, request.tolerance),
                                   base_only=selection.base_only, candidate_only=selection.candidate_only)
-    write_json_new(folder / "verdicts.json", outcome.to_json())
+    compared = {"base": {"revision": revisions.base, "commit": revisions.base_commit},
+                "candidate": {"head": revisions.head_commit, "uncommitted_files": list(revisions.dirty_files)},
+                "pytest_args": list(request.side_args())}
+    write_json_new(folder / "verdicts.json", {**compared, **outcome.to_json()})
     for line in report_lines(outcome):
         say(line)
     return 1 if outcome.regressed else 0

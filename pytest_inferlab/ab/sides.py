@@ -25,13 +25,14 @@ COLLECT_TIMEOUT_S = 600
 @dataclass(frozen=True, slots=True)
 class Side:
     name: str  # base | candidate
-    tree: Path  # where it runs (the base worktree, or the working tree)
+    root: Path  # its tree: the base worktree, or the working tree (first on PYTHONPATH)
+    tree: Path  # where it runs: the same sub-folder of its root the command ran in
     python: str
     results: Path  # its --inferlab-results folder
     log: Path
 
     def env(self) -> dict[str, str]:
-        paths = [str(self.tree), os.environ.get("PYTHONPATH", "")]
+        paths = [str(self.root), os.environ.get("PYTHONPATH", "")]
         return {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
 
     def pytest(self, *args: str) -> list[str]:

@@ -8,13 +8,12 @@ re-measures a timing regression before it stands.
 from __future__ import annotations
 
 import dataclasses
-import statistics
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 from pytest_inferlab.judge.policy import policies_for, policy_of
 from pytest_inferlab.judge.verdict import (REGRESSED, NoiseModel, Verdict, blame_the_host, bonferroni_alpha,
-                                            judge_items, judge_run)
+                                            host_slowdown, judge_items, judge_run)
 from pytest_inferlab.plugin.options import Settings
 from pytest_inferlab.record.baselines import BaselineError, BaselineStore
 from pytest_inferlab.record.record import Record
@@ -98,7 +97,7 @@ class Gate:
                                 NoiseModel(), invalid)
             if verdict is not None:
                 verdicts.append(verdict)
-        verdicts = blame_the_host(verdicts, policies, host_ratio(current_ref, baseline, policies))
+        verdicts = blame_the_host(verdicts, policies, host_slowdown(current_ref, history_refs(baseline), alpha))
         gating = same_machine and not self.settings.no_gate and not self.settings.save_baseline
         if baseline is None:
             return Judgement(verdicts, None, gating, None, invalid)
@@ -144,9 +143,11 @@ def merge(first: Verdict, again: Verdict | None) -> Verdict:
                                       "a disturbance of the host, not of the code")
 
 
-def host_ratio(current_ref: float | None, baseline: Any, policies: Mapping[str, Any]) -> float | None:
-    """The host-speed reference of this run / its median in the history (> 1: the host is slower now)."""
-    if not current_ref or baseline is None:
-        return None
-    refs = [ref for name in policies for _, ref in baseline.runs(name) if ref]
-    return current_ref / statistics.median(refs) if refs else None
+
+def history_refs(baseline: Any) -> list[float]:
+    """The host-speed reference of each run in a baseline's history (once per run)."""
+    if baseline is None:
+        return []
+    by_run = {run.get("run_id"): run.get("host_ref_s") for entry in baseline.data["metrics"].values()
+              for run in entry.get("history", []) if run.get("host_ref_s")}
+    return list(by_run.values())

@@ -31,6 +31,7 @@ from typing import Mapping, Sequence
 
 from pytest_inferlab.judge.policy import MetricPolicy
 from pytest_inferlab.measure.catalog import DETERMINISTIC, INFO, TIMING
+from pytest_inferlab.measure.paired import t_quantile
 
 NOT_MEASURED = "not measured in this run"  # the reason of an invalid verdict with no value
 REGRESSED = "regressed"
@@ -61,12 +62,6 @@ class Verdict:
 def bonferroni_alpha(family_alpha: float, series: int) -> float:
     """Per-series level that keeps the chance of any false alarm in the run <= family_alpha."""
     return family_alpha / max(1, series)
-
-
-def t_quantile(p: float, df: int | None) -> float:
-    from scipy import stats
-
-    return float(stats.norm.ppf(p) if df is None else stats.t.ppf(p, df))
 
 
 def classify(low: float, high: float, policy: MetricPolicy) -> str:
@@ -209,12 +204,27 @@ def bad_ratio(verdict: Verdict, policy: MetricPolicy) -> float | None:
     return 1 / verdict.ratio if policy.higher_is_better else verdict.ratio
 
 
+HOST_REF_POLICY = MetricPolicy("host_ref_s", TIMING, higher_is_better=False, tolerance=0.05)
+
+
+def host_slowdown(current_ref: float | None, history_refs: Sequence[float], alpha: float,
+                  noise: NoiseModel = NoiseModel()) -> float | None:
+    """How much slower the host-speed reference ran now than in the history (current / history), when
+    it is slower beyond its tolerance *and* beyond its own run-to-run noise (judged like a timing
+    series); None otherwise. The reference kernel's own time wanders by a few percent on a quiet host."""
+    refs = [r for r in history_refs if r and r > 0]
+    if not current_ref or not refs:
+        return None
+    verdict = judge_timing(HOST_REF_POLICY, current_ref, refs, alpha, noise)
+    return verdict.ratio if verdict.outcome == REGRESSED else None
+
+
 def blame_the_host(verdicts: Sequence[Verdict], policies: Mapping[str, MetricPolicy],
                    host_ratio: float | None) -> list[Verdict]:
     """History mode on a shared host: timing regressions become inconclusive when the whole case moved
     together (every timing series worse beyond its tolerance) or when the host-speed reference itself
-    slowed by more than the tolerance and the verdict was judged in raw units. A code change rarely
-    slows every series of a case alike; a host that slowed for minutes always does."""
+    ran slower (``host_ratio``, from ``host_slowdown``) and the verdict was judged in raw units. A code
+    change rarely slows every series of a case alike; a host that slowed for minutes always does."""
     timing = [v for v in verdicts if policies[v.metric].kind == TIMING and bad_ratio(v, policies[v.metric])]
     if not any(v.outcome == REGRESSED for v in timing):
         return list(verdicts)
@@ -223,7 +233,7 @@ def blame_the_host(verdicts: Sequence[Verdict], policies: Mapping[str, MetricPol
     out = []
     for verdict in verdicts:
         raw = not verdict.reason.startswith("in host-speed units")
-        host_slower = host_ratio is not None and raw and host_ratio > 1 + verdict.tolerance
+        host_slower = host_ratio is not None and raw
         if verdict.outcome != REGRESSED or policies[verdict.metric].kind != TIMING or not (whole_case or host_slower):
             out.append(verdict)
             continue

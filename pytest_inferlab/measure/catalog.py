@@ -102,6 +102,8 @@ define("draft_cost_share", "fraction", False, "speculative: share of generate ti
         "generation: n-gram search or draft-model forwards)")
 define("speculative_speedup", "x", True, "speculative: median over interleaved round pairs of the target's own "
         "window / the drafted window (same requests, same run)")
+define("speedup_vs_reference", "x", True, "output tokens/s of the case / of its reference (measure(reference=...)), "
+       "geometric mean over interleaved round pairs, with its 95% interval (ci95)")
 define("target_output_tok_per_s", "tok/s", True, "speculative: output tokens/s of the same target without "
         "drafting, in the interleaved rounds")
 define("sampled_unigram_tv", "fraction", False, "speculative under sampling: total variation between the token "

@@ -162,7 +162,7 @@ def _version(name: str, unit: str) -> str:
     return hashlib.sha256(f"{name}\n{unit}".encode()).hexdigest()[:16]
 
 
-def _read(path: Path, api_version: int) -> dict[str, Any] | None:
+def read_asv_file(path: Path, api_version: int) -> dict[str, Any] | None:
     if not path.exists():
         return None
     data = read_json_object(path, ValueError, "asv file")
@@ -172,7 +172,7 @@ def _read(path: Path, api_version: int) -> dict[str, Any] | None:
     return data
 
 
-def _load_cells(data: dict[str, Any] | None) -> dict[str, tuple[list[list[str]], dict[tuple[str, ...], Cell], float | None]]:
+def load_cells(data: dict[str, Any] | None) -> dict[str, tuple[list[list[str]], dict[tuple[str, ...], Cell], float | None]]:
     """An existing results file's cells per benchmark: (params, {combination: cell}, duration)."""
     out: dict[str, tuple[list[list[str]], dict[tuple[str, ...], Cell], float | None]] = {}
     if not data:
@@ -287,7 +287,7 @@ def _write_results(path: Path, key: ResultKey, meta: dict[str, Any], by_benchmar
                    benchmarks: dict[str, Any], summary: ExportSummary) -> None:
     """One asv results file: its other benchmarks kept, this export's cells merged (newest wins)."""
     machine, commit, env = key
-    existing = _load_cells(_read(path, RESULTS_API_VERSION))
+    existing = load_cells(read_asv_file(path, RESULTS_API_VERSION))
     results = {name: _row(params, cells, benchmarks[name]["version"], duration)
                for name, (params, cells, duration) in existing.items()
                if name in benchmarks and name not in by_benchmark}
@@ -317,7 +317,7 @@ def export(record_paths: Iterable[Path], asv_results: Path, include_dirty: bool 
     summary = ExportSummary()
     found = _collect(record_paths, include_dirty, warn, summary)
     benchmarks_path = asv_results / "benchmarks.json"
-    benchmarks = _benchmarks(_read(benchmarks_path, BENCHMARKS_API_VERSION) or {}, found.defs)
+    benchmarks = _benchmarks(read_asv_file(benchmarks_path, BENCHMARKS_API_VERSION) or {}, found.defs)
     for machine, info in found.machines.items():
         write_json_replace(asv_results / machine / "machine.json", info)
     for key, by_benchmark in sorted(found.groups.items()):

@@ -29,6 +29,7 @@ class Point:
     acc: float | None
     items: tuple[bool, ...] | None
     decode_bw_fraction: float | None
+    paired_speed: tuple[float, float, float] | None = None  # ratio to its reference and 95% interval (paired rounds)
 
 
 def points_from_records(paths: Iterable[Path]) -> list[Point]:
@@ -44,10 +45,12 @@ def points_from_records(paths: Iterable[Path]) -> list[Point]:
         if not quant or values.get("output_tok_per_s") is None or values.get("model_bytes") is None:
             continue
         items = (record.get("evals") or {}).get(MC_TASK, {}).get("items")
+        speedup = record["measurements"].get("speedup_vs_reference") or {}
+        paired = (speedup["value"], *speedup["ci95"]) if speedup.get("ci95") else None
         points.append(Point(quant["method"], int(record["spec"].get("batch_size", 1)), values["output_tok_per_s"],
                             values["model_bytes"], values.get("kld_mean") or 0.0, values.get("top1_agreement"),
                             values.get(f"{MC_TASK}.acc"), tuple(items) if items is not None else None,
-                            values.get("decode_bw_fraction")))
+                            values.get("decode_bw_fraction"), paired))
     return points
 
 
@@ -65,22 +68,33 @@ def _reference(points: list[Point], batch_size: int) -> Point | None:
     return next((p for p in points if p.method == "fp32" and p.batch_size == batch_size), None)
 
 
+def speed_cell(p: Point, ref: Point | None) -> str:
+    """The speed ratio to fp32: paired in the same rounds, with its 95% interval, where the case
+    measured its reference beside it; otherwise the ratio of two cases' tok/s, marked unpaired (~)."""
+    if p.paired_speed is not None:
+        ratio, low, high = p.paired_speed
+        return f"{ratio:.2f} [{low:.2f}, {high:.2f}]"
+    if ref is p:
+        return "1 (reference)"
+    return f"~{p.tok_per_s / ref.tok_per_s:.2f} unpaired" if ref else "-"
+
+
 def format_tradeoff(points: list[Point]) -> list[str]:
     """The table printed at the end of a run: ratios to fp32 of the same batch size."""
     front = pareto_front(points)
-    header = (f"{'method':<13} {'batch':>5} {'tok/s':>7} {'x fp32':>6} {'bytes x':>7} {'KLD':>9} {'top-1':>6} "
-              f"{'acc':>5} {'vs fp32 items':>18} {'bw':>5}  pareto")
+    header = (f"{'method':<13} {'batch':>5} {'tok/s':>7} {'x fp32 [95% interval]':>22} {'bytes x':>7} {'KLD':>9} "
+              f"{'top-1':>6} {'acc':>5} {'vs fp32 items':>18} {'bw':>5}  pareto")
     lines = [header]
     for p in sorted(points, key=lambda p: (p.batch_size, -p.tok_per_s)):
         ref = _reference(points, p.batch_size)
-        speed = f"{p.tok_per_s / ref.tok_per_s:.2f}" if ref else "-"
+        speed = speed_cell(p, ref)
         size = f"{p.model_bytes / ref.model_bytes:.2f}" if ref else "-"
         paired = "-"
         if ref and ref is not p and p.items is not None and ref.items is not None and len(p.items) == len(ref.items):
             lost, gained, pvalue = mcnemar(ref.items, p.items)
             paired = f"-{lost}/+{gained} p={pvalue:.2f}"
         lines.append(
-            f"{p.method:<13} {p.batch_size:>5} {p.tok_per_s:>7.1f} {speed:>6} {size:>7} {p.kld_mean:>9.5f} "
+            f"{p.method:<13} {p.batch_size:>5} {p.tok_per_s:>7.1f} {speed:>22} {size:>7} {p.kld_mean:>9.5f} "
             f"{_num(p.top1, '.3f'):>6} {_num(p.acc, '.3f'):>5} {paired:>18} {_num(p.decode_bw_fraction, '.0%'):>5}  "
             f"{'yes' if p in front else ''}")
     return lines

@@ -16,10 +16,12 @@ from typing import Any, Callable, Sequence
 from pytest_inferlab.engines.base import Engine
 from pytest_inferlab.measure.curves import curve_point
 from pytest_inferlab.measure.metrics import Measurement, bootstrap_median_ci, measure, scalar
+from pytest_inferlab.measure.paired import compare_rounds
 from pytest_inferlab.optimizations.speculative.pairs import SpeculativePairs
 from pytest_inferlab.plugin.recorder import Findings
 from pytest_inferlab.plugin.rounds import DrivenRounds, RoundDriver
 from pytest_inferlab.run.batching import BatchingSpec, generator_conditions, serve_round
+from pytest_inferlab.run.reference_pairs import ReferencePairs
 from pytest_inferlab.run.probes.energy import EnergyMeter
 from pytest_inferlab.run.runner import run_round
 from pytest_inferlab.run.trace import Request, RequestTrace, RoundTrace, output_digest
@@ -76,21 +78,34 @@ class LatencyCase:
     load: LoadSpec | None = None
     budget_s: float = 0.0
     paired: SpeculativePairs | None = None
+    against: ReferencePairs | None = None  # the reference's rounds, interleaved with the case's own
     _traces: list[RoundTrace] = field(default_factory=list)
 
     def run(self, plain: bool = False) -> Measured:
         """All rounds once; ``plain``: a re-measurement outside pytest-benchmark."""
         self._traces = []
-        if self.paired is not None:
-            self.paired.clear()
+        for pairing in (self.paired, self.against):
+            if pairing is not None:
+                pairing.clear()
         energy = EnergyMeter(self.engine.info.device)
         driven = self.driver.drive(lambda: self._one_round(energy), self.rounds, self.warmup, plain)
         timed = [t for t in self._traces if not t.warmup]
         measurements, absent = measure(self._traces, self.slo)
         served = [r for t in timed for r in t.requests]
         joules, no_joules = energy_findings(energy, sum(r.output_tokens for r in served if r.ok))
-        return Measured({**measurements, **joules, **driven.peak_memory}, {**absent, **no_joules, **driven.memory_absent},
-                        driven.conditions, timed, [r for r in served if not r.ok], output_digest(self._traces[-1]))
+        compared, compared_conditions, not_compared = self._compared(timed)
+        return Measured({**measurements, **joules, **driven.peak_memory, **compared},
+                        {**absent, **no_joules, **driven.memory_absent, **not_compared},
+                        {**driven.conditions, **compared_conditions}, timed, [r for r in served if not r.ok],
+                        output_digest(self._traces[-1]))
+
+    def _compared(self, timed: list[RoundTrace]) -> tuple[dict[str, Measurement], dict[str, Any], dict[str, str]]:
+        """The case against its reference, pair by pair (measure/paired.py), when it has one."""
+        if self.against is None:
+            return {}, {}, {}
+        reference = [t for t in self.against.reference_rounds if not t.warmup]
+        measurements, ratios, absent = compare_rounds(timed, reference)
+        return measurements, {"compared_to": {"reference": self.against.label(), "ratios": ratios}}, absent
 
     def _one_round(self, energy: EnergyMeter) -> None:
         warm = len(self._traces) < self.warmup
@@ -98,6 +113,8 @@ class LatencyCase:
             energy.start()
         if self.paired is not None:  # drafted and undrafted rounds back to back, alternating which goes first
             trace = self.paired.round(self.requests, self.sampling, len(self._traces), warm)
+        elif self.against is not None:  # the case's and its reference's rounds, likewise
+            trace = self.against.round(self.requests, self.sampling, len(self._traces), warm)
         elif self.load is None:
             trace = run_round(self.engine, self.requests, self.batch_size, self.sampling, warmup=warm)
         else:

@@ -23,6 +23,7 @@ from pytest_inferlab.plugin.rounds import RoundDriver
 from pytest_inferlab.optimizations.speculative.pairs import SpeculativePairs
 from pytest_inferlab.record.record import Record
 from pytest_inferlab.run.batching import BatchingSpec, resolve_batching
+from pytest_inferlab.run.reference_pairs import ReferencePairs
 from pytest_inferlab.specs.core import RunSpec, SamplingSpec, WorkloadSpec
 from pytest_inferlab.specs.load import LoadSpec, parse_load
 from pytest_inferlab.specs.slo import SLO
@@ -59,7 +60,8 @@ class Lab:
 
     def measure(self, engine: Engine, workload: WorkloadSpec, *, batch_size: int = 1,
                 sampling: SamplingSpec | None = None, slo: SLO | None = None, evals: Sequence[str] = (),
-                batching: BatchingSpec | str | None = None, load: LoadSpec | str | None = None) -> Record:
+                batching: BatchingSpec | str | None = None, load: LoadSpec | str | None = None,
+                reference: Engine | None = None) -> Record:
         """Run ``workload`` on ``engine`` (warm-up, then timed rounds) and write the record.
 
         ``evals``: lm-eval tasks whose scores (and per-item correctness) join the record.
@@ -67,7 +69,10 @@ class Lab:
         ``static``, ``continuous``) as they arrive by an arrival process (``closed:4``,
         ``poisson:2.5``, ...); without them, batches of ``batch_size`` run back to back.
         ``slo``: bounds for goodput; it wins over the marker's ``slo={...}`` (with a warning when
-        both are given and differ), which wins over --inferlab-slo."""
+        both are given and differ), which wins over --inferlab-slo.
+        ``reference``: an engine to compare with in the same run (e.g. the unoptimized ``model``): its
+        rounds alternate with the case's own, and the record carries ``speedup_vs_reference`` with its
+        95% interval and every timing metric's paired ratio (``conditions.compared_to``)."""
         self._claim(engine, batch_size)
         sampling = sampling or SamplingSpec(seed=self.settings.seed)
         batching_spec, load_spec = self._under_load(batching, load, batch_size)
@@ -77,9 +82,13 @@ class Lab:
                        speculative=engine.info.speculative)
         requests = self._session.references.requests_for(engine, workload)
         paired = SpeculativePairs.for_engine(engine, batch_size, load_spec)
+        against = None
+        if reference is not None and reference is not engine:
+            against = ReferencePairs(engine, reference, lambda ref: self._session.references.requests_for(ref, workload),
+                                     batch_size, load_spec)
         rounds = LatencyCase(engine, requests, batch_size, sampling, choice.slo, self._driver(engine), self.rounds,
                              self.warmup, self._say, batching_spec, load_spec, self._session.settings.load_budget,
-                             paired)
+                             paired, against)
         started = now()
         counters_before = engine.counters()
         measured = rounds.run()

@@ -31,6 +31,7 @@ class Summary:
         self.baseline_lines: list[str] = []  # what --inferlab-save-baseline saved and left out
         self.tradeoff_lines: list[str] = []
         self.curve_lines: list[str] = []
+        self.change_lines: list[str] = []  # change points of this run's cases over their stored history
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when != "call":
@@ -54,8 +55,12 @@ class Summary:
         self.tradeoff_lines = _with_plot(*tradeoff_summary(self.store.folder, records))
         self.curve_lines = _with_plot(*curves_summary(self.store.folder, records))
         if self.settings.asv is not None:
+            from pytest_inferlab.outputs.asv_changes import change_point_lines
+
             summary = export(records, self.settings.asv, warn=lambda text: None)
             self.asv_lines = [f"{summary.line()} -> {self.settings.asv}"] + [f"  skipped {s}" for s in summary.skipped]
+            self.asv_lines += change_point_lines(self.settings.asv)
+        self.change_lines = history_change_points(self.baselines, records)
 
     def _save_baselines(self, session: pytest.Session, record_paths: list[Path]) -> None:
         """--inferlab-save-baseline: this run's valid records, all saved or none (as save-baselines)."""
@@ -75,7 +80,8 @@ class Summary:
         sections = [("inferlab results", format_table(self.rows) + [f"records: {self.store.folder}"]),
                     ("inferlab quantization trade-off (ratios to fp32 of the same batch)", self.tradeoff_lines),
                     ("inferlab latency-throughput", self.curve_lines),
-                    ("inferlab verdicts", format_verdict_summary(self.verdict_rows) if self.verdict_rows else [])]
+                    ("inferlab verdicts", format_verdict_summary(self.verdict_rows) if self.verdict_rows else []),
+                    ("inferlab change points (stored history + this run)", self.change_lines)]
         for title, lines in sections:
             if lines:
                 terminalreporter.write_sep("=", title)
@@ -85,3 +91,34 @@ class Summary:
 
 def _with_plot(table: list[str], png: Path | None, why_not: str | None) -> list[str]:
     return table + [f"plot: {png}" if png else why_not or ""] if table else []
+
+
+def history_change_points(baselines: BaselineStore, record_paths: list[Path]) -> list[str]:
+    """Change points of each case's stored history (this machine's) with this run appended: shown when
+    some series has enough runs to tell."""
+    from pytest_inferlab.judge.changepoints import MIN_POINTS, ChangePointsUnavailable, detect_all, summary_lines
+    from pytest_inferlab.record.series import RunPoint, RunSeries
+
+    series = []
+    for path in record_paths:
+        try:
+            record = load_record(path)
+            baseline = baselines.load(record["machine_id"], record["test_id"], record["spec_id"])
+        except (RecordError, BaselineError):
+            continue  # the case reported its unreadable baseline already
+        if baseline is None:
+            continue
+        commit = ((record.get("environment") or {}).get("git") or {}).get("commit")
+        for metric, measurement in sorted(record["measurements"].items()):
+            history = (baseline.data["metrics"].get(metric) or {}).get("history", [])
+            points = [RunPoint(run.get("run_id", ""), run.get("commit"), run["value"]) for run in history
+                      if run.get("value") is not None and run.get("run_id") != record["run_id"]]
+            if measurement.get("value") is not None:
+                points.append(RunPoint(record["run_id"], commit, measurement["value"]))
+            series.append(RunSeries(record["machine_id"], record["test_id"], metric, tuple(points)))
+    if not any(len(s.points) >= MIN_POINTS for s in series):
+        return []
+    try:
+        return summary_lines(detect_all(series))
+    except ChangePointsUnavailable as exc:
+        return [f"change points: not computed ({exc})"]

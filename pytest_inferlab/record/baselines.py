@@ -53,7 +53,7 @@ class Baseline:
         return self.data.get("fingerprint", {})
 
 
-def _parse(path: Path) -> dict[str, Any]:
+def parse_baseline(path: Path) -> dict[str, Any]:
     try:
         data = read_json_object(path, BaselineError, "baseline")
     except BaselineError as exc:
@@ -115,7 +115,7 @@ class BaselineStore:
         self.root = root
 
     def _read(self, path: Path, test_id: str) -> dict[str, Any]:
-        data = _parse(path)
+        data = parse_baseline(path)
         if data.get("test_id") != test_id:
             raise BaselineError(f"baseline {path} belongs to test {data.get('test_id')!r}, not {test_id!r}: it is "
                                 "never merged into; restore the file from git or move it away")
@@ -126,7 +126,7 @@ class BaselineStore:
         holds this very test id: others that shared its slug start afresh under their own name."""
         path = folder / baseline_filename(test_id, spec_id)
         legacy = folder / legacy_baseline_filename(test_id, spec_id)
-        if not path.exists() and legacy.exists() and _parse(legacy).get("test_id") == test_id:
+        if not path.exists() and legacy.exists() and parse_baseline(legacy).get("test_id") == test_id:
             return legacy, legacy
         return path, None
 

@@ -79,6 +79,7 @@ def test_a_planted_slowdown_in_the_working_tree_regresses_and_both_sides_are_kep
     done = ab(repo, "HEAD", *ARGS)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "uncommitted changes in 1 file(s)" in done.stdout
+    assert json.loads((the_run(repo) / "verdicts.json").read_text())["candidate"]["uncommitted_files"] == ["conftest.py"]
     assert "test_suite.py::test_latency: tpot_ms: REGRESSED" in done.stdout
     run = the_run(repo)
     for side in ("base", "candidate"):

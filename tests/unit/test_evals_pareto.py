@@ -61,7 +61,8 @@ def test_the_pareto_front_keeps_what_nothing_beats_on_speed_fidelity_and_bytes()
     assert front == {fp32, int8, other_batch}
     lines = format_tradeoff([fp32, int8, worse, other_batch])
     row = next(line for line in lines if line.startswith("int8-weight"))
-    assert "0.83" in row and "0.40" in row and "-1/+0 p=1.00" in row and row.endswith("yes")
+    assert "~0.83 unpaired" in row and "0.40" in row and "-1/+0 p=1.00" in row and row.endswith("yes")
+    assert "1 (reference)" in next(line for line in lines if line.startswith("fp32"))
     assert not next(line for line in lines if line.startswith("int8-dynamic") and " 1 " in line).endswith("yes")
 
 
@@ -75,3 +76,10 @@ def test_decode_bandwidth_is_weight_bytes_per_decode_step():
     assert decode_bandwidth_gb_per_s(2_000_000_000, 100.0) == pytest.approx(20.0)
     assert decode_bandwidth_gb_per_s(None, 100.0) is None and decode_bandwidth_gb_per_s(10, None) is None
     assert 0.1 < copy_bandwidth_gb_per_s(CPU) < 10_000
+
+
+def test_a_paired_speed_ratio_prints_with_its_interval():
+    fp32 = _point("fp32", 30.0, 500, 0.0)
+    paired = Point("bf16", 1, 27.0, 250, 0.001, None, None, None, None, (0.91, 0.86, 0.97))
+    row = next(line for line in format_tradeoff([fp32, paired]) if line.startswith("bf16"))
+    assert "0.91 [0.86, 0.97]" in row and "unpaired" not in row

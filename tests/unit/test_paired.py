@@ -7,7 +7,8 @@ import threading
 import pytest
 
 from pytest_inferlab.judge.ab import compare_sides
-from pytest_inferlab.judge.paired import MIN_PAIRS, judge_paired, paired_ratio
+from pytest_inferlab.judge.paired import judge_paired
+from pytest_inferlab.measure.paired import MIN_PAIRS, paired_ratio
 from pytest_inferlab.judge.policy import MetricPolicy
 from pytest_inferlab.run.lockstep import Baton, Turn, choose
 

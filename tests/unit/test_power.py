@@ -3,16 +3,18 @@
 from power_study import METRICS, main
 
 
-def test_power_tool_prints_noise_false_alarms_and_detections(capsys):
-    main(["--model", "dummy:tiny", "--threads", "1", "--history", "3", "--repeats", "1", "--tokens", "4",
-          "--rounds", "2", "--slowdowns", "1.0"])
+def test_power_tool_prints_both_modes(capsys):
+    main(["--model", "dummy:tiny", "--threads", "1", "--history", "3", "--repeats", "2", "--tokens", "4",
+          "--rounds", "2", "--pairs", "3", "--slowdowns", "3.0"])
     out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith("model=dummy:tiny threads=1 history=3 runs, repeats=1")
-    assert out[1].split() == ["metric", "noise", "(log", "sd)", "+0%", "false", "alarms", "+100%", "detected"]
-    rows = {line[:36].strip(): [line[36:51].strip(), line[51:69].strip(), line[69:].strip()] for line in out[2:]}
-    assert set(rows) - set(METRICS) <= {f"{m} (gate: {view})" for m in METRICS for view in ("raw", "host units")}
-    assert len(rows) == 2 * len(METRICS)
-    for noise, false_alarms, detected in rows.values():
-        assert float(noise) >= 0
-        for cell in (false_alarms, detected):
-            assert cell in ("0/1 (0)", "0/1 (1)", "1/1 (1)"), cell
+    assert out[0].startswith("model=dummy:tiny threads=1 started ") and "repeats=2" in out[0]
+    assert out[1].startswith("history mode: 3 baseline runs") and out[2].startswith("A/B mode: 3 pairs")
+    assert out[3].split() == ["mode", "metric", "noise", "(log", "sd)", "+0%", "false", "alarms", "+300%", "detected"]
+    assert out[-1].startswith("history mode, first regressions the host rule set aside")
+    rows = {(line[:8].strip(), line[8:26].strip()): line[41:].split() for line in out[4:-1]}
+    assert set(rows) == {(mode, m) for mode in ("history", "ab") for m in METRICS}
+    # a 4x slowdown of the decode steps is found by pairs in every repeat; unchanged pairs never regress
+    assert rows[("ab", "tpot_ms")] == ["0/2", "2/2"]
+    for (mode, _), cells in rows.items():
+        counts = [cell for cell in cells if not cell.startswith("(")]  # history cells add "(first measurements)"
+        assert len(counts) == 2 and all(cell in ("0/2", "1/2", "2/2") for cell in counts), cells

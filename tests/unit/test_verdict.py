@@ -3,12 +3,13 @@
 import dataclasses
 import math
 import random
+import statistics
 
 import pytest
 
 from pytest_inferlab.judge.policy import MetricPolicy, parse_tolerances, policies_for
-from pytest_inferlab.judge.verdict import (NoiseModel, Verdict, blame_the_host, bonferroni_alpha, judge, judge_items,
-                                            judge_run, mcnemar)
+from pytest_inferlab.judge.verdict import (NoiseModel, Verdict, blame_the_host, bonferroni_alpha, host_slowdown, judge,
+                                            judge_items, judge_run, mcnemar)
 
 TPOT = MetricPolicy("tpot_ms", "timing", higher_is_better=False, tolerance=0.05)
 TOKS = MetricPolicy("output_tok_per_s", "timing", higher_is_better=True, tolerance=0.05)
@@ -71,7 +72,7 @@ def test_a_case_that_moved_as_a_whole_blames_the_host():
 def test_a_slowdown_of_some_series_stands():
     planted = _verdicts({"ttft_ms": 1.0, "tpot_ms": 1.55, "output_tok_per_s": 1 / 1.5})
     planted[0] = dataclasses.replace(planted[0], outcome="unchanged")
-    judged = blame_the_host(planted, POLICIES, host_ratio=1.01)
+    judged = blame_the_host(planted, POLICIES, host_ratio=None)
     assert [v.outcome for v in judged] == ["unchanged", "regressed", "regressed"]
 
 
@@ -81,7 +82,15 @@ def test_a_slower_host_reference_blames_the_host_for_raw_verdicts_only():
     assert blame_the_host(raw, POLICIES, host_ratio=1.25)[0].outcome == "inconclusive"
     assert "host-speed reference ran 1.25x slower" in blame_the_host(raw, POLICIES, host_ratio=1.25)[0].reason
     assert blame_the_host(calibrated, POLICIES, host_ratio=1.25)[0].outcome == "regressed"
-    assert blame_the_host(raw, POLICIES, host_ratio=1.02)[0].outcome == "regressed"
+    assert blame_the_host(raw, POLICIES, host_ratio=None)[0].outcome == "regressed"
+
+
+def test_the_host_reference_moved_only_beyond_its_own_noise_and_the_tolerance():
+    refs = [0.062, 0.0615, 0.0609, 0.0625, 0.063, 0.0624, 0.0626, 0.0624, 0.0606]  # ~1.3% noise
+    assert host_slowdown(0.0635, refs, alpha=0.01) is None  # 2% slower: within the tolerance
+    assert host_slowdown(0.080, refs, alpha=0.01) == pytest.approx(0.080 / statistics.geometric_mean(refs), rel=1e-6)
+    assert host_slowdown(0.080, [0.062], alpha=0.01) is None  # one run: its noise is not known
+    assert host_slowdown(None, refs, alpha=0.01) is None and host_slowdown(0.08, [], alpha=0.01) is None
 
 
 def test_false_alarm_rate_of_unchanged_runs_stays_below_alpha():

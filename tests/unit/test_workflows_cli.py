@@ -44,6 +44,9 @@ def test_gpu_workflow_gates_with_full_history_and_saves_through_a_pull_request()
     # the history site: results accumulate on their own branch, asv publishes, Pages serves it (main only)
     assert "inferlab asv-export" in text and ".venv/bin/asv publish" in text and "git push origin asv-results" in text
     assert "actions/deploy-pages" in text and "upload-pages-artifact" in text
+    # pull requests: an A/B against the PR's base in lock-step; change points over the history on main
+    assert "if: github.event_name == 'pull_request'" in text and 'inferlab ab "origin/$BASE_REF"' in text
+    assert "inferlab changes baselines" in text
 
 
 def record(run_id, value):
