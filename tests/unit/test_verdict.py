@@ -69,6 +69,11 @@ def test_a_case_that_moved_as_a_whole_blames_the_host():
     assert "inferlab ab BASE" in judged[0].reason
 
 
+def test_series_that_moved_by_very_different_factors_did_not_move_together():
+    planted = _verdicts({"ttft_ms": 1.63, "tpot_ms": 18.8, "output_tok_per_s": 1 / 17.5})  # queued TTFT, slow decode
+    assert [v.outcome for v in blame_the_host(planted, POLICIES, host_ratio=None)] == ["regressed"] * 3
+
+
 def test_a_slowdown_of_some_series_stands():
     planted = _verdicts({"ttft_ms": 1.0, "tpot_ms": 1.55, "output_tok_per_s": 1 / 1.5})
     planted[0] = dataclasses.replace(planted[0], outcome="unchanged")
