@@ -143,7 +143,6 @@ def merge(first: Verdict, again: Verdict | None) -> Verdict:
                                       "a disturbance of the host, not of the code")
 
 
-
 def history_refs(baseline: Any) -> list[float]:
     """The host-speed reference of each run in a baseline's history (once per run)."""
     if baseline is None:
