@@ -62,17 +62,17 @@ def compare_sides(base: Sequence[Mapping[str, Any]], candidate: Sequence[Mapping
     tolerance = tolerance or {}
     base_by, cand_by = _by_test(base), _by_test(candidate)
     shared = [t for t in cand_by if t in base_by]
-    series = {t: _series(cand_by[t], tolerance).keys() & _series(base_by[t], tolerance).keys() for t in shared}
+    policies = {t: _series(cand_by[t], tolerance) for t in shared}
+    series = {t: policies[t].keys() & _series(base_by[t], tolerance).keys() for t in shared}
     alpha = bonferroni_alpha(family_alpha, sum(len(names) for names in series.values()))
     cases = []
     for test_id in shared:
         b, c = base_by[test_id], cand_by[test_id]
-        policies = _series(c, tolerance)
         invalid = _invalid(b, c)
         verdicts = []
         for name in sorted(series[test_id]):
             bv, cv = b["round_values"][name], c["round_values"][name]
             pairs = min(len(bv), len(cv))
-            verdicts.append(judge_paired(policies[name], bv[:pairs], cv[:pairs], alpha, invalid, against="base"))
+            verdicts.append(judge_paired(policies[test_id][name], bv[:pairs], cv[:pairs], alpha, invalid, against="base"))
         cases.append(CaseVerdicts(test_id, verdicts))
     return ABOutcome(cases, [t for t in base_by if t not in cand_by], [t for t in cand_by if t not in base_by], alpha)

@@ -16,7 +16,7 @@ from pytest_inferlab.outputs.report import format_table, format_verdict_summary
 from pytest_inferlab.plugin.options import Settings
 from pytest_inferlab.plugin.recorder import REPORT_KEY, VERDICT_KEY
 from pytest_inferlab.record.baselines import BaselineError, BaselineStore, save_valid
-from pytest_inferlab.record.record import RecordError, load_record
+from pytest_inferlab.record.record import RecordError, load_record, record_commit
 from pytest_inferlab.record.store import RecordStore
 
 
@@ -108,7 +108,7 @@ def history_change_points(baselines: BaselineStore, record_paths: list[Path]) ->
             continue  # the case reported its unreadable baseline already
         if baseline is None:
             continue
-        commit = ((record.get("environment") or {}).get("git") or {}).get("commit")
+        commit = record_commit(record)
         for metric, measurement in sorted(record["measurements"].items()):
             history = (baseline.data["metrics"].get(metric) or {}).get("history", [])
             points = [RunPoint(run.get("run_id", ""), run.get("commit"), run["value"]) for run in history

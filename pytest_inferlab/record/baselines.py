@@ -20,6 +20,7 @@ from typing import Any, Iterable, Iterator
 from pytest_inferlab.record.environment import machine_fingerprint
 from pytest_inferlab.record.jsonio import read_json_object, write_json_replace_all
 from pytest_inferlab.record.naming import baseline_filename, legacy_baseline_filename
+from pytest_inferlab.record.record import record_commit
 from pytest_inferlab.judge.verdict import NOT_MEASURED
 
 BASELINE_SCHEMA_VERSION = 1  # of the baseline file format (records have their own, record.py)
@@ -186,7 +187,7 @@ def _append(data: dict[str, Any], record: dict[str, Any]) -> None:
     """Add one run to a baseline's content: per metric its value to the history, its samples as latest."""
     data["fingerprint"] = machine_fingerprint(record["environment"])
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    commit = (record["environment"].get("git") or {}).get("commit")
+    commit = record_commit(record)
     host_ref_s = (record.get("conditions") or {}).get("host_ref_s")
     for name, m in record["measurements"].items():
         entry = data["metrics"].setdefault(name, {"unit": m["unit"], "history": []})

@@ -94,5 +94,10 @@ def parse_record(data: Any, source: str) -> dict[str, Any]:
     return data
 
 
+def record_commit(record: Mapping[str, Any]) -> str | None:
+    """The git commit a record (its JSON form) was measured at, or None outside a checkout."""
+    return ((record.get("environment") or {}).get("git") or {}).get("commit")
+
+
 def load_record(path: Path) -> dict[str, Any]:
     return parse_record(read_json_object(path, RecordError, "record"), str(path))

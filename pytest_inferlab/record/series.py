@@ -10,7 +10,7 @@ from typing import Any, Iterable, Mapping
 
 from pytest_inferlab.record.baselines import parse_baseline  # its errors name the file
 from pytest_inferlab.record.jsonio import is_temp
-from pytest_inferlab.record.record import load_record
+from pytest_inferlab.record.record import load_record, record_commit
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +47,7 @@ def series_from_records(paths: Iterable[Path]) -> list[RunSeries]:
     records = sorted((load_record(path) for path in paths), key=lambda r: str(r.get("started_at", "")))
     grouped: dict[tuple[str, str, str], list[RunPoint]] = defaultdict(list)
     for record in records:
-        commit = ((record.get("environment") or {}).get("git") or {}).get("commit")
+        commit = record_commit(record)
         for metric, measurement in _values(record["measurements"]):
             grouped[(record["machine_id"], record["test_id"], metric)].append(
                 RunPoint(record["run_id"], commit, measurement))
