@@ -136,6 +136,50 @@ def changes(source: Path, records: bool, json_path: Path | None) -> int:
     return 0
 
 
+def report(run_dir: Path) -> int:
+    """Rebuild a run folder's report.html from its records."""
+    from pytest_inferlab.outputs.html_report import write_report
+    from pytest_inferlab.record.run_folder import RunFolderError
+
+    try:
+        path = write_report(run_dir)
+    except RunFolderError as exc:
+        print(f"inferlab: {exc}; nothing was written", file=sys.stderr)
+        return 2
+    print(f"written: {path}")
+    return 0
+
+
+def compare(run_a: Path, run_b: Path, alpha: float, tolerance_text: str, json_path: Path | None,
+            show_all: bool) -> int:
+    """Two runs case by case: B against A, the gate's statistics. Exit 1 when something regressed."""
+    from pytest_inferlab.judge.compare import compare_runs, format_comparison, lockstep_pair
+    from pytest_inferlab.judge.policy import parse_tolerances
+    from pytest_inferlab.record.run_folder import RunFolderError, load_run
+
+    try:
+        tolerance = parse_tolerances(tolerance_text, "--tolerance") if tolerance_text else {}
+        a, b = load_run(run_a), load_run(run_b)
+    except (RunFolderError, ValueError) as exc:
+        print(f"inferlab: {exc}; nothing was compared", file=sys.stderr)
+        return 2
+    result = compare_runs(a.records, b.records, alpha, tolerance, paired=lockstep_pair(a.manifest, b.manifest))
+    if json_path is not None:
+        import json
+
+        payload = {"run_a": str(run_a), "run_b": str(run_b), **result.to_json()}
+        if str(json_path) == "-":
+            print(json.dumps(payload, indent=1))
+            return 1 if result.regressed else 0
+        from pytest_inferlab.record.jsonio import write_json_replace
+
+        write_json_replace(json_path, payload)
+    print("\n".join(format_comparison(result, str(run_a), str(run_b), show_all)))
+    if json_path is not None:
+        print(f"written: {json_path}")
+    return 1 if result.regressed else 0
+
+
 def _probability(text: str) -> float:
     value = float(text)
     if not 0 < value < 1:
@@ -187,10 +231,31 @@ def main(argv: list[str] | None = None) -> int:
                         help="a baselines folder (default: baselines), or records with --records")
     shifts.add_argument("--records", action="store_true", help="SOURCE holds records (e.g. .inferlab/runs)")
     shifts.add_argument("--json", type=Path, default=None, help="also write every series' result to this file")
+    page = commands.add_parser("report", help="rebuild a run folder's report.html from its records",
+                               description="Writes RUN_DIR/report.html: one self-contained page (no network) with "
+                               "the findings, the speed x memory x fidelity front, the latency-throughput curves, "
+                               "the verdicts and the environment.")
+    page.add_argument("run_dir", type=Path, help="a run folder, .inferlab/runs/<run id>")
+    versus = commands.add_parser("compare", help="two runs case by case: ratio, interval and verdict per metric",
+                                 description="Judges every metric of every case both runs measured, B against A, "
+                                 "with the gate's statistics (paired rounds for the two sides of one A/B). "
+                                 "Exit 0: no regression; 1: a regression; 2: bad input.")
+    versus.add_argument("run_a", type=Path, help="the earlier run (the baseline side), a run folder")
+    versus.add_argument("run_b", type=Path, help="the run judged against it, a run folder")
+    versus.add_argument("--alpha", type=_probability, default=0.05,
+                        help="false-alarm budget of the comparison, split over its timing series (default: 0.05)")
+    versus.add_argument("--tolerance", default="", help="tolerances per metric, e.g. 'tpot_ms=0.03 ttft_ms=0.2'")
+    versus.add_argument("--json", type=Path, default=None, help="also write every verdict to this file (- : print "
+                        "the JSON instead of the table)")
+    versus.add_argument("--all", action="store_true", help="list unchanged and new metrics too")
     argv = sys.argv[1:] if argv is None else list(argv)
     pytest_args = argv[argv.index("--") + 1:] if "--" in argv else []  # everything after -- is pytest's
     args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
     args.pytest_args = pytest_args
+    if args.command == "report":
+        return report(args.run_dir)
+    if args.command == "compare":
+        return compare(args.run_a, args.run_b, args.alpha, args.tolerance, args.json, args.all)
     if args.command == "ab":
         return ab(args)
     if args.command == "changes":

@@ -13,7 +13,7 @@ from typing import Any, Callable, Mapping
 
 from pytest_inferlab.judge.policy import policies_for, policy_of
 from pytest_inferlab.judge.verdict import (REGRESSED, NoiseModel, Verdict, blame_the_host, bonferroni_alpha,
-                                            host_slowdown, judge_items, judge_run)
+                                            host_slowdown, item_verdicts, judge_run)
 from pytest_inferlab.plugin.options import Settings
 from pytest_inferlab.record.baselines import BaselineError, BaselineStore
 from pytest_inferlab.record.record import Record
@@ -37,20 +37,6 @@ class Judgement:
     def regressed(self) -> list[str]:
         """Metrics that regressed, when this judgement gates (else nothing fails)."""
         return [v.metric for v in self.verdicts if v.outcome == REGRESSED] if self.gating else []
-
-
-def item_verdicts(current: Mapping[str, Any], baseline: Mapping[str, Any], alpha: float) -> list[Verdict]:
-    """McNemar verdicts of per-item task correctness against the baseline's, where both have the
-    same items (same task, same --inferlab-eval-limit)."""
-    verdicts = []
-    for task, result in sorted(current.items()):
-        stored = baseline.get(task)
-        items = result.get("items")
-        if (items is None or stored is None or stored.get("limit") != result.get("limit")
-                or len(stored["items"]) != len(items)):
-            continue
-        verdicts.append(judge_items(f"{task}.items", stored["items"], items, alpha))
-    return verdicts
 
 
 class Gate:

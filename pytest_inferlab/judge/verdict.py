@@ -250,3 +250,17 @@ def blame_the_host(verdicts: Sequence[Verdict], policies: Mapping[str, MetricPol
             f"{verdict.reason}; not judged a regression: {why}, so the host moved, not necessarily the code "
             "(re-run in a quieter hour, or compare paired: inferlab ab BASE)")))
     return out
+
+
+def item_verdicts(current: Mapping[str, Any], baseline: Mapping[str, Any], alpha: float) -> list[Verdict]:
+    """McNemar verdicts of per-item task correctness against the baseline's, where both have the
+    same items (same task, same --inferlab-eval-limit)."""
+    verdicts = []
+    for task, result in sorted(current.items()):
+        stored = baseline.get(task)
+        items = result.get("items")
+        if (items is None or stored is None or stored.get("limit") != result.get("limit")
+                or len(stored["items"]) != len(items)):
+            continue
+        verdicts.append(judge_items(f"{task}.items", stored["items"], items, alpha))
+    return verdicts

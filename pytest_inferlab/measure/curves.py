@@ -54,19 +54,26 @@ def configuration_label(record: Mapping[str, Any]) -> str:
     return " ".join(parts)
 
 
-def curves_from_records(paths: Iterable[Path]) -> dict[str, list[dict[str, Any]]]:
-    """Points per configuration label, from the records that have any."""
+def curves_of(records: Iterable[Mapping[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    """Points per configuration label, from the records (JSON form) that have any."""
     curves: dict[str, list[dict[str, Any]]] = {}
-    for path in paths:
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
+    for record in records:
         label = configuration_label(record)
         for point in record.get("curve") or []:
             if point.get("output_tok_per_s") is not None:  # one line per configuration and arrival process
                 curves.setdefault(f"{label} {point.get('process', '')}".strip(), []).append(point)
     return {label: sorted(points, key=lambda p: p["output_tok_per_s"]) for label, points in sorted(curves.items())}
+
+
+def curves_from_records(paths: Iterable[Path]) -> dict[str, list[dict[str, Any]]]:
+    """``curves_of`` the record files that can be read."""
+    records = []
+    for path in paths:
+        try:
+            records.append(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            continue
+    return curves_of(records)
 
 
 def _num(value: float | None, fmt: str) -> str:
@@ -90,7 +97,8 @@ def format_curves(curves: Mapping[str, list[dict[str, Any]]]) -> list[str]:
     return lines
 
 
-def plot_curves(curves: Mapping[str, list[dict[str, Any]]], path: Path) -> Path:
+def curves_figure(curves: Mapping[str, list[dict[str, Any]]]) -> Any:
+    """p50 (solid) and p99 (dashed) TTFT and TPOT against achieved output tokens/s, one colour per line."""
     figure, (ttft, tpot) = pyplot().subplots(1, 2, figsize=(12, 5), dpi=120)
     for index, (label, points) in enumerate(curves.items()):
         color = f"C{index % 10}"
@@ -107,7 +115,11 @@ def plot_curves(curves: Mapping[str, list[dict[str, Any]]], path: Path) -> Path:
     ttft.set_title("time to first token vs throughput")
     tpot.set_title("time per output token vs throughput")
     tpot.legend(fontsize=7)
-    return save_png(figure, path)
+    return figure
+
+
+def plot_curves(curves: Mapping[str, list[dict[str, Any]]], path: Path) -> Path:
+    return save_png(curves_figure(curves), path)
 
 
 def curves_summary(run_folder: Path, records: Iterable[Path]) -> tuple[list[str], Path | None, str | None]:

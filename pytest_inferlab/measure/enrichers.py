@@ -162,8 +162,14 @@ def task_accuracy(case: Case, measured: Mapping[str, Measurement]) -> Extras:
     from pytest_inferlab.measure.evals import record_metrics
 
     results = case.references.evals_of(case.engine, case.eval_tasks)
+    conditions = {}
+    spec = case.engine.info.model
+    if spec.quant is not None:  # what the variant costs in accuracy: its unquantized model's scores and items
+        reference = case.references.evals_of(case.references.engine_for(spec.reference), case.eval_tasks)
+        conditions["reference_evals"] = {"model": spec.reference.name,
+                                         "tasks": {task: result.to_dict() for task, result in reference.items()}}
     return Extras({name: scalar(name, value) for name, value in record_metrics(results).items()},
-                  evals={task: result.to_dict() for task, result in results.items()})
+                  conditions=conditions, evals={task: result.to_dict() for task, result in results.items()})
 
 
 ENRICHERS: tuple[Enricher, ...] = (parallel_ranks, engine_counters, load_generator, server_telemetry,

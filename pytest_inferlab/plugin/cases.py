@@ -111,19 +111,22 @@ class LatencyCase:
         warm = len(self._traces) < self.warmup
         if not warm and not energy.started:
             energy.start()
-        if self.paired is not None:  # drafted and undrafted rounds back to back, alternating which goes first
-            trace = self.paired.round(self.requests, self.sampling, len(self._traces), warm)
-        elif self.against is not None:  # the case's and its reference's rounds, likewise
-            trace = self.against.round(self.requests, self.sampling, len(self._traces), warm)
-        elif self.load is None:
-            trace = run_round(self.engine, self.requests, self.batch_size, self.sampling, warmup=warm)
+        if self.against is not None:  # the case's and its reference's rounds, alternating which goes first
+            trace = self.against.round(lambda: self._case_round(warm), self.sampling, len(self._traces), warm)
         else:
-            trace = serve_round(self.engine, self.requests, self.batching, self.load, self.sampling, self.budget_s,
-                                warmup=warm)
+            trace = self._case_round(warm)
         if not warm:
             energy.stop()
         self._traces.append(trace)
         self.say(round_line(len(self._traces), self.warmup + self.rounds, trace))
+
+    def _case_round(self, warm: bool) -> RoundTrace:
+        if self.paired is not None:  # drafted and undrafted rounds back to back, likewise
+            return self.paired.round(self.requests, self.sampling, len(self._traces), warm)
+        if self.load is None:
+            return run_round(self.engine, self.requests, self.batch_size, self.sampling, warmup=warm)
+        return serve_round(self.engine, self.requests, self.batching, self.load, self.sampling, self.budget_s,
+                           warmup=warm)
 
 
 @dataclass

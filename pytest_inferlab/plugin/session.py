@@ -28,6 +28,7 @@ from pytest_inferlab.record.baselines import BaselineStore
 from pytest_inferlab.record.environment import collect_environment, machine_id
 from pytest_inferlab.record.jsonio import remove_stale_temps
 from pytest_inferlab.record.record import Record
+from pytest_inferlab.record.run_folder import pytest_command, start_manifest
 from pytest_inferlab.record.store import RecordStore
 from pytest_inferlab.run.lockstep import LockstepError, TurnClient
 
@@ -95,8 +96,12 @@ class LabSession:
 
     # ---- output ---------------------------------------------------------------------------
     def write(self, record: Record) -> Path:
+        first = not self.written
+        if first:  # the run's manifest (status running), before its first record
+            self.store.folder.mkdir(parents=True, exist_ok=True)
+            start_manifest(self.store.folder, self.run_id, pytest_command())
         path = self.store.write(record)
-        if not self.written:  # the run's installed packages, once per run folder (xdist workers share it)
+        if first:  # the run's installed packages, once per run folder (xdist workers share it)
             self.store.write_packages(self.config.rootpath)
         self.written.append(path)
         return path

@@ -1,5 +1,6 @@
 """End-of-run hooks: collect each case's report row, save baselines, draw the trade-off and
-latency-throughput summaries, export to asv, and print it all in the terminal summary.
+latency-throughput summaries, export to asv, close the run's manifest, write report.html, and print
+it all in the terminal summary, ending with the findings table.
 
 The controller does all of it once for every xdist worker: rows travel in each report's
 ``user_properties``; records are read back from the run folder.
@@ -17,6 +18,7 @@ from pytest_inferlab.plugin.options import Settings
 from pytest_inferlab.plugin.recorder import REPORT_KEY, VERDICT_KEY
 from pytest_inferlab.record.baselines import BaselineError, BaselineStore, save_valid
 from pytest_inferlab.record.record import RecordError, load_record, record_commit
+from pytest_inferlab.record.run_folder import finish_manifest, pytest_command
 from pytest_inferlab.record.store import RecordStore
 
 
@@ -32,6 +34,8 @@ class Summary:
         self.tradeoff_lines: list[str] = []
         self.curve_lines: list[str] = []
         self.change_lines: list[str] = []  # change points of this run's cases over their stored history
+        self.findings_lines: list[str] = []  # each optimization against its reference (outputs/findings.py)
+        self.report_line = ""
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         if report.when != "call":
@@ -42,9 +46,11 @@ class Summary:
             elif key == VERDICT_KEY:
                 self.verdict_rows.extend(value)
 
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
         if self.worker_id is not None or not self.store.folder.is_dir():
             return
+        finish_manifest(self.store.folder, self.store.folder.name, pytest_command(), int(exitstatus),
+                        interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
         from pytest_inferlab.measure.curves import curves_summary
         from pytest_inferlab.outputs.asv_export import export, find_records
         from pytest_inferlab.outputs.pareto import tradeoff_summary
@@ -61,6 +67,21 @@ class Summary:
             self.asv_lines = [f"{summary.line()} -> {self.settings.asv}"] + [f"  skipped {s}" for s in summary.skipped]
             self.asv_lines += change_point_lines(self.settings.asv)
         self.change_lines = history_change_points(self.baselines, records)
+        self._findings_and_report()
+
+    def _findings_and_report(self) -> None:
+        """The findings table and report.html, from the records as written (a report is never half-built:
+        a run whose records cannot be read says why instead)."""
+        from pytest_inferlab.outputs.findings import findings_of, format_findings
+        from pytest_inferlab.outputs.html_report import write_report
+        from pytest_inferlab.record.run_folder import RunFolderError, load_run
+
+        try:
+            run = load_run(self.store.folder)
+            self.findings_lines = format_findings(findings_of(run.records))
+            self.report_line = f"report: {write_report(self.store.folder)}"
+        except RunFolderError as exc:
+            self.report_line = f"report: not written: {exc}"
 
     def _save_baselines(self, session: pytest.Session, record_paths: list[Path]) -> None:
         """--inferlab-save-baseline: this run's valid records, all saved or none (as save-baselines)."""
@@ -72,6 +93,7 @@ class Summary:
             return
         self.baseline_lines = report.lines()
 
+    @pytest.hookimpl(trylast=True)  # after pytest-benchmark's table: the findings are the run's last word
     def pytest_terminal_summary(self, terminalreporter: Any) -> None:
         for line in self.asv_lines + self.baseline_lines:
             terminalreporter.write_line(line)
@@ -81,7 +103,9 @@ class Summary:
                     ("inferlab quantization trade-off (ratios to fp32 of the same batch)", self.tradeoff_lines),
                     ("inferlab latency-throughput", self.curve_lines),
                     ("inferlab verdicts", format_verdict_summary(self.verdict_rows) if self.verdict_rows else []),
-                    ("inferlab change points (stored history + this run)", self.change_lines)]
+                    ("inferlab change points (stored history + this run)", self.change_lines),
+                    ("inferlab findings: each optimization against its reference",
+                     self.findings_lines + ([self.report_line] if self.report_line else []))]
         for title, lines in sections:
             if lines:
                 terminalreporter.write_sep("=", title)

@@ -1,6 +1,8 @@
 """Rounds of a candidate engine interleaved with rounds of a reference engine (an optimization against
 the unoptimized model), alternating which goes first, so that the speed ratio of each pair of rounds
-cancels the slow drift of a shared machine (judge/paired.py)."""
+cancels the slow drift of a shared machine (judge/paired.py). The candidate's round is whatever the
+case runs: plain batches, or a speculative case's drafted and undrafted pair (a composition measured
+against the unoptimized model: its combined effect)."""
 
 from __future__ import annotations
 
@@ -23,8 +25,6 @@ class ReferencePairs:
         if load is not None:
             raise ValueError("measure(reference=...) pairs back-to-back batches round by round; under a load "
                              "(batching=/load=) measure the reference in its own case")
-        if candidate.info.speculative is not None:
-            raise ValueError("a speculative case is already paired with its undrafted target; leave out reference=")
         self.candidate, self.reference = candidate, reference
         self.reference_requests, self.batch_size = requests_for(reference), batch_size
         self.reference_rounds: list[RoundTrace] = []
@@ -32,11 +32,13 @@ class ReferencePairs:
     def clear(self) -> None:
         self.reference_rounds.clear()
 
-    def round(self, requests: Sequence[Request], sampling: SamplingSpec, done: int, warm: bool) -> RoundTrace:
+    def round(self, candidate_round: Callable[[], RoundTrace], sampling: SamplingSpec, done: int,
+              warm: bool) -> RoundTrace:
+        """One reference round and ``candidate_round()``, in alternating order; the candidate's trace."""
         traces: dict[str, RoundTrace] = {}
         for which in ("candidate", "reference") if done % 2 == 0 else ("reference", "candidate"):
             if which == "candidate":
-                traces[which] = run_round(self.candidate, requests, self.batch_size, sampling, warmup=warm)
+                traces[which] = candidate_round()
             else:
                 traces[which] = run_round(self.reference, self.reference_requests, self.batch_size, sampling,
                                           warmup=warm)
@@ -47,4 +49,4 @@ class ReferencePairs:
         info = self.reference.info
         return {"model": info.model.name, "model_spec_id": info.model.spec_id,
                 "quant": info.model.quant.to_dict() if info.model.quant else None,
-                "kv_cache": info.kv_cache.to_dict() if info.kv_cache else None}
+                "kv_cache": info.kv_cache.to_dict() if info.kv_cache else None, "model_bytes": info.model_bytes}

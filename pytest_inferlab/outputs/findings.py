@@ -1,0 +1,351 @@
+"""What a run found, one row per optimization: its speed against its reference (with the interval
+where the reference ran in the same rounds), its memory, its fidelity and its task accuracy, and a
+sentence that says it in words. The terminal's findings table and the HTML report both read it.
+
+Pure: records (their JSON form) in, findings out. Which reference a row is judged against:
+
+- a case measured with ``reference=`` (quantized variants, KV caches, compositions): that engine,
+  round by round, ``speedup_vs_reference`` with its 95% interval;
+- a speculative case: its own target without drafting, round by round (``speculative_speedup``);
+- anything else (batching engines, servers, parallel layouts): the run's case of the same model,
+  workload and load without the optimization, if the run has one: a ratio of two cases measured
+  minutes apart, marked unpaired (``~``) and given no interval.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Sequence
+
+from pytest_inferlab.judge.verdict import mcnemar
+from pytest_inferlab.specs.load import LoadSpec
+
+MiB = 2**20
+LATENCY, QUANT, KV, SPECULATIVE, COMPOSITION, BATCHING, SERVING, PARALLEL = (
+    "latency", "quantization", "kv-cache", "speculative", "composition", "batching", "serving", "parallel")
+FAMILY_ORDER = (LATENCY, QUANT, KV, SPECULATIVE, COMPOSITION, BATCHING, SERVING, PARALLEL)
+WEIGHTLESS_DRAFTING = ("prompt-lookup", "early-exit")  # drafting methods that load no draft model
+
+
+@dataclass(frozen=True, slots=True)
+class Speed:
+    """Output tokens/s of the case as a multiple of its reference's."""
+
+    ratio: float
+    interval: tuple[float, float] | None  # 95%, from paired rounds; None when unpaired
+    against: str  # what the reference is, in words
+
+    @property
+    def paired(self) -> bool:
+        return self.interval is not None
+
+    def cell(self) -> str:
+        if self.interval is None:
+            return f"~{self.ratio:.2f} unpaired"
+        return f"{self.ratio:.2f} [{self.interval[0]:.2f}, {self.interval[1]:.2f}]"
+
+    def words(self) -> str:
+        if self.interval is None:
+            return f"~{self.ratio:.2f}x the tokens/s of {self.against} (another case, unpaired: no interval)"
+        low, high = self.interval
+        if low > 1:
+            return f"{self.ratio:.2f}x faster than {self.against} (95% interval {low:.2f}-{high:.2f})"
+        if high < 1:
+            return f"{1 / self.ratio:.2f}x slower than {self.against} (95% interval {low:.2f}-{high:.2f}x)"
+        return f"no clear speed difference from {self.against} ({self.ratio:.2f}x, interval {low:.2f}-{high:.2f} spans 1)"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One optimization of a run, against its reference."""
+
+    test_id: str
+    family: str
+    optimization: str
+    tok_per_s: float | None
+    speed: Speed | None
+    peak_mib: float | None
+    memory: str  # the optimization's own memory effect, e.g. "weights x0.21"
+    memory_ratio: float | None  # that effect as a multiple of the reference's bytes (the Pareto axis)
+    fidelity: str
+    agreement: float | None  # 0..1: greedy tokens / top-1 predictions the same as the reference's
+    accuracy: str
+    failed: bool = False  # the case's own checks failed (e.g. inexact drafting): shown, never on a front
+
+    def words(self) -> str:
+        """What was found, in one sentence."""
+        if self.family == LATENCY:
+            return (f"{self.optimization}: {self.tok_per_s or 0:.1f} output tok/s, the plain model the optimizations "
+                    "are compared with")
+        parts = [self.speed.words() if self.speed else "no reference in this run to compare its speed with"]
+        if self.memory:
+            parts.append(self.memory)
+        if self.fidelity not in ("", "-"):
+            parts.append(self.fidelity)
+        if self.accuracy not in ("", "-"):
+            parts.append(self.accuracy)
+        return f"{self.optimization}: " + "; ".join(parts)
+
+
+def _values(record: Mapping[str, Any]) -> dict[str, float | None]:
+    return {name: (m or {}).get("value") for name, m in (record.get("measurements") or {}).items()}
+
+
+def _named(spec: Mapping[str, Any] | None, field: str) -> str | None:
+    if not spec:
+        return None
+    settings = ",".join(f"{k}={v}" for k, v in spec.get("settings") or [])
+    return f"{spec[field]}({settings})" if settings else str(spec[field])
+
+
+def family_of(record: Mapping[str, Any]) -> str:
+    spec = record.get("spec") or {}
+    kv = spec.get("kv_cache")
+    stacked = [name for name, present in ((QUANT, (spec.get("model") or {}).get("quant")),
+                                          (KV, kv and kv.get("kind") != "dynamic"),
+                                          (SPECULATIVE, spec.get("speculative"))) if present]
+    if len(stacked) > 1:
+        return COMPOSITION
+    if stacked:
+        return stacked[0]
+    if (record.get("conditions") or {}).get("parallel") or (record.get("engine") or {}).get("engine") == "transformers-tp":
+        return PARALLEL
+    batching = spec.get("batching")
+    if batching:
+        return SERVING if batching.get("kind") == "server" else BATCHING
+    return LATENCY
+
+
+def optimization_label(record: Mapping[str, Any], family: str) -> str:
+    spec = record.get("spec") or {}
+    model = spec.get("model") or {}
+    parts = []
+    if model.get("quant"):
+        parts.append(_named(model["quant"], "method"))
+    if spec.get("kv_cache") and spec["kv_cache"].get("kind") != "dynamic":
+        parts.append(f"{_named(spec['kv_cache'], 'kind')} KV cache")
+    if spec.get("speculative"):
+        parts.append(f"{_named(spec['speculative'], 'method')} drafting")
+    if family == PARALLEL:
+        ranks = len(((record.get("conditions") or {}).get("parallel") or {}).get("peak_rss_bytes_per_rank") or [])
+        parts.append(f"tensor parallel x{ranks}" if ranks else "parallel layout")
+    if spec.get("batching"):
+        load = LoadSpec(**spec["load"]).label if spec.get("load") else ""
+        kind = spec["batching"]["kind"]
+        parts.append(f"{kind} {load}".strip() if kind == "server" else f"{kind} batching {load}".strip())
+    if not parts:
+        parts.append(f"{model.get('name', '?')} as is")
+    workload = (spec.get("workload") or {}).get("name")
+    batch = spec.get("batch_size", 1)
+    where = f" on {workload}" + (f", batch {batch}" if batch != 1 else "")
+    return " + ".join(parts) + where
+
+
+def _shape(record: Mapping[str, Any]) -> tuple[Any, ...]:
+    spec = record.get("spec") or {}
+    workload = spec.get("workload") or {}
+    return ((spec.get("model") or {}).get("name"), workload.get("name"), spec.get("batch_size", 1), spec.get("device"))
+
+
+def _plain_reference(record: Mapping[str, Any], family: str, records: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The run's case without the optimization, for families that carry no paired reference."""
+    spec = record.get("spec") or {}
+    for other in records:
+        if other is record or _values(other).get("output_tok_per_s") is None:
+            continue
+        other_spec = other.get("spec") or {}
+        if other_spec.get("measure", "latency") != "latency" or family_of(other) not in (LATENCY, BATCHING):
+            continue
+        if family in (BATCHING, SERVING):  # the same arrivals, one request at a time
+            if ((other_spec.get("batching") or {}).get("kind") == "sequential"
+                    and other_spec.get("load") == spec.get("load")
+                    and _shape(other) == _shape(record)):
+                return other
+        elif family_of(other) == LATENCY and _shape(other) == _shape(record):
+            return other
+    return None
+
+
+def _speed(record: Mapping[str, Any], family: str, records: Sequence[Mapping[str, Any]]) -> Speed | None:
+    measurements = record.get("measurements") or {}
+    for name, against in (("speedup_vs_reference", None), ("speculative_speedup", "the target without drafting")):
+        found = measurements.get(name) or {}
+        if found.get("value") is not None and found.get("ci95"):
+            if against is None:
+                ref = ((record.get("conditions") or {}).get("compared_to") or {}).get("reference") or {}
+                against = _reference_words(ref)
+            return Speed(found["value"], (found["ci95"][0], found["ci95"][1]), against)
+    if family == SPECULATIVE and (measurements.get("speculative_speedup") or {}).get("value") is not None:
+        return Speed(measurements["speculative_speedup"]["value"], None, "the target without drafting")
+    plain = _plain_reference(record, family, records)
+    mine = _values(record).get("output_tok_per_s")
+    if plain is None or not mine:
+        return None
+    theirs = _values(plain)["output_tok_per_s"]
+    return Speed(mine / theirs, None, optimization_label(plain, family_of(plain))) if theirs else None
+
+
+def _reference_words(ref: Mapping[str, Any]) -> str:
+    parts = [ref.get("model") or "the reference"]
+    if ref.get("quant"):
+        parts.append(_named(ref["quant"], "method") or "")
+    if ref.get("kv_cache"):
+        parts.append(f"{_named(ref['kv_cache'], 'kind')} KV cache")
+    return " ".join(parts) + " (same rounds)"
+
+
+def _memory(record: Mapping[str, Any], family: str, records: Sequence[Mapping[str, Any]]) -> tuple[str, float | None]:
+    values = _values(record)
+    ref = ((record.get("conditions") or {}).get("compared_to") or {}).get("reference") or {}
+    parts, ratio = [], None
+    spec = record.get("spec") or {}
+    if (spec.get("model") or {}).get("quant") and values.get("model_bytes") and ref.get("model_bytes"):
+        ratio = values["model_bytes"] / ref["model_bytes"]
+        parts.append(f"weights x{ratio:.2f} ({values['model_bytes'] / MiB:.0f} MiB)")
+    kv = spec.get("kv_cache")
+    if kv and kv.get("kind") != "dynamic" and values.get("kv_bytes_per_token"):
+        dynamic = ref.get("kv_bytes_per_token") or next(
+            (_values(o).get("kv_bytes_per_token") for o in records
+              if family_of(o) == LATENCY and _shape(o) == _shape(record) and _values(o).get("kv_bytes_per_token")), None)
+        if dynamic:
+            kv_ratio = values["kv_bytes_per_token"] / dynamic
+            parts.append(f"KV cache x{kv_ratio:.2f} per token")
+            ratio = kv_ratio if ratio is None else ratio
+        else:
+            parts.append(f"KV cache {values['kv_bytes_per_token'] / 1024:.1f} KiB per token")
+    drafting = spec.get("speculative") or {}
+    if drafting.get("method") in WEIGHTLESS_DRAFTING and ratio is None and not (spec.get("model") or {}).get("quant"):
+        parts.append("no extra weights")
+        ratio = 1.0
+    ranks = ((record.get("conditions") or {}).get("parallel") or {}).get("peak_rss_bytes_per_rank")
+    if ranks:
+        parts.append(f"{len(ranks)} ranks, {max(ranks) / MiB:.0f} MiB peak each")
+    return ", ".join(parts), ratio
+
+
+def _fidelity(record: Mapping[str, Any], family: str) -> tuple[str, float | None]:
+    values = _values(record)
+    parts, agreement = [], []
+    if values.get("kld_mean") is not None:
+        parts.append(f"KLD {values['kld_mean']:.3g}")
+    if values.get("top1_agreement") is not None:
+        parts.append(f"top-1 {values['top1_agreement']:.2f}")
+        agreement.append(values["top1_agreement"])
+    if values.get("kv_token_agreement") is not None:
+        parts.append(f"tokens {values['kv_token_agreement']:.0%} as the dynamic cache's")
+        agreement.append(values["kv_token_agreement"])
+    exact = ((record.get("conditions") or {}).get("speculative") or {}).get("exact")
+    if exact is not None:
+        parts.append("output exactly the target's" if exact else "output NOT the target's")
+        agreement.append(1.0 if exact else 0.0)
+    if family == LATENCY:
+        return "the reference itself", 1.0
+    return (", ".join(parts) or "-"), (min(agreement) if agreement else None)
+
+
+def _accuracy(record: Mapping[str, Any]) -> str:
+    evals = record.get("evals") or {}
+    reference = (((record.get("conditions") or {}).get("reference_evals") or {}).get("tasks")) or {}
+    cells = []
+    for task, result in sorted(evals.items()):
+        metrics = result.get("metrics") or {}
+        name = "acc" if "acc" in metrics else next(iter(sorted(metrics)), None)
+        if name is None or metrics[name] is None:
+            continue
+        cell = f"{task} {name} {metrics[name]:.3f}"
+        ref = reference.get(task) or {}
+        ref_value = (ref.get("metrics") or {}).get(name)
+        if ref_value is not None:
+            cell += f" vs {ref_value:.3f}"
+            items, ref_items = result.get("items"), ref.get("items")
+            if items and ref_items and len(items) == len(ref_items):
+                lost, gained, p = mcnemar(ref_items, items)
+                cell += f" (-{lost}/+{gained} items, p={p:.2f})"
+        cells.append(cell)
+        break  # one task's headline: the first that scores accuracy
+    return "; ".join(cells) or "-"
+
+
+def finding_of(record: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> Finding | None:
+    """The record's finding; None for records that measure something else (the harness, a sweep)."""
+    spec = record.get("spec") or {}
+    if spec.get("measure", "latency") != "latency":
+        return None
+    family = family_of(record)
+    values = _values(record)
+    peak = values.get("peak_mem_bytes")
+    memory, memory_ratio = _memory(record, family, records)
+    fidelity, agreement = _fidelity(record, family)
+    exact = ((record.get("conditions") or {}).get("speculative") or {}).get("exact")
+    return Finding(record.get("test_id", "?"), family, optimization_label(record, family),
+                   values.get("output_tok_per_s"), _speed(record, family, records),
+                   peak / MiB if peak else None, memory, memory_ratio, fidelity, agreement, _accuracy(record),
+                   failed=exact is False)
+
+
+def findings_of(records: Iterable[Mapping[str, Any]]) -> list[Finding]:
+    """Every finding of a run, family by family in the tour's order."""
+    records = list(records)
+    found = [f for f in (finding_of(r, records) for r in records) if f is not None]
+    return sorted(found, key=lambda f: (FAMILY_ORDER.index(f.family), f.test_id))
+
+
+@dataclass(frozen=True, slots=True)
+class FrontPoint:
+    """A finding on the speed x memory x fidelity plane (every axis a multiple of its reference's)."""
+
+    finding: Finding
+    speed: float
+    memory: float
+    agreement: float
+
+
+def front_points(findings: Sequence[Finding]) -> tuple[list[FrontPoint], list[Finding]]:
+    """(points with all three axes known, findings left out). The plain model is the point (1, 1, 1)."""
+    points, left_out = [], []
+    for f in findings:
+        if f.family == LATENCY:
+            points.append(FrontPoint(f, 1.0, 1.0, 1.0))
+        elif f.speed is not None and f.memory_ratio is not None and f.agreement is not None and not f.failed:
+            points.append(FrontPoint(f, f.speed.ratio, f.memory_ratio, f.agreement))
+        else:
+            left_out.append(f)
+    return points, left_out
+
+
+def pareto_front(points: Sequence[FrontPoint]) -> list[FrontPoint]:
+    """Points no other point beats on every axis: at least as fast, as small and as faithful, and
+    strictly better on one."""
+    def dominates(a: FrontPoint, b: FrontPoint) -> bool:
+        no_worse = a.speed >= b.speed and a.memory <= b.memory and a.agreement >= b.agreement
+        return no_worse and (a.speed > b.speed or a.memory < b.memory or a.agreement > b.agreement)
+
+    return [p for p in points if not any(dominates(q, p) for q in points if q is not p)]
+
+
+def _num(value: float | None, fmt: str) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, fmt)
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def format_findings(findings: Sequence[Finding], width: int = 150) -> list[str]:
+    """The findings table, then one sentence per finding."""
+    if not findings:
+        return []
+    header = (f"{'family':<12} {'optimization':<40} {'tok/s':>7} {'x reference [95%]':>20} {'peak MiB':>8}  "
+              f"{'memory':<26} {'fidelity':<30} accuracy")
+    lines = [header, "-" * min(width, len(header) + 20)]
+    for f in findings:
+        lines.append(f"{f.family:<12} {_cut(f.optimization, 40):<40} {_num(f.tok_per_s, '.1f'):>7} "
+                     f"{f.speed.cell() if f.speed else '-':>20} {_num(f.peak_mib, '.0f'):>8}  "
+                     f"{_cut(f.memory or '-', 26):<26} {_cut(f.fidelity, 30):<30} {f.accuracy}")
+    lines.append("x reference: paired rounds against the reference in the same case, 95% interval; "
+                 "~ unpaired: against another case of this run")
+    lines.append("")
+    lines.append("what was found:")
+    lines += [f"  {f.words()}" for f in findings]
+    return lines
