@@ -58,8 +58,13 @@ GPTQMODEL_LOG_DIR = PrivateUse(
     "gptqmodel", "gptqmodel.looper.loop_processor._PROJECT_LOG_DIR",
     "keeping GPTQModel's quantization log beside its checkpoint (else it writes ./logs)", ("7.7.0",))
 
+FP8_CACHE_STATES = PrivateUse(
+    "transformers", "Fp8QuantizedLayer._quantized_keys/_quantized_values/cumulative_length",
+    "an fp8 KV cache under speculative decoding (assisted decoding crops the cache after each verification; "
+    "transformers' quantized layers cannot be cropped)", ("5.24.0",))
+
 PRIVATE_USES: tuple[PrivateUse, ...] = (GENERATION_LOOP, CANDIDATE_GENERATOR, COMPILE_ALL_DEVICES,
-                                        INDUCTOR_COMPILE_THREADS, MODULE_TABLES, GPTQMODEL_LOG_DIR)
+                                        INDUCTOR_COMPILE_THREADS, MODULE_TABLES, GPTQMODEL_LOG_DIR, FP8_CACHE_STATES)
 
 
 def installed_version(package: str) -> str | None:
@@ -168,3 +173,44 @@ def gptqmodel_log_dir(folder: Any) -> None:
 
     if hasattr(loop_processor, "_PROJECT_LOG_DIR"):
         loop_processor._PROJECT_LOG_DIR = folder
+
+
+def croppable_fp8_cache(model_config: Any) -> Any:
+    """transformers' fp8 KV cache (``QuantizedCache("fp8", config)``) whose layers can be cropped, so
+    that assisted decoding (prompt lookup, draft models) can run on it. An fp8 layer freezes its
+    per-tensor scale at the first update and appends new states as they are, so removing the last
+    tokens is slicing its fp8 tensors: the states left are bit for bit those it held before."""
+    from transformers.cache_utils import Fp8QuantizedLayer, QuantizedCache
+
+    probe = Fp8QuantizedLayer()
+    for name in ("_quantized_keys", "_quantized_values", "cumulative_length"):
+        _member(FP8_CACHE_STATES, probe, name)
+
+    class CroppableFp8Layer(Fp8QuantizedLayer):
+        is_croppable = True
+
+        def crop(self, tokens_to_remove: int) -> None:
+            if tokens_to_remove > 0:
+                raise ValueError(f"crop({tokens_to_remove}): an fp8 cache layer removes a number of tokens (a "
+                                 "negative argument), not down to an absolute length")
+            if tokens_to_remove == 0 or not self.is_initialized:
+                return
+            count = abs(tokens_to_remove)
+            keys, key_scale = self._quantized_keys
+            values, value_scale = self._quantized_values
+            self._quantized_keys = (keys[..., :-count, :], key_scale)
+            self._quantized_values = (values[..., :-count, :], value_scale)
+            self.cumulative_length -= count
+
+    cache = QuantizedCache("fp8", model_config)
+    cache.layers = [CroppableFp8Layer() for _ in cache.layers]
+    return cache
+
+
+def generate_cache_argument() -> str:
+    """The name of ``generate``'s cache argument: ``cache`` from transformers 5.24 (``past_key_values``
+    still works there, with a FutureWarning), ``past_key_values`` before."""
+    from packaging.version import Version
+
+    version = installed_version("transformers")
+    return "cache" if version is not None and Version(version) >= Version("5.24") else "past_key_values"

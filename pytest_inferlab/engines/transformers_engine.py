@@ -22,7 +22,7 @@ from transformers.generation import BaseStreamer
 from pytest_inferlab.compat import wrapped_candidate_generator
 from pytest_inferlab.device import Device
 from pytest_inferlab.engines.sources import model_sources
-from pytest_inferlab.optimizations.kv import cache_bytes, generation_kwargs
+from pytest_inferlab.optimizations.kv import cache_bytes, fresh_cache, generation_kwargs
 from pytest_inferlab.specs.core import KVCacheSpec, ModelSpec, SamplingSpec, SpeculativeSpec
 from pytest_inferlab.run.trace import Request, RequestTrace
 from pytest_inferlab.engines.base import Engine, EngineInfo, KVUsage, encode_prompt
@@ -198,6 +198,14 @@ class TransformersEngine(Engine):
             eos_token_id=self.tokenizer.eos_token_id,
         )
 
+    def cache_kwargs(self) -> dict[str, Any]:
+        """The cache argument of ``generate`` for a configuration that builds its own cache object (a new one per
+        ``generate`` call); nothing for those transformers builds from the generation config."""
+        from pytest_inferlab.compat import generate_cache_argument
+
+        cache = fresh_cache(self.info.kv_cache, self.module.config)
+        return {} if cache is None else {generate_cache_argument(): cache}
+
     def inputs(self, batch: Sequence[Request]) -> dict[str, torch.Tensor]:
         """Left-padded ids and attention mask on the engine's device."""
         width = max(len(r.prompt_ids) for r in batch)
@@ -228,6 +236,7 @@ class TransformersEngine(Engine):
             for name, value in self.assist.config_fields.items():
                 setattr(config, name, value)
             extra = dict(self.assist.generate_kwargs)
+        extra.update(self.cache_kwargs())
         streamer = TimingStreamer()
         if not sampling.greedy:
             torch.manual_seed(sampling.seed + batch[0].index)
@@ -276,7 +285,7 @@ def bare_generate(engine: TransformersEngine, requests: Sequence[Request], sampl
     start = time.perf_counter()
     with torch.inference_mode():
         for inputs, config in prepared:
-            out = engine.module.generate(**inputs, generation_config=config)
+            out = engine.module.generate(**inputs, generation_config=config, **engine.cache_kwargs())
             tokens += out.sequences.shape[1] - inputs["input_ids"].shape[1]
     engine.info.device.sync()
     return tokens, time.perf_counter() - start

@@ -7,7 +7,8 @@ import pytest
 
 from pytest_inferlab.device import CPU, Device
 from pytest_inferlab.engines import load_engine
-from pytest_inferlab.optimizations.kv import KVCacheSpec, generation_kwargs, kv_caches, resolve_kv, token_agreement, unsupported_kv_reason
+from pytest_inferlab.optimizations.kv import (KVCacheSpec, fresh_cache, generation_kwargs, kv_caches, resolve_kv,
+                                             token_agreement, unsupported_kv_reason)
 from pytest_inferlab.registry import UnknownNameError
 from pytest_inferlab.engines.sources import resolve_model
 from pytest_inferlab.specs.core import RunSpec, SamplingSpec, spec_dict, stable_id
@@ -64,8 +65,7 @@ def test_registry_arguments_and_reasons():
     with pytest.raises(UnknownNameError, match="static"):
         resolve_kv("statik")
     assert generation_kwargs(None, CPU) == {}
-    assert generation_kwargs(KVCacheSpec.of("fp8"), CPU) == {"cache_implementation": "quantized",
-                                                             "cache_config": {"backend": "fp8"}}
+    assert generation_kwargs(KVCacheSpec.of("fp8"), CPU) == {}  # the engine passes the cache object (fresh_cache)
     assert generation_kwargs(KVCacheSpec.of("quanto-int4", residual_length=32), CPU)["cache_config"] == {
         "backend": "quanto", "nbits": 4, "residual_length": 32}
     assert generation_kwargs(KVCacheSpec.of("static-compile"), CPU)["compile_config"]._compile_all_devices
@@ -88,3 +88,44 @@ def test_a_cache_configuration_changes_the_spec_id_and_none_keeps_the_old_one():
     assert RunSpec(model, workload, kv_cache=KVCacheSpec.of("static")).spec_id != plain.spec_id
     assert RunSpec(model, workload, kv_cache=KVCacheSpec.of("static")).spec_id != \
         RunSpec(model, workload, kv_cache=KVCacheSpec.of("fp8")).spec_id
+
+
+def test_the_fp8_cache_crops_back_to_the_states_it_held_and_drafting_on_it_is_exact(tiny):
+    import torch
+
+    config = tiny.module.config
+    cache = fresh_cache(KVCacheSpec.of("fp8"), config)
+    assert cache.is_croppable is False or cache.layers  # layers exist before the first update
+    torch.manual_seed(0)
+    keys, values = torch.randn(1, 2, 10, 16), torch.randn(1, 2, 10, 16)
+    layer = cache.layers[0]
+    layer.update(keys[:, :, :7], values[:, :, :7])
+    held = (layer._quantized_keys[0].clone(), layer._quantized_values[0].clone())
+    layer.update(keys[:, :, 7:], values[:, :, 7:])
+    assert layer.get_seq_length() == 10 and layer.is_croppable
+    layer.crop(-3)
+    assert layer.get_seq_length() == 7
+    assert torch.equal(layer._quantized_keys[0].float(), held[0].float())
+    assert torch.equal(layer._quantized_values[0].float(), held[1].float())
+    with pytest.raises(ValueError, match="removes a number of tokens"):
+        layer.crop(5)
+    with pytest.raises(ValueError, match="takes no settings"):
+        fresh_cache(KVCacheSpec.of("fp8", residual_length=32), config)
+    # prompt lookup on the fp8 cache: transformers crops it after every verification; the tokens are
+    # the undrafted fp8 cache's own
+    from pytest_inferlab.optimizations.speculative import drafters, resolve_speculative
+
+    fp8 = tiny.with_kv_cache(KVCacheSpec.of("fp8"))
+    spec = resolve_speculative("prompt-lookup")
+    drafted = fp8.with_assist(spec, drafters.get(spec.method).assist(spec, fp8, None))
+    request = Request(0, tuple([5, 6, 7, 8] * 6), 24, True)
+    plain = fp8.generate([request], SamplingSpec())[0]
+    assisted = drafted.generate([request], SamplingSpec())[0]
+    assert plain.ok and assisted.ok and assisted.output_ids == plain.output_ids
+
+
+def test_drafting_on_a_cache_that_cannot_be_cropped_says_why():
+    assert kv_caches.get("fp8").unsupported_with_drafting() is None
+    assert kv_caches.get("dynamic").unsupported_with_drafting() is None
+    assert "cannot be cropped" in kv_caches.get("quanto-int4").unsupported_with_drafting()
+    assert "continuous batching" in kv_caches.get("paged").unsupported_with_drafting()

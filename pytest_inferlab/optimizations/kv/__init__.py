@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import importlib.util
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 from pytest_inferlab.device import Device
 from pytest_inferlab.registry import Registry
 from pytest_inferlab.specs.core import KVCacheSpec
 
-__all__ = ["KVCacheSpec", "kv_caches", "resolve_kv", "unsupported_kv_reason", "generation_kwargs", "cache_bytes"]
+__all__ = ["KVCacheSpec", "kv_caches", "resolve_kv", "unsupported_kv_reason", "generation_kwargs", "fresh_cache",
+           "cache_bytes"]
 
 
 class KVCacheConfig(Protocol):
@@ -30,6 +31,13 @@ class KVCacheConfig(Protocol):
 
     def generation_kwargs(self, spec: KVCacheSpec, device: Device) -> dict[str, Any]:
         """Arguments for transformers' ``GenerationConfig``."""
+
+    def fresh_cache(self, spec: KVCacheSpec, model_config: Any) -> Any:
+        """A new cache object for one ``generate`` call (``past_key_values``), or None when
+        ``generation_kwargs`` name the cache and transformers builds it."""
+
+    def unsupported_with_drafting(self) -> str | None:
+        """None when speculative decoding can run on this cache; else why not (the skip reason)."""
 
 
 kv_caches: Registry[KVCacheConfig] = Registry("KV-cache configurations")
@@ -49,6 +57,14 @@ class TransformersCache:
     needs_package: tuple[str, str] | None = None  # (module, pip name)
     cuda_only: bool = False
     compile: bool = False
+    factory: Callable[[Any], Any] | None = None  # builds the cache object itself (model config -> cache)
+    croppable: bool = True  # assisted decoding crops the cache after each verification
+
+    def unsupported_with_drafting(self) -> str | None:
+        if self.croppable:
+            return None
+        return ("speculative decoding crops the cache after every verification, and transformers' quantized cache "
+                "layers with a residual window (quanto, HQQ) cannot be cropped; drafting runs on the fp8 cache")
 
     def unsupported(self, device: Device) -> str | None:
         if self.cuda_only and not device.is_cuda:
@@ -64,7 +80,17 @@ class TransformersCache:
                     "(e.g. dummy:kv-heavy-sw)")
         return None
 
+    def fresh_cache(self, spec: KVCacheSpec, model_config: Any) -> Any:
+        if self.factory is None:
+            return None
+        if spec.settings:
+            raise ValueError(f"KV cache {spec.kind} takes no settings (given: {dict(spec.settings)}); its fp8 states "
+                             "are scaled per tensor: use quanto-int4 or hqq-int4 for group-wise settings")
+        return self.factory(model_config)
+
     def generation_kwargs(self, spec: KVCacheSpec, device: Device) -> dict[str, Any]:
+        if self.factory is not None:
+            return {}  # the cache object is passed to generate (fresh_cache)
         kwargs: dict[str, Any] = {}
         if self.implementation:
             kwargs["cache_implementation"] = self.implementation
@@ -87,12 +113,20 @@ class TransformersCache:
 kv_caches.register("dynamic", TransformersCache(None))
 kv_caches.register("static", TransformersCache("static"))
 kv_caches.register("static-compile", TransformersCache("static", compile=True))
-kv_caches.register("fp8", TransformersCache("quantized", {"backend": "fp8"}))
+def _croppable_fp8(model_config: Any) -> Any:
+    from pytest_inferlab.compat import croppable_fp8_cache
+
+    return croppable_fp8_cache(model_config)
+
+
+# transformers' fp8 cache (QuantizedCache("fp8")) with croppable layers: the same states, and drafting can run on it
+kv_caches.register("fp8", TransformersCache("quantized", {"backend": "fp8"}, factory=_croppable_fp8))
 kv_caches.register("quanto-int4", TransformersCache("quantized", {"backend": "quanto", "nbits": 4},
-                                                    ("optimum.quanto", "optimum-quanto")))
+                                                    ("optimum.quanto", "optimum-quanto"), croppable=False))
 kv_caches.register("quanto-int2", TransformersCache("quantized", {"backend": "quanto", "nbits": 2},
-                                                    ("optimum.quanto", "optimum-quanto")))
-kv_caches.register("hqq-int4", TransformersCache("quantized", {"backend": "hqq", "nbits": 4}, ("hqq", "hqq")))
+                                                    ("optimum.quanto", "optimum-quanto"), croppable=False))
+kv_caches.register("hqq-int4", TransformersCache("quantized", {"backend": "hqq", "nbits": 4}, ("hqq", "hqq"),
+                                                 croppable=False))
 kv_caches.register("offloaded", TransformersCache("offloaded", cuda_only=True))
 kv_caches.register("sliding-window", TransformersCache("sliding_window"))
 
@@ -109,6 +143,12 @@ class PagedCache:
     def unsupported_for_model(self, config: Any) -> str | None:
         return None
 
+    def fresh_cache(self, spec: KVCacheSpec, model_config: Any) -> Any:
+        return None
+
+    def unsupported_with_drafting(self) -> str | None:
+        return "the paged cache is continuous batching's, which does not draft"
+
     def generation_kwargs(self, spec: KVCacheSpec, device: Device) -> dict[str, Any]:
         raise ValueError("KV cache paged is continuous batching's: measure it with batching='continuous' "
                          "(lab.measure(..., batching='continuous', load=...))")
@@ -119,6 +159,11 @@ kv_caches.register("paged", PagedCache())
 # Configurations only the continuous batching engine serves, and those it cannot (it has its own cache).
 CONTINUOUS_ONLY = {"paged"}
 CONTINUOUS_COMPATIBLE = {"dynamic", "paged"}
+
+
+def fresh_cache(spec: KVCacheSpec | None, model_config: Any) -> Any:
+    """The cache object one ``generate`` call starts from, for configurations that build their own."""
+    return None if spec is None else kv_caches.get(spec.kind).fresh_cache(spec, model_config)
 
 
 def resolve_kv(value: str | KVCacheSpec) -> KVCacheSpec:

@@ -19,7 +19,7 @@ def kv_decode_kld(engine: Any, prompt_ids: tuple[int, ...], new_tokens: int) -> 
     config.output_logits = True
     inputs = engine.inputs([request])
     with torch.inference_mode():
-        out = engine.module.generate(**inputs, generation_config=config)
+        out = engine.module.generate(**inputs, generation_config=config, **engine.cache_kwargs())
         cached = torch.stack(out.logits, dim=1)[0].float().log_softmax(-1)
         sequence = out.sequences[0]
         full = engine.module(sequence[None, :-1]).logits[0, len(prompt_ids) - 1:].float().log_softmax(-1)
