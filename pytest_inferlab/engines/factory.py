@@ -8,6 +8,7 @@ engine it cannot stop.
 from __future__ import annotations
 
 import dataclasses
+import time
 import gc
 from typing import Any, Callable
 
@@ -60,16 +61,20 @@ class EngineFactory:
             raise ModelSourceError(self._unloadable[spec])
         if spec not in self._engines:
             self._apply_threads()
+            started = time.monotonic()
             if spec.quant is None:
                 self.say(f"loading {spec.name} on {self.device.torch_name} ...")
                 self._engines[spec] = self._load(spec)
+                self.say(f"loaded {spec.name} in {time.monotonic() - started:.1f} s")
             else:
                 from pytest_inferlab.optimizations.quant.engine import variant_engine
 
                 reference = self.engine_for(spec.reference)
                 self._evict_variants()
+                started = time.monotonic()
                 self.say(f"quantizing {spec.name} with {spec.quant.method} ...")
                 self._engines[spec] = variant_engine(reference, spec)
+                self.say(f"quantized {spec.name} with {spec.quant.method} in {time.monotonic() - started:.1f} s")
         return self._engines[spec]
 
     def _load(self, spec: ModelSpec) -> Engine:

@@ -21,6 +21,7 @@ from pytest_inferlab.optimizations.speculative.pairs import SpeculativePairs
 from pytest_inferlab.plugin.recorder import Findings
 from pytest_inferlab.plugin.rounds import DrivenRounds, RoundDriver
 from pytest_inferlab.run.batching import BatchingSpec, generator_conditions, serve_round
+from pytest_inferlab.plugin.progress import RoundProgress
 from pytest_inferlab.run.reference_pairs import ReferencePairs
 from pytest_inferlab.run.probes.energy import EnergyMeter
 from pytest_inferlab.run.runner import run_round
@@ -30,13 +31,6 @@ from pytest_inferlab.specs.load import LoadSpec
 from pytest_inferlab.specs.slo import SLO
 
 SWEEP_FRACTIONS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0)  # of the closed-loop capacity, when no rates are given
-
-
-def round_line(count: int, total: int, trace: RoundTrace) -> str:
-    label = "warm-up" if trace.warmup else "round"
-    tokens = sum(r.output_tokens for r in trace.requests)
-    seconds = trace.t_end - trace.t_start
-    return f"{label} {count}/{total} {tokens} tok in {seconds:.1f} s ({tokens / seconds:.1f} tok/s)"
 
 
 def energy_findings(energy: EnergyMeter, output_tokens: int) -> tuple[dict[str, Measurement], dict[str, str]]:
@@ -73,17 +67,19 @@ class LatencyCase:
     driver: RoundDriver
     rounds: int
     warmup: int
-    say: Callable[[str], None]  # a progress line, prefixed with the test's name
+    say: Callable[[str], None]  # the case's live progress line (plugin/progress.py)
     batching: BatchingSpec | None = None
     load: LoadSpec | None = None
     budget_s: float = 0.0
     paired: SpeculativePairs | None = None
     against: ReferencePairs | None = None  # the reference's rounds, interleaved with the case's own
     _traces: list[RoundTrace] = field(default_factory=list)
+    _progress: RoundProgress | None = None
 
     def run(self, plain: bool = False) -> Measured:
         """All rounds once; ``plain``: a re-measurement outside pytest-benchmark."""
         self._traces = []
+        self._progress = RoundProgress(self.warmup + self.rounds, self.say)
         for pairing in (self.paired, self.against):
             if pairing is not None:
                 pairing.clear()
@@ -118,7 +114,7 @@ class LatencyCase:
         if not warm:
             energy.stop()
         self._traces.append(trace)
-        self.say(round_line(len(self._traces), self.warmup + self.rounds, trace))
+        self._progress.done(sum(r.output_tokens for r in trace.requests), trace.t_end - trace.t_start, trace.warmup)
 
     def _case_round(self, warm: bool) -> RoundTrace:
         if self.paired is not None:  # drafted and undrafted rounds back to back, likewise

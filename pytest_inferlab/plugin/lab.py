@@ -87,7 +87,7 @@ class Lab:
             against = ReferencePairs(engine, reference, lambda ref: self._session.references.requests_for(ref, workload),
                                      batch_size, load_spec)
         rounds = LatencyCase(engine, requests, batch_size, sampling, choice.slo, self._driver(engine), self.rounds,
-                             self.warmup, self._say, batching_spec, load_spec, self._session.settings.load_budget,
+                             self.warmup, self._say_live, batching_spec, load_spec, self._session.settings.load_budget,
                              paired, against)
         started = now()
         counters_before = engine.counters()
@@ -144,7 +144,7 @@ class Lab:
         sampling = sampling or SamplingSpec(seed=self.settings.seed)
         spec = RunSpec(engine.info.model, workload, 1, sampling, engine.info.device.kind, measure="overhead")
         overhead = OverheadCase(engine, self._session.references.requests_for(engine, workload), sampling,
-                                self.warmup, self.rounds, self._say)
+                                self.warmup, self.rounds, self._say_live)
         started = now()
         driven = self._driver(engine).drive(overhead.one_pair, self.rounds, self.warmup)
         return self._recorder().finish(spec, engine, overhead.findings(driven, sampling.seed), started)
@@ -195,3 +195,6 @@ class Lab:
 
     def _say(self, text: str) -> None:
         self._session.progress(f"{self.settings.name}: {text}")
+
+    def _say_live(self, text: str) -> None:
+        self._session.progress(f"{self.settings.name}: {text}", live=True)

@@ -22,6 +22,7 @@ from pytest_inferlab.measure.references import ReferenceCache
 from pytest_inferlab.plugin.collection import Collection
 from pytest_inferlab.plugin.lockstep_side import LockstepSide
 from pytest_inferlab.plugin.options import Settings
+from pytest_inferlab.plugin.progress import TerminalLine
 from pytest_inferlab.plugin.recorder import RunIdentity
 from pytest_inferlab.plugin.summary import Summary
 from pytest_inferlab.record.baselines import BaselineStore
@@ -61,6 +62,7 @@ class LabSession:
         self.collection = Collection(config, settings, device, self.checks, self.gate)
         self.summary = Summary(settings, self.store, self.gate.baselines, self.worker_id)
         self.lockstep = lockstep_side(settings)
+        self.line = TerminalLine(config, quiet=self.worker_id is not None or config.get_verbosity() < 0)
 
     def round_turn(self, nodeid: str) -> Callable[[int], None] | None:
         """In an A/B run, what a case's rounds wait on for their turn; else None."""
@@ -106,18 +108,10 @@ class LabSession:
         self.written.append(path)
         return path
 
-    def progress(self, text: str) -> None:
-        """A progress line on the terminal, even while pytest captures the test's output."""
-        reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is None or self.worker_id is not None or self.config.get_verbosity() < 0:
-            return
-        capture = self.config.pluginmanager.get_plugin("capturemanager")
-        if capture is None:
-            reporter.write_line(f"[inferlab] {text}")
-            return
-        with capture.global_and_fixture_disabled():
-            reporter.ensure_newline()
-            reporter.write_line(f"[inferlab] {text}")
+    def progress(self, text: str, live: bool = False) -> None:
+        """A progress line on the terminal, even while pytest captures the test's output; ``live``:
+        rewritten in place by the next live line (on a terminal)."""
+        self.line.write(text, live)
 
     # ---- hooks ----------------------------------------------------------------------------
     def pytest_sessionstart(self, session: pytest.Session) -> None:

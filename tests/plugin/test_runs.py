@@ -67,8 +67,8 @@ def test_a_small_suite_writes_records_table_and_benchmark_json(pytester):
     result = pytester.runpytest_subprocess(*TINY, "--benchmark-json=bench.json")
     assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines([
-        "*[[]inferlab[]] test_latency[[]1[]]: warm-up 1/3 16 tok in *",
-        "*[[]inferlab[]] test_latency[[]1[]]: round 3/3 16 tok in *",
+        "*[[]inferlab[]] test_latency[[]1[]]: warm-up 1/3: 16 tok in *",
+        "*[[]inferlab[]] test_latency[[]1[]]: round 3/3: 16 tok in *, done",
         "*= inferlab results =*",
         "case * model * TTFT ms * TPOT ms * out tok/s * peak MiB * note",
         "test_latency[[]1[]] * dummy:tiny *",
@@ -180,3 +180,45 @@ def test_overhead(lab, model, workload):
     per_token_us, per_request_us = m["harness_cost_pct"]["samples"]
     assert 0 < per_token_us < per_request_us  # a put() is cheaper than preparing a request
     assert m["harness_cost_pct"]["value"] > 0
+
+
+def test_a_run_ends_with_its_findings_a_finished_manifest_and_a_report(pytester):
+    """The run as a newcomer sees it: the findings section last, a manifest that says finished, a
+    report beside the records; a composition (int8 target drafted by prompt lookup) against the
+    plain model, with the drafting's own speedup beside it."""
+    pytester.makepyfile(test_suite="""
+import pytest
+from pytest_inferlab import SpeculativeSpec
+
+@pytest.fixture
+def workload_overrides():
+    return {"count": 1, "output_tokens": 8}
+
+def test_plain(lab, model, workload):
+    lab.measure(model, workload)
+
+@pytest.mark.parametrize("quantization", ["int8-weight"], indirect=True)
+def test_variant(lab, model, quantized_model, workload):
+    lab.measure(quantized_model, workload, reference=model)
+
+@pytest.mark.parametrize("speculative", [SpeculativeSpec.of("prompt-lookup", num_tokens=4)], indirect=True, ids=["pl"])
+@pytest.mark.parametrize("quantization", ["int8-weight"], indirect=True)
+def test_composed(lab, model, quantized_model, speculative_model, workload):
+    lab.measure(speculative_model, workload, reference=model)
+""")
+    result = pytester.runpytest_subprocess(*TINY, "--inferlab-rounds=3")  # an interval needs 3 pairs
+    assert result.ret == 0, result.stdout.str()
+    out = result.stdout.str()
+    assert out.index("inferlab findings") > out.index("inferlab results")
+    result.stdout.fnmatch_lines(["*inferlab findings*", "family * optimization * tok/s*",
+                                 "quantization*int8-weight on short-chat*[[]*", "composition*int8-weight + prompt-lookup*[[]*",
+                                 "report: */report.html"])
+    run = next((pytester.path / ".inferlab" / "runs").iterdir())
+    manifest = json.loads((run / "inferlab-run.manifest").read_text())
+    assert manifest["status"] == "finished" and manifest["exit_status"] == 0
+    assert len(list(run.glob("*.json"))) == 3
+    page = (run / "report.html").read_text()
+    assert "int8-weight + prompt-lookup" in page and "<h2>What was found</h2>" in page
+    composed = next(load_record(p) for p in run.glob("*test_composed*.json"))
+    assert composed["measurements"]["speedup_vs_reference"]["ci95"]
+    assert composed["measurements"]["speculative_speedup"]["value"] > 0
