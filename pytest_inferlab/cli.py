@@ -187,7 +187,8 @@ def _probability(text: str) -> float:
     return value
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
+    """Every command and its arguments (docs/reference/commands.md is generated from it)."""
     parser = argparse.ArgumentParser(prog="inferlab", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     save = commands.add_parser("save-baselines", help="append a run's records to the baselines")
@@ -248,6 +249,11 @@ def main(argv: list[str] | None = None) -> int:
     versus.add_argument("--json", type=Path, default=None, help="also write every verdict to this file (- : print "
                         "the JSON instead of the table)")
     versus.add_argument("--all", action="store_true", help="list unchanged and new metrics too")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     pytest_args = argv[argv.index("--") + 1:] if "--" in argv else []  # everything after -- is pytest's
     args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)

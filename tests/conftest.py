@@ -35,3 +35,17 @@ def run_in_processes():
             proc.join(timeout)
             assert proc.exitcode == 0
     return run
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium (tests/browsing.py), one per module; skips with the reason where it is absent."""
+    from browsing import NO_BROWSER, have_browser, open_browser
+
+    if not have_browser():
+        pytest.skip(NO_BROWSER)
+    driver = open_browser()
+    try:
+        yield driver
+    finally:
+        driver.quit()

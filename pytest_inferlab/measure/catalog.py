@@ -1,6 +1,6 @@
 """One catalog of metric facts: unit, direction, how the gate judges it, and its default tolerance.
 
-Metric names carry their units (``ttft_ms``, ``peak_mem_bytes``; docs/metrics.md defines each).
+Metric names carry their units (``ttft_ms``, ``peak_mem_bytes``; docs/reference/metrics.md defines each).
 Kinds: ``timing`` (noisy: a statistical interval against the baseline's run history),
 ``deterministic`` (the same weights and text give the same value: a relative tolerance, no
 statistics; bytes, fidelity, token agreement), ``count`` (any increase is worse) and ``info``

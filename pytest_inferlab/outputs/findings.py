@@ -72,6 +72,8 @@ class Finding:
     agreement: float | None  # 0..1: greedy tokens / top-1 predictions the same as the reference's
     accuracy: str
     failed: bool = False  # the case's own checks failed (e.g. inexact drafting): shown, never on a front
+    drafting: Speed | None = None  # a composition's drafting alone, over its own (optimized) target
+
 
     def words(self) -> str:
         """What was found, in one sentence."""
@@ -79,6 +81,8 @@ class Finding:
             return (f"{self.optimization}: {self.tok_per_s or 0:.1f} output tok/s, the plain model the optimizations "
                     "are compared with")
         parts = [self.speed.words() if self.speed else "no reference in this run to compare its speed with"]
+        if self.drafting:
+            parts.append(f"the drafting alone: {self.drafting.words()}")
         if self.memory:
             parts.append(self.memory)
         if self.fidelity not in ("", "-"):
@@ -169,7 +173,12 @@ def _plain_reference(record: Mapping[str, Any], family: str, records: Sequence[M
 
 def _speed(record: Mapping[str, Any], family: str, records: Sequence[Mapping[str, Any]]) -> Speed | None:
     measurements = record.get("measurements") or {}
-    for name, against in (("speedup_vs_reference", None), ("speculative_speedup", "the target without drafting")):
+    # A drafting case's own speed is over its target undrafted; any other case's (a composition's too:
+    # its drafting alone is Finding.drafting) is over the reference it was measured with.
+    candidates = [("speedup_vs_reference", None)]
+    if family == SPECULATIVE:
+        candidates.append(("speculative_speedup", "the target without drafting"))
+    for name, against in candidates:
         found = measurements.get(name) or {}
         if found.get("value") is not None and found.get("ci95"):
             if against is None:
@@ -184,6 +193,16 @@ def _speed(record: Mapping[str, Any], family: str, records: Sequence[Mapping[str
         return None
     theirs = _values(plain)["output_tok_per_s"]
     return Speed(mine / theirs, None, optimization_label(plain, family_of(plain))) if theirs else None
+
+
+def _drafting_alone(record: Mapping[str, Any]) -> Speed | None:
+    """A drafted composition's ``speculative_speedup``: what the drafting adds to its optimized target
+    (beside the combined effect against the plain model, which is the row's speed)."""
+    found = (record.get("measurements") or {}).get("speculative_speedup") or {}
+    if found.get("value") is None or not (record.get("spec") or {}).get("speculative"):
+        return None
+    interval = (found["ci95"][0], found["ci95"][1]) if found.get("ci95") else None
+    return Speed(found["value"], interval, "its target without drafting (same rounds)")
 
 
 def _reference_words(ref: Mapping[str, Any]) -> str:
@@ -281,7 +300,7 @@ def finding_of(record: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) 
     return Finding(record.get("test_id", "?"), family, optimization_label(record, family),
                    values.get("output_tok_per_s"), _speed(record, family, records),
                    peak / MiB if peak else None, memory, memory_ratio, fidelity, agreement, _accuracy(record),
-                   failed=exact is False)
+                   failed=exact is False, drafting=_drafting_alone(record) if family == COMPOSITION else None)
 
 
 def findings_of(records: Iterable[Mapping[str, Any]]) -> list[Finding]:

@@ -39,9 +39,10 @@ def _e(value: Any) -> str:
 
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[Any]], classes: Iterable[str] = ()) -> str:
-    """Cells are escaped here; a cell that is a number is right-aligned."""
+    """Cells are escaped here; a cell that is a number is right-aligned; no header, no head row."""
     classes = list(classes)
-    out = ["<table><thead><tr>", *(f"<th>{_e(h)}</th>" for h in header), "</tr></thead><tbody>"]
+    thead = ["<thead><tr>", *(f"<th>{_e(h)}</th>" for h in header), "</tr></thead>"] if header else []
+    out = ["<table>", *thead, "<tbody>"]
     for index, row in enumerate(rows):
         css = f' class="{_e(classes[index])}"' if index < len(classes) and classes[index] else ""
         out.append(f"<tr{css}>")
@@ -177,7 +178,7 @@ def build_report(run: RunFolder) -> str:
     if curves:
         table = "\n".join(format_curves(curves))
         curve_html = (_png(curves_figure(curves)) if has_matplotlib() else "") + f"<pre>{_e(table)}</pre>"
-    body = [f"<h1>pytest-inferlab run {_e(run.run_id)}</h1>", banner, _table(("", ""), facts),
+    body = [f"<h1>pytest-inferlab run {_e(run.run_id)}</h1>", banner, _table((), facts),
             "<h2>What was found</h2>", _findings_section(findings),
             "<h2>Speed x memory x fidelity</h2>", _front_section(findings),
             "<h2>Latency-throughput</h2>", curve_html,

@@ -33,17 +33,21 @@ class Point:
 
 
 def points_from_records(paths: Iterable[Path]) -> list[Point]:
-    """One point per record of a quantized variant (records without ``spec.model.quant`` are not)."""
+    """One point per record of a quantized variant alone (records without ``spec.model.quant``, and
+    compositions with drafting or a KV cache, are not)."""
     points = []
     for path in paths:
         try:
             record = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue
-        quant = (record.get("spec", {}).get("model") or {}).get("quant")
+        spec = record.get("spec", {})
+        quant = (spec.get("model") or {}).get("quant")
         values = {k: (v or {}).get("value") for k, v in record.get("measurements", {}).items()}
         if not quant or values.get("output_tok_per_s") is None or values.get("model_bytes") is None:
             continue
+        if spec.get("speculative") or spec.get("kv_cache"):
+            continue  # a composition: its speed is not the variant's own (the findings show it)
         items = (record.get("evals") or {}).get(MC_TASK, {}).get("items")
         speedup = record["measurements"].get("speedup_vs_reference") or {}
         paired = (speedup["value"], *speedup["ci95"]) if speedup.get("ci95") else None

@@ -17,7 +17,7 @@ import pytest
 from pytest_inferlab.device import Device
 from pytest_inferlab.engines.base import Engine
 from pytest_inferlab.engines.model_checks import ModelSourceError
-from pytest_inferlab.optimizations.kv import resolve_kv, unsupported_for_engine
+from pytest_inferlab.optimizations.kv import kv_caches, resolve_kv, unsupported_for_engine
 from pytest_inferlab.optimizations.quant import resolve_quant
 from pytest_inferlab.optimizations.speculative import resolve_speculative
 from pytest_inferlab.plugin.collection import shown
@@ -148,6 +148,10 @@ def speculative_model(request: pytest.FixtureRequest, inferlab_session: LabSessi
     acceptance, tokens per target forward, draft cost, the interleaved speedup and the exactness check."""
     composed = next((name for name in SPECULATIVE_TARGETS if name in request.fixturenames), None)
     target = request.getfixturevalue(composed) if composed else model
+    if target.info.kv_cache is not None:
+        reason = kv_caches.get(target.info.kv_cache.kind).unsupported_with_drafting()
+        if reason:
+            pytest.skip(f"{speculative.method} on KV cache {target.info.kv_cache.kind}: {reason}")
     try:
         return inferlab_session.engines.speculative_engine(target, speculative)
     except (ValueError, ModelSourceError) as exc:

@@ -18,11 +18,9 @@ class RecordError(ValueError):
 
 def record_files(folder: Path, recursive: bool = False) -> list[Path]:
     """The record files of a run folder (``recursive``: of every run under ``folder``), sorted;
-    temporary files a writer left behind and run manifests are never records."""
-    from pytest_inferlab.record.run_folder import MANIFEST
-
+    temporary files a writer left behind are never records."""
     found = folder.rglob("*.json") if recursive else folder.glob("*.json")
-    return sorted(path for path in found if not is_temp(path) and path.name != MANIFEST)
+    return sorted(path for path in found if not is_temp(path))
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,8 @@ laptop); they refuse a folder that is not a run, records of a schema this versio
 a half-written run, before they write anything. A run folder holds:
 
     <results>/runs/<run id>/
-        inferlab-run.json   the manifest: status "running" from the first record on, then
+        inferlab-run.manifest   the manifest (JSON; not *.json, so that globs for records stay
+                            records): status "running" from the first record on, then
                             "finished" or "interrupted" with the run's exit status and command
         <case>-<spec id>.json   one record per case (record/record.py)
         packages.txt, *.png, report.html   what the run printed and drew, rebuilt from the records
@@ -24,7 +25,7 @@ from typing import Any
 
 from pytest_inferlab.record.jsonio import is_temp, read_json_object, write_json_replace, write_text_if_absent
 
-MANIFEST = "inferlab-run.json"
+MANIFEST = "inferlab-run.manifest"
 MANIFEST_VERSION = 1
 RUNNING, FINISHED, INTERRUPTED = "running", "finished", "interrupted"
 

@@ -47,6 +47,8 @@ class ReferencePairs:
 
     def label(self) -> dict[str, Any]:
         info = self.reference.info
-        return {"model": info.model.name, "model_spec_id": info.model.spec_id,
+        kv = self.reference.last_kv  # the reference's cache after its latest round, for the optimization's KV ratio
+        return {"kv_bytes_per_token": kv.bytes_per_token if kv else None,
+                "model": info.model.name, "model_spec_id": info.model.spec_id,
                 "quant": info.model.quant.to_dict() if info.model.quant else None,
                 "kv_cache": info.kv_cache.to_dict() if info.kv_cache else None, "model_bytes": info.model_bytes}

@@ -1,10 +1,7 @@
-"""The published site in a real browser: Debian's headless Chromium driven by Selenium through
-Debian's chromedriver (nothing is downloaded), served from 127.0.0.1 by ``asv preview``."""
+"""The published site in a real browser (tests/browsing.py), served from 127.0.0.1 by ``asv preview``."""
 
 from __future__ import annotations
 
-import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -13,15 +10,13 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from browsing import ARTIFACTS, NO_BROWSER, have_browser
 
-CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
-ARTIFACTS = Path(os.environ.get("INFERLAB_TEST_ARTIFACTS", Path(__file__).parents[2] / ".test-artifacts"))
 NODE_MODULES = Path(sys.prefix) / "node" / "node_modules"  # the running venv's, installed by the Makefile
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(
-    not (shutil.which(CHROMIUM) and shutil.which(CHROMEDRIVER) and (NODE_MODULES / "flot").is_dir()),
-    reason="needs Debian's chromium and chromium-driver and the site's npm libraries (.ci/run installs them: "
-           "apt-get install chromium chromium-driver; make install)",
+    not (have_browser() and (NODE_MODULES / "flot").is_dir()),
+    reason=f"{NO_BROWSER}, and the site's npm libraries (make install)",
 )]
 
 
@@ -56,22 +51,6 @@ def site(history_repo):
     finally:
         server.terminate()
         server.wait(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1400,1000"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def wait_for(browser, script: str, seconds: float = 20):
