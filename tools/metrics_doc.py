@@ -1,4 +1,4 @@
-"""Write docs/metrics.md from the metric catalog (measure/catalog.py), the one source of its facts.
+"""Write docs/reference/metrics.md from the metric catalog (measure/catalog.py), the one source of its facts.
 
 ``python tools/metrics_doc.py``; tests/unit/test_architecture.py fails when the page is stale.
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-PAGE = Path(__file__).resolve().parents[1] / "docs" / "metrics.md"
+PAGE = Path(__file__).resolve().parents[1] / "docs" / "reference" / "metrics.md"
 
 
 def render() -> str:

@@ -52,4 +52,4 @@ def test_comments_cite_only_documents_the_repository_has():
 def test_the_metrics_page_is_the_catalog():
     from metrics_doc import PAGE, render
 
-    assert PAGE.read_text() == render(), "docs/metrics.md is stale: python tools/metrics_doc.py"
+    assert PAGE.read_text() == render(), "docs/reference/metrics.md is stale: python tools/reference_docs.py"
