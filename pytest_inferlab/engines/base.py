@@ -152,6 +152,7 @@ def encode_prompt(tokenizer: Any, text: str, chat: bool, special_tokens: bool = 
 engines: Registry[type[Engine]] = Registry("engines")
 engines.register("transformers", "pytest_inferlab.engines.transformers_engine:TransformersEngine")
 engines.register("vllm", "pytest_inferlab.engines.vllm_engine:VllmEngine")
+engines.register("llamacpp", "pytest_inferlab.engines.llamacpp_engine:LlamaCppEngine")
 
 
 def load_engine(name: str, spec: ModelSpec, device: Device) -> Engine:

@@ -182,6 +182,14 @@ def gguf_file_type(path: Path) -> str | None:
         return None
 
 
+def gguf_tensor_sizes(path: Path) -> tuple[int, int]:
+    """(parameters, bytes) of a GGUF file's tensors as stored (quantized blocks at their size)."""
+    import gguf
+
+    tensors = gguf.GGUFReader(str(path)).tensors
+    return sum(int(t.n_elements) for t in tensors), sum(int(t.n_bytes) for t in tensors)
+
+
 GGUF_PATH_ATTRIBUTE = "inferlab_gguf_path"
 
 
@@ -194,6 +202,20 @@ def _load_gguf(path: Path, device: str, dtype: Any) -> tuple[Any, Any, dict[str,
     setattr(model, GGUF_PATH_ATTRIBUTE, str(path))  # transformers' config keeps the folder, not the file
     facts = {"weights_file": path.name, "gguf_file_type": gguf_file_type(path)}
     return model, _gguf_tokenizer(str(path)), facts
+
+
+def gguf_path_of(spec: ModelSpec) -> Path:
+    """The GGUF file of a model that is one (embedded or a ``.gguf`` path); an error naming the model
+    and what to give otherwise (engines that run GGUF files themselves need one)."""
+    if spec.source == "embedded":
+        return embedded_gguf_path(spec.location)
+    if spec.source == "gguf":
+        path = Path(spec.location).expanduser()
+        if not path.is_file():
+            raise ModelSourceError(f"GGUF file {path} does not exist")
+        return path
+    raise ModelSourceError(f"model {spec.name!r} ({spec.source}) is not a GGUF file; give --inferlab-model an embedded "
+                           "model or a path to a .gguf file")
 
 
 @model_sources.register("embedded")

@@ -59,7 +59,8 @@ class ReferenceCache:
         missing = [t for t in tasks if (spec, t, limit) not in self._evals]
         if missing:
             self.say(f"lm-eval {', '.join(missing)} on {spec.name}{' ' + spec.quant.method if spec.quant else ''} ...")
-            done = evaluate(engine.module, engine.tokenizer, self.device_name, missing, limit, self.seed)
+            module = engine.in_process_module("lm-eval tasks")  # llama.cpp rungs: no lm-eval adapter yet
+            done = evaluate(module, engine.tokenizer, self.device_name, missing, limit, self.seed)
             self._evals.update({(spec, t, limit): result for t, result in done.items()})
         return {t: self._evals[(spec, t, limit)] for t in tasks}
 

@@ -85,4 +85,4 @@ def unsupported_reason(spec: QuantSpec, device: Device, model: ModelSpec | None 
     return f"{spec.method} with model {model.name}: {reason}" if reason else None
 
 
-from pytest_inferlab.optimizations.quant import bnb_methods, dtype, gguf_method, gptqmodel_methods, torchao_methods  # noqa: E402,F401  (register the built-in methods)
+from pytest_inferlab.optimizations.quant import bnb_methods, dtype, gguf_method, gptqmodel_methods, llamacpp_rungs, torchao_methods  # noqa: E402,F401  (register the built-in methods)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.resources
+from typing import Any
 
+from pytest_inferlab.engines.base import Engine
 from pytest_inferlab.engines.transformers_engine import TransformersEngine, weight_bytes
 from pytest_inferlab.measure.fidelity import ReferenceLogProbs, compare, log_probs, windows
 from pytest_inferlab.specs.core import ModelSpec
@@ -14,8 +16,17 @@ FIDELITY_TEXT = "data/prompts/long_report.txt"  # ~1,400 tokens of original pros
 FIDELITY_WINDOW = 512
 
 
-def variant_engine(reference: TransformersEngine, spec: ModelSpec) -> TransformersEngine:
-    """The reference engine's model quantized by ``spec.quant``; same tokenizer, its own facts."""
+def variant_engine(reference: TransformersEngine, spec: ModelSpec) -> Engine:
+    """The reference engine's model quantized by ``spec.quant``; same tokenizer, its own facts. A
+    llama.cpp rung is its own engine on the rung's GGUF file, with as many threads as torch uses."""
+    import torch
+
+    from pytest_inferlab.optimizations.quant import quant_methods
+    from pytest_inferlab.optimizations.quant.llamacpp_rungs import LlamaCppRung
+
+    method = quant_methods.get(spec.quant.method)
+    if isinstance(method, LlamaCppRung):
+        return method.engine(spec, reference.info.device, torch.get_num_threads())
     variant = quantize(reference.module, spec.quant, reference.info.device, reference.tokenizer)
     params, nbytes = weight_bytes(variant.model)
     info = dataclasses.replace(reference.info, model=spec, model_bytes=nbytes, parameters=params,
@@ -33,8 +44,20 @@ def reference_log_probs(engine: TransformersEngine, window: int = FIDELITY_WINDO
     return ReferenceLogProbs(engine.module, fidelity_windows(engine, window), engine.info.device.torch_name)
 
 
-def fidelity_metrics(reference: ReferenceLogProbs, engine: TransformersEngine) -> dict[str, float]:
+def engine_log_probs(engine: Engine, window_ids: list[list[int]]) -> list[Any]:
+    """float32 log-softmax of ``engine``'s next-token logits per window: the torch module's, or the
+    llama.cpp engine's own logits (the same text, the same token ids)."""
+    import torch
+
+    from pytest_inferlab.engines.llamacpp_engine import LlamaCppEngine
+
+    if isinstance(engine, LlamaCppEngine):
+        return [torch.log_softmax(torch.from_numpy(engine.logits(ids))[:-1], dim=-1) for ids in window_ids]
+    return log_probs(engine.in_process_module("fidelity against the reference"), window_ids, engine.info.device.torch_name)
+
+
+def fidelity_metrics(reference: ReferenceLogProbs, engine: Engine) -> dict[str, float]:
     """The record's fidelity metrics of ``engine``'s model against ``reference``."""
-    result = compare(reference, log_probs(engine.module, reference.window_ids, engine.info.device.torch_name))
+    result = compare(reference, engine_log_probs(engine, reference.window_ids))
     return {"kld_mean": result.kld_mean, "kld_p99": result.kld_p99, "top1_agreement": result.top1_agreement,
             "ppl": result.ppl_variant, "ppl_delta_pct": result.ppl_delta_pct}

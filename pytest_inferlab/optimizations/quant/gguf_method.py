@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from pytest_inferlab.device import Device
-from pytest_inferlab.engines.sources import GGUF_PATH_ATTRIBUTE, gguf_file_type
+from pytest_inferlab.engines.sources import GGUF_PATH_ATTRIBUTE, gguf_file_type, gguf_tensor_sizes
 from pytest_inferlab.specs.core import ModelSpec
 from pytest_inferlab.optimizations.quant import QuantizationError, QuantSpec, Variant, quant_methods
 
@@ -25,10 +25,7 @@ def gguf_source(model: Any) -> Path | None:
     return Path(marked) if marked else None
 
 
-def gguf_tensor_bytes(path: Path) -> int:
-    import gguf
 
-    return sum(int(t.n_bytes) for t in gguf.GGUFReader(str(path)).tensors)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,7 +46,7 @@ class GgufFile:
             raise QuantizationError("gguf: this model was not loaded from a .gguf file; run with "
                                     "--inferlab-model=PATH.gguf or the embedded smollm2-135m")
         return Variant(reference, {"format": "GGUF", "gguf_file": path.name, "gguf_file_type": gguf_file_type(path),
-                                   "gguf_tensor_bytes": gguf_tensor_bytes(path),
+                                   "gguf_tensor_bytes": gguf_tensor_sizes(path)[1],
                                    "runs_as": "dequantized by transformers at load (no GGUF kernels in PyTorch)"})
 
 

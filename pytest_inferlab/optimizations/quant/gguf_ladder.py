@@ -1,0 +1,157 @@
+"""The GGUF quantization ladder, made by llama.cpp's own quantizer.
+
+A source GGUF file is first rewritten in floating point by gguf-py (``float_gguf``: every tensor
+dequantized to F32, or F16 for the 2-D weights), then each rung (Q8_0 ... Q2_K) is made from that
+by ``llama_model_quantize`` through llama-cpp-python's binding, as ``llama-quantize`` would. Files
+are cached under the lab's cache folder, keyed by the source file's digest and the rung's settings,
+and published whole (a half-written rung is never reused).
+
+A source that is itself quantized (the embedded SmolLM2 file is Q4_1) can only give rungs whose
+fidelity is bounded by the source's: that is allowed, and every rung made from it carries the
+warning in its facts (``requantized_from``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import difflib
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pytest_inferlab.engines.sources import cache_dir
+from pytest_inferlab.record.jsonio import publish_folder
+
+FLOAT_TYPES = ("F32", "F16")
+#: Rung name -> llama.cpp's ``llama_ftype`` constant (llama.h), the types ``llama-quantize`` offers.
+RUNGS: dict[str, str] = {
+    "F32": "LLAMA_FTYPE_ALL_F32", "F16": "LLAMA_FTYPE_MOSTLY_F16", "Q8_0": "LLAMA_FTYPE_MOSTLY_Q8_0",
+    "Q6_K": "LLAMA_FTYPE_MOSTLY_Q6_K", "Q5_K_M": "LLAMA_FTYPE_MOSTLY_Q5_K_M", "Q4_K_M": "LLAMA_FTYPE_MOSTLY_Q4_K_M",
+    "Q4_0": "LLAMA_FTYPE_MOSTLY_Q4_0", "Q3_K_M": "LLAMA_FTYPE_MOSTLY_Q3_K_M", "Q2_K": "LLAMA_FTYPE_MOSTLY_Q2_K",
+}
+LADDER = ("F32", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M", "Q4_0", "Q3_K_M", "Q2_K")
+FLOAT_FILE_TYPES = {"ALL_F32", "MOSTLY_F16"}
+
+
+class LadderError(ValueError):
+    """A rung that cannot be made: an unknown name, a source that is not GGUF, a failed quantization."""
+
+
+def check_rung(name: str) -> str:
+    """The rung's canonical name; an unknown one is an error with the closest names."""
+    canonical = name.upper()
+    if canonical in RUNGS:
+        return canonical
+    close = difflib.get_close_matches(canonical, list(RUNGS), n=2)
+    hint = f" (did you mean {' or '.join(close)}?)" if close else ""
+    raise LadderError(f"unknown GGUF rung {name!r}{hint}; rungs: {', '.join(RUNGS)}")
+
+
+@dataclass(frozen=True, slots=True)
+class Rung:
+    """A made rung: its file and the facts its records carry."""
+
+    name: str
+    path: Path
+    facts: dict[str, Any]
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_gguf(path: Path) -> Any:
+    """A GGUF reader, or an error naming the file (truncated, not GGUF)."""
+    import gguf
+
+    try:
+        return gguf.GGUFReader(str(path))
+    except Exception as exc:
+        raise LadderError(f"{path} is not a readable GGUF file ({type(exc).__name__}: {exc}); give a whole .gguf "
+                          "file (a download cut short is the usual cause)") from exc
+
+
+def source_file_type(reader: Any) -> str | None:
+    import gguf
+
+    field = reader.get_field(gguf.Keys.General.FILE_TYPE)
+    if field is None:
+        return None
+    try:
+        return gguf.LlamaFileType(int(field.parts[field.data[0]][0])).name
+    except ValueError:
+        return None
+
+
+def float_gguf(source: Path, target: Path, kind: str = "F32") -> None:
+    """Rewrite ``source`` with every tensor dequantized: F32, or F16 for 2-D weights (1-D norms and
+    biases stay F32, as llama.cpp's converter keeps them). Metadata is copied, the file type set."""
+    import gguf
+    import numpy as np
+
+    reader = read_gguf(source)
+    arch = reader.get_field(gguf.Keys.General.ARCHITECTURE)
+    writer = gguf.GGUFWriter(str(target), arch.contents())
+    file_type = gguf.LlamaFileType.ALL_F32 if kind == "F32" else gguf.LlamaFileType.MOSTLY_F16
+    for field in reader.fields.values():
+        if field.name in (gguf.Keys.General.ARCHITECTURE, gguf.Keys.General.FILE_TYPE) or field.name.startswith("GGUF."):
+            continue
+        value_type = field.types[0]
+        sub_type = field.types[-1] if value_type == gguf.GGUFValueType.ARRAY else None
+        writer.add_key_value(field.name, field.contents(), value_type, sub_type=sub_type)
+    writer.add_file_type(int(file_type))
+    for tensor in reader.tensors:
+        values = gguf.quants.dequantize(tensor.data, tensor.tensor_type).astype(np.float32)
+        if kind == "F16" and values.ndim > 1:
+            values = values.astype(np.float16)
+        writer.add_tensor(tensor.name, values)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+def _quantize(source: Path, target: Path, rung: str, threads: int, allow_requantize: bool) -> None:
+    import llama_cpp
+
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = getattr(llama_cpp, RUNGS[rung])
+    params.nthread = threads
+    params.allow_requantize = allow_requantize
+    status = llama_cpp.llama_model_quantize(str(source).encode(), str(target).encode(), ctypes.byref(params))
+    if status != 0:
+        raise LadderError(f"llama.cpp could not quantize {source} to {rung} (llama_model_quantize returned {status})")
+
+
+def make_rung(source: Path, rung: str, threads: int = 2, cache: Path | None = None) -> Rung:
+    """The rung's file, made once per (source digest, rung) and then reused."""
+    rung = check_rung(rung)
+    reader = read_gguf(source)
+    source_type = source_file_type(reader)
+    del reader
+    digest = file_digest(source)
+    key = hashlib.sha256(json.dumps({"source": digest, "rung": rung, "float": "F32"}).encode()).hexdigest()[:16]
+    folder = (cache or cache_dir()) / "gguf-ladder" / f"{rung}-{key}"
+    facts: dict[str, Any] = {"rung": rung, "source_sha256": digest, "source_file_type": source_type,
+                             "made_by": "gguf-py (float rewrite) + llama_model_quantize"}
+    if source_type is not None and source_type not in FLOAT_FILE_TYPES:
+        facts["requantized_from"] = (f"the source is {source_type.removeprefix('MOSTLY_')}: it was dequantized and quantized again, so this "
+                                     f"rung's fidelity is bounded by the source's")
+    if not (folder / "model.gguf").is_file():
+        # Quantized rungs start from the F32 rung, made once and kept (every rung of a ladder needs it).
+        float_source = None if rung in FLOAT_TYPES else make_rung(source, "F32", threads, cache).path
+
+        def fill(temp: Path) -> None:
+            if float_source is None:
+                float_gguf(source, temp / "model.gguf", rung)
+            else:
+                _quantize(float_source, temp / "model.gguf", rung, threads, allow_requantize=False)
+            (temp / "rung.json").write_text(json.dumps(facts, indent=1))
+        publish_folder(folder, fill)
+    return Rung(rung, folder / "model.gguf", facts)
