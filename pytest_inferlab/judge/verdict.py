@@ -175,12 +175,19 @@ def mcnemar(baseline_correct: Sequence[bool], current_correct: Sequence[bool]) -
     """Exact McNemar test on paired per-item correctness: (lost, gained, two-sided p)."""
     if len(baseline_correct) != len(current_correct):
         raise ValueError(f"paired test needs the same items: {len(baseline_correct)} vs {len(current_correct)}")
-    from scipy.stats import binomtest
-
     lost = sum(b and not c for b, c in zip(baseline_correct, current_correct))
     gained = sum(c and not b for b, c in zip(baseline_correct, current_correct))
-    p = 1.0 if lost + gained == 0 else binomtest(min(lost, gained), lost + gained, 0.5).pvalue
-    return lost, gained, float(p)
+    return lost, gained, _two_sided_sign_test(min(lost, gained), lost + gained)
+
+
+def _two_sided_sign_test(k: int, n: int) -> float:
+    """Exact two-sided binomial p-value of ``k`` <= n/2 successes in ``n`` trials at 1/2 (scipy's
+    ``binomtest(k, n, 0.5)``; the distribution is symmetric, so twice the lower tail, capped at 1).
+    Integer arithmetic: exact, and no scipy import (a second and a half) for every report."""
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(k + 1))
+    return min(1.0, 2 * tail / 2**n)
 
 
 def judge_items(name: str, baseline_correct: Sequence[bool], current_correct: Sequence[bool], alpha: float,

@@ -1,6 +1,6 @@
 """``report.html``: one self-contained page per run folder, rebuilt from its records.
 
-No network and no script: styles inline, plots as PNG data URIs, every text from a record (test
+No network and no script: styles inline, the front as inline SVG, curves as a PNG data URI, every text from a record (test
 ids, parameters, environment values) HTML-escaped, so the page opens from a CI artifact, an email
 attachment or a file:// URL alike, and a hostile test id is shown as text. Sections: the run,
 what was found (the findings table and its sentences), the speed x memory x fidelity front across
@@ -65,21 +65,55 @@ def _png(figure: Any) -> str:
     return f'<img alt="plot" src="data:image/png;base64,{data}">'
 
 
+def _agreement_colour(agreement: float, low: float) -> str:
+    """Red (``low`` agreement) through yellow to green (1.0), as an SVG colour."""
+    t = 1.0 if low >= 1.0 else max(0.0, min(1.0, (agreement - low) / (1.0 - low)))
+    red, green = (215, int(48 + 170 * 2 * t)) if t < 0.5 else (int(215 - 190 * (2 * t - 1)), 218)
+    return f"rgb({red},{green},60)"
+
+
 def _front_plot(points: Sequence[FrontPoint], front: Sequence[FrontPoint]) -> str:
-    figure, axes = pyplot().subplots(figsize=(9, 5.5), dpi=110)
-    scatter = axes.scatter([p.memory for p in points], [p.speed for p in points], c=[p.agreement for p in points],
-                           cmap="RdYlGn", vmin=min(0.5, *(p.agreement for p in points)), vmax=1.0, s=70,
-                           edgecolors=["black" if p in front else "none" for p in points])
-    for index, p in enumerate(points, 1):
-        axes.annotate(str(index), (p.memory, p.speed), fontsize=8, xytext=(5, 4), textcoords="offset points")
+    """The speed x memory x fidelity plane as inline SVG: drawn by the page itself (no plotting
+    library to import per run, no image to decode), every label a number."""
+    width, height, left, right, top, bottom = 760, 440, 70, 30, 40, 60
+    x_max = max(1.1, max(p.memory for p in points) * 1.1)
+    y_max = max(1.1, max(p.speed for p in points) * 1.1)
+
+    def x(value: float) -> float:
+        return left + value / x_max * (width - left - right)
+
+    def y(value: float) -> float:
+        return height - bottom - value / y_max * (height - top - bottom)
+
+    low = min(0.5, *(p.agreement for p in points))
+    out = [f'<svg class="front" width="{width}" height="{height}" '
+           f'viewBox="0 0 {width} {height}" role="img" aria-label="speed x memory x fidelity">',
+           f'<text x="{width / 2}" y="20" text-anchor="middle" font-size="13">speed x memory x fidelity across '
+           "families (outlined, dashed: the Pareto front)</text>"]
+    for i in range(6):
+        xv, yv = x_max * i / 5, y_max * i / 5
+        out.append(f'<line x1="{x(xv):.1f}" y1="{y(0):.1f}" x2="{x(xv):.1f}" y2="{y(0) + 5:.1f}" stroke="#333"/>'
+                   f'<text x="{x(xv):.1f}" y="{y(0) + 18:.1f}" text-anchor="middle" font-size="11">{xv:.2f}</text>'
+                   f'<line x1="{x(0) - 5:.1f}" y1="{y(yv):.1f}" x2="{x(0):.1f}" y2="{y(yv):.1f}" stroke="#333"/>'
+                   f'<text x="{x(0) - 8:.1f}" y="{y(yv) + 4:.1f}" text-anchor="end" font-size="11">{yv:.2f}</text>')
+    out.append(f'<polyline fill="none" stroke="#333" points="{x(0):.1f},{y(y_max):.1f} {x(0):.1f},{y(0):.1f} '
+               f'{x(x_max):.1f},{y(0):.1f}"/>'
+               f'<line x1="{x(0):.1f}" y1="{y(1):.1f}" x2="{x(x_max):.1f}" y2="{y(1):.1f}" stroke="#bbb"/>'
+               f'<text x="{(left + width - right) / 2}" y="{height - 15}" text-anchor="middle" font-size="12">memory: '
+               "bytes the optimization keeps (weights or KV) x the reference's</text>"
+               f'<text transform="translate(16 {(top + height - bottom) / 2}) rotate(-90)" text-anchor="middle" '
+               'font-size="12">speed: output tokens/s x the reference\'s</text>')
     line = sorted(front, key=lambda p: p.memory)
-    axes.plot([p.memory for p in line], [p.speed for p in line], linestyle="--", linewidth=1, color="grey")
-    axes.axhline(1.0, color="grey", linewidth=0.5)
-    axes.set_xlabel("memory: bytes the optimization keeps (weights or KV) x the reference's")
-    axes.set_ylabel("speed: output tokens/s x the reference's")
-    figure.colorbar(scatter, ax=axes, label="fidelity: agreement with the reference (top-1 / greedy tokens)")
-    axes.set_title("speed x memory x fidelity across families (outlined, dashed: the Pareto front)")
-    return _png(figure)
+    out.append('<polyline fill="none" stroke="grey" stroke-dasharray="5,4" points="'
+               + " ".join(f"{x(p.memory):.1f},{y(p.speed):.1f}" for p in line) + '"/>')
+    for index, p in enumerate(points, 1):
+        edge = ' stroke="black" stroke-width="2"' if p in front else ""
+        out.append(f'<circle cx="{x(p.memory):.1f}" cy="{y(p.speed):.1f}" r="7" '
+                   f'fill="{_agreement_colour(p.agreement, low)}"{edge}><title>{index}: fidelity '
+                   f"{p.agreement:.3f}</title></circle>"
+                   f'<text x="{x(p.memory) + 9:.1f}" y="{y(p.speed) - 6:.1f}" font-size="11">{index}</text>')
+    out.append("</svg>")
+    return "".join(out)
 
 
 def _findings_section(findings: Sequence[Finding]) -> str:
@@ -105,7 +139,9 @@ def _front_section(findings: Sequence[Finding]) -> str:
     front = pareto_front(points)
     rows = [(index, p.finding.optimization, p.finding.family, round(p.speed, 3), round(p.memory, 3),
              round(p.agreement, 3), "yes" if p in front else "") for index, p in enumerate(points, 1)]
-    parts = [_front_plot(points, front) if has_matplotlib() else "<p>(no plot: matplotlib is not installed)</p>",
+    parts = [_front_plot(points, front),
+             '<p class="note">Colour: fidelity, red (least agreement here) to green (1.0, the reference\'s '
+             "tokens); each point's number is its row below.</p>",
              _table(("#", "optimization", "family", "speed x", "memory x", "fidelity", "on the front"), rows,
                     ["front" if p in front else "" for p in points])]
     if left_out:

@@ -213,7 +213,9 @@ def test_the_report_escapes_every_text_from_the_records_and_needs_no_network(tmp
     assert "<script" not in page and "http://" not in page and "https://" not in page
     for section in ("What was found", "Speed x memory x fidelity", "Latency-throughput", "Verdicts", "Environment"):
         assert f"<h2>{section}</h2>" in page
-    assert page.count("data:image/png;base64,") == 1  # the front (no case ran under a load: no curves)
+    on_plane, _ = front_points(findings_of(run_records()))
+    assert page.count('<svg class="front"') == 1 and page.count("<circle") == len(on_plane) == 5
+    assert "data:image/png" not in page  # no case ran under a load: no curves
 
 
 def test_inferlab_report_writes_the_page_and_refuses_a_half_written_run_writing_nothing(tmp_path, capsys):
@@ -235,8 +237,8 @@ def test_the_report_in_a_real_browser_shows_hostile_names_as_text_and_logs_no_er
     text = browser.find_element("tag name", "body").text
     assert HOSTILE in text and browser.execute_script("return window.__pwned") is None
     assert "quantization" in text and "1.60 [1.40, 1.80]" in text
-    front = browser.find_element("css selector", "img")
-    assert browser.execute_script("return arguments[0].complete && arguments[0].naturalWidth", front) > 100
+    front = browser.find_element("css selector", "svg.front")
+    assert front.size["width"] > 500 and len(front.find_elements("css selector", "circle")) >= 2
     errors = [entry for entry in browser.get_log("browser") if entry["level"] in ("SEVERE", "ERROR")]
     assert errors == []
     ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -142,6 +142,17 @@ def test_mcnemar_on_paired_items():
         mcnemar([True], [True, False])
 
 
+def test_the_exact_mcnemar_p_value_is_scipys_binomial_test():
+    from scipy.stats import binomtest
+
+    for lost in range(0, 25, 3):
+        for gained in range(0, 25, 4):
+            base = [True] * lost + [False] * gained
+            now = [False] * lost + [True] * gained
+            expected = 1.0 if lost + gained == 0 else binomtest(min(lost, gained), lost + gained, 0.5).pvalue
+            assert mcnemar(base, now) == (lost, gained, pytest.approx(expected, rel=1e-12))
+
+
 def test_policy_overrides_and_errors():
     policies = policies_for(["tpot_ms", "input_tokens", "ttft_ms"], {"tpot_ms": 0.02}, {"ttft_ms": 0.3})
     assert policies["tpot_ms"].tolerance == 0.02 and policies["ttft_ms"].tolerance == 0.3
