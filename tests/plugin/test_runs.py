@@ -182,6 +182,7 @@ def test_overhead(lab, model, workload):
     assert m["harness_cost_pct"]["value"] > 0
 
 
+@pytest.mark.slow
 def test_a_run_ends_with_its_findings_a_finished_manifest_and_a_report(pytester):
     """The run as a newcomer sees it: the findings section last, a manifest that says finished, a
     report beside the records; a composition (int8 target drafted by prompt lookup) against the
