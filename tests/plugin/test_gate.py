@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 # Timing tolerances of 50%: these tests pin the gate's mechanics, not its sharpness (that is the
-# power study's job, README "Detection power"). The baseline's three runs are taken back to back,
+# power study's job, docs/regression.md "Detection power"). The baseline's four runs are taken back to back,
 # and on a shared VM the host's speed can move by 25-30% between that sitting and the re-run
 # (seen in CI on dummy:tiny, lasting through the confirming re-measurement).
 TOLERANCES = "--inferlab-tolerance=" + ",".join(
@@ -45,10 +45,13 @@ def test_latency(lab, model, workload):
 
 @pytest.fixture(scope="module")
 def baseline_folder(tmp_path_factory):
-    """A baseline of three saved runs, made once for the module (each run takes seconds)."""
+    """A baseline of four saved runs, made once for the module (each run takes seconds). Four, not
+    three: with three the t quantile at alpha 0.01 (2 degrees of freedom) let a noisy hour (25-27%
+    run-to-run noise on dummy:tiny, seen in a fresh clone on 2026-12-03) widen the interval until
+    the re-measured planted slowdown read inconclusive."""
     root = tmp_path_factory.mktemp("gate")
     (root / "test_suite.py").write_text(SUITE)
-    for _ in range(3):
+    for _ in range(4):
         # the interference probe must not void a saved run (invalid runs never enter a history): the
         # host's other load is not what these tests are about
         done = subprocess.run([sys.executable, "-m", "pytest", *ARGS, "--inferlab-save-baseline",
@@ -64,7 +67,7 @@ def saved(pytester, baseline_folder):
     pytester.makepyfile(test_suite=SUITE)
     shutil.copytree(baseline_folder, pytester.path / "baselines")
     [path] = (pytester.path / "baselines").glob("*/*.json")
-    assert len(json.loads(path.read_text())["metrics"]["tpot_ms"]["history"]) == 3
+    assert len(json.loads(path.read_text())["metrics"]["tpot_ms"]["history"]) == 4
     return path
 
 
