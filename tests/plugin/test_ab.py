@@ -126,6 +126,7 @@ def test_bad_input_is_an_error_naming_it(repo, tmp_path):
     assert not (repo / ".inferlab").exists()  # nothing written
 
 
+@pytest.mark.slow
 def test_the_pytest_option_runs_the_same_ab(repo):
     (repo / "conftest.py").write_text(PLANTED)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [TOOLS, os.environ.get("PYTHONPATH")]))}
