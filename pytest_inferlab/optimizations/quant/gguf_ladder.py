@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_inferlab.engines.sources import cache_dir
+from pytest_inferlab.engines.sources import cache_dir, gguf_file_type
 from pytest_inferlab.record.jsonio import publish_folder
 
 FLOAT_TYPES = ("F32", "F16")
@@ -77,18 +77,6 @@ def read_gguf(path: Path) -> Any:
                           "file (a download cut short is the usual cause)") from exc
 
 
-def source_file_type(reader: Any) -> str | None:
-    import gguf
-
-    field = reader.get_field(gguf.Keys.General.FILE_TYPE)
-    if field is None:
-        return None
-    try:
-        return gguf.LlamaFileType(int(field.parts[field.data[0]][0])).name
-    except ValueError:
-        return None
-
-
 def float_gguf(source: Path, target: Path, kind: str = "F32") -> None:
     """Rewrite ``source`` with every tensor dequantized: F32, or F16 for 2-D weights (1-D norms and
     biases stay F32, as llama.cpp's converter keeps them). Metadata is copied, the file type set."""
@@ -132,9 +120,8 @@ def _quantize(source: Path, target: Path, rung: str, threads: int, allow_requant
 def make_rung(source: Path, rung: str, threads: int = 2, cache: Path | None = None) -> Rung:
     """The rung's file, made once per (source digest, rung) and then reused."""
     rung = check_rung(rung)
-    reader = read_gguf(source)
-    source_type = source_file_type(reader)
-    del reader
+    read_gguf(source)  # a truncated or non-GGUF source is an error naming it, before anything is made
+    source_type = gguf_file_type(source)
     digest = file_digest(source)
     key = hashlib.sha256(json.dumps({"source": digest, "rung": rung, "float": "F32"}).encode()).hexdigest()[:16]
     folder = (cache or cache_dir()) / "gguf-ladder" / f"{rung}-{key}"
