@@ -115,6 +115,7 @@ def test_failure(lab, model, workload, batching, poisoned):
 """
 
 
+@pytest.mark.slow  # 15-26 s of pytester runs: the default run keeps under 10 minutes
 def test_a_request_failing_mid_batch_is_recorded_and_the_rest_carry_on(pytester):
     pytester.makepyfile(test_suite=FAILING_REQUEST)
     result = pytester.runpytest_subprocess(*ARGS)

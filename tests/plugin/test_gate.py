@@ -98,6 +98,7 @@ def test_planted_slowdown_fails_the_test_with_a_readable_report(pytester, saved,
     assert record["baseline"]["gating"] is True
 
 
+@pytest.mark.slow  # 15-26 s of pytester runs: the default run keeps under 10 minutes
 def test_a_transient_slowdown_is_re_measured_and_does_not_gate(pytester, saved, monkeypatch):
     monkeypatch.setenv("INFERLAB_TEST_TOKEN_DELAY_MS", PLANTED_MS)
     monkeypatch.setenv("INFERLAB_TEST_TOKEN_DELAY_CALLS", "8")  # warm-up + 3 rounds x 2 requests, then gone
@@ -112,6 +113,7 @@ def test_a_transient_slowdown_is_re_measured_and_does_not_gate(pytester, saved, 
     assert record["conditions"]["confirmations"][0]["verdicts"]["tpot_ms"] in ("unchanged", "inconclusive")
 
 
+@pytest.mark.slow  # 15-26 s of pytester runs: the default run keeps under 10 minutes
 def test_confirm_zero_gates_on_the_first_measurement(pytester, saved, monkeypatch):
     monkeypatch.setenv("INFERLAB_TEST_TOKEN_DELAY_MS", PLANTED_MS)
     monkeypatch.setenv("INFERLAB_TEST_TOKEN_DELAY_CALLS", "8")
@@ -120,6 +122,7 @@ def test_confirm_zero_gates_on_the_first_measurement(pytester, saved, monkeypatc
     result.stdout.no_fnmatch_line("*re-measuring*")
 
 
+@pytest.mark.slow  # 15-26 s of pytester runs: the default run keeps under 10 minutes
 def test_no_gate_reports_without_failing(pytester, saved, monkeypatch):
     monkeypatch.setenv("INFERLAB_TEST_TOKEN_DELAY_MS", PLANTED_MS)
     result = pytester.runpytest_subprocess(*ARGS, "--inferlab-no-gate")
@@ -127,6 +130,7 @@ def test_no_gate_reports_without_failing(pytester, saved, monkeypatch):
     result.stdout.fnmatch_lines(["test_latency * tpot_ms * regressed * no"])
 
 
+@pytest.mark.slow  # 15-26 s of pytester runs: the default run keeps under 10 minutes
 def test_baseline_of_another_machine_warns_and_never_gates(pytester, saved, monkeypatch):
     shutil.move(saved.parent, saved.parent.with_name("nvidia-h100-80gb-hbm3-0000abcd"))
     monkeypatch.setenv("INFERLAB_TEST_TOKEN_DELAY_MS", PLANTED_MS)

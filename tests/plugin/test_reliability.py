@@ -175,6 +175,7 @@ def test_records_written_before_conditions_invalid_are_judged_by_their_verdicts(
     assert [s.test_id for s in report.saved] == ["s.py::u"]
 
 
+@pytest.mark.slow  # 15-26 s of pytester runs: the default run keeps under 10 minutes
 def test_xdist_cases_are_not_saved_as_baselines(pytester):
     pytester.makepyfile(test_suite=SUITE)
     result = pytester.runpytest_subprocess(*ARGS, "-n", "2", "--inferlab-save-baseline")
