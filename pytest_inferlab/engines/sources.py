@@ -168,26 +168,44 @@ def _prepared(tokenizer: Any) -> Any:
     return tokenizer
 
 
+@functools.lru_cache(maxsize=32)
+def _gguf_header(path: str, size: int, mtime_ns: int) -> tuple[str | None, int, int]:
+    """(file type, parameters, tensor bytes) of one version of a GGUF file. gguf-py parses a file in
+    seconds, and a ladder asks each file several times: once per version, then from memory (the
+    reader and its memory map are dropped, so a case's RSS never carries the file's pages)."""
+    import gguf
+
+    reader = gguf.GGUFReader(path)
+    params = sum(int(t.n_elements) for t in reader.tensors)
+    nbytes = sum(int(t.n_bytes) for t in reader.tensors)
+    field = reader.fields.get("general.file_type")
+    file_type = None
+    if field is not None:
+        try:
+            file_type = gguf.LlamaFileType(int(field.parts[field.data[0]][0])).name
+        except ValueError:  # a type the gguf package does not know is a fact we simply lack
+            pass
+    return file_type, params, nbytes
+
+
+def gguf_header(path: Path) -> tuple[str | None, int, int]:
+    """(file type, parameters, tensor bytes) of ``path``; gguf-py's error where it is not GGUF."""
+    stat = Path(path).stat()
+    return _gguf_header(str(path), stat.st_size, stat.st_mtime_ns)
+
+
 def gguf_file_type(path: Path) -> str | None:
     """The GGUF quantization type (e.g. MOSTLY_Q4_1) from the file header, None if unreadable."""
     try:
-        import gguf
-
-        reader = gguf.GGUFReader(str(path))
-        field = reader.fields.get("general.file_type")
-        if field is None:
-            return None
-        return gguf.LlamaFileType(int(field.parts[field.data[0]][0])).name
-    except Exception:  # a type the gguf package does not know is a fact we simply lack
+        return gguf_header(path)[0]
+    except Exception:  # an unreadable file has no type to report; loading it names the problem
         return None
 
 
 def gguf_tensor_sizes(path: Path) -> tuple[int, int]:
     """(parameters, bytes) of a GGUF file's tensors as stored (quantized blocks at their size)."""
-    import gguf
-
-    tensors = gguf.GGUFReader(str(path)).tensors
-    return sum(int(t.n_elements) for t in tensors), sum(int(t.n_bytes) for t in tensors)
+    _, params, nbytes = gguf_header(path)
+    return params, nbytes
 
 
 GGUF_PATH_ATTRIBUTE = "inferlab_gguf_path"

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import ctypes
 import difflib
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_inferlab.engines.sources import cache_dir, gguf_file_type
+from pytest_inferlab.engines.sources import cache_dir, gguf_file_type, gguf_header
 from pytest_inferlab.record.jsonio import publish_folder
 
 FLOAT_TYPES = ("F32", "F16")
@@ -59,8 +60,15 @@ class Rung:
 
 
 def file_digest(path: Path) -> str:
+    """sha256 of ``path``, computed once per version of the file (size and mtime) in a process."""
+    stat = path.stat()
+    return _digest(str(path), stat.st_size, stat.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=32)
+def _digest(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
+    with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
@@ -70,8 +78,17 @@ def read_gguf(path: Path) -> Any:
     """A GGUF reader, or an error naming the file (truncated, not GGUF)."""
     import gguf
 
+    return _named(path, lambda: gguf.GGUFReader(str(path)))
+
+
+def check_gguf(path: Path) -> None:
+    """An error naming ``path`` unless it is a whole GGUF file (its header, parsed once per version)."""
+    _named(path, lambda: gguf_header(path))
+
+
+def _named(path: Path, read: Any) -> Any:
     try:
-        return gguf.GGUFReader(str(path))
+        return read()
     except Exception as exc:
         raise LadderError(f"{path} is not a readable GGUF file ({type(exc).__name__}: {exc}); give a whole .gguf "
                           "file (a download cut short is the usual cause)") from exc
@@ -120,7 +137,7 @@ def _quantize(source: Path, target: Path, rung: str, threads: int, allow_requant
 def make_rung(source: Path, rung: str, threads: int = 2, cache: Path | None = None) -> Rung:
     """The rung's file, made once per (source digest, rung) and then reused."""
     rung = check_rung(rung)
-    read_gguf(source)  # a truncated or non-GGUF source is an error naming it, before anything is made
+    check_gguf(source)  # a truncated or non-GGUF source is an error naming it, before anything is made
     source_type = gguf_file_type(source)
     digest = file_digest(source)
     key = hashlib.sha256(json.dumps({"source": digest, "rung": rung, "float": "F32"}).encode()).hexdigest()[:16]
