@@ -10,8 +10,9 @@ engine and what to use instead.
 from __future__ import annotations
 
 import abc
+import contextlib
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Mapping, Protocol, Sequence
+from typing import Any, ClassVar, ContextManager, Mapping, Protocol, Sequence
 
 from pytest_inferlab.device import Device
 from pytest_inferlab.registry import Registry
@@ -123,6 +124,20 @@ class Engine(abc.ABC):
         """Rates derived from a case's counter changes (vLLM: acceptance, prefix-cache hit rate)."""
         return {}
 
+    def lm_eval_model(self, device_name: str) -> ContextManager[Any]:
+        """lm-eval's model for this engine, open for the ``with`` block: lm-eval's HF wrapper around the
+        in-process module by default; llama.cpp scores with its own forward pass (engines/llamacpp_lm.py)."""
+        from pytest_inferlab.measure.evals import hf_lm
+
+        return contextlib.nullcontext(hf_lm(self.in_process_module("lm-eval tasks"), self.tokenizer, device_name))
+
+    def window_log_probs(self, window_ids: Sequence[Sequence[int]]) -> list[Any]:
+        """float32 log-softmax of the next-token logits, one [len - 1, vocab] torch tensor per window
+        (fidelity, tie margins): the in-process module's forward pass by default."""
+        from pytest_inferlab.measure.fidelity import log_probs
+
+        return log_probs(self.in_process_module("log-probabilities (fidelity)"), window_ids, self.info.device.torch_name)
+
     def rank_peaks(self) -> list[int]:
         """Peak RSS of every rank of a multi-process group after the last generate; [] for one process."""
         return []
@@ -134,6 +149,15 @@ class Engine(abc.ABC):
     def with_assist(self, spec: SpeculativeSpec, assist: Any) -> "Engine":
         raise EngineCapabilityError(f"the {self.info.engine} engine drafts in its own way (vllm_model's speculative "
                                     "settings), not through transformers' assisted generation")
+
+    def drafting_with(self, spec: SpeculativeSpec, drafter: Any, draft: "Engine | None") -> "Engine":
+        """This engine generating with ``drafter`` (a speculative method; ``draft``: its draft engine or
+        None). Default: transformers' assisted generation; llama.cpp asks the drafter for its own kind."""
+        return self.with_assist(spec, drafter.assist(spec, self, draft))
+
+    def without_assist(self) -> "Engine":
+        """The same target decoding on its own (the undrafted twin of a drafting engine)."""
+        raise EngineCapabilityError(f"the {self.info.engine} engine has no drafting twin")
 
     def close(self) -> None:
         """Release what the engine started (processes, sockets); idempotent."""

@@ -114,7 +114,7 @@ class EngineFactory:
         draft = self.draft_engine(target, spec) if drafter.needs.draft_model else None
         if draft is not None:
             check_tokenizers(spec, target.info.model.name, draft.tokenizer, target.tokenizer)
-        return target.with_assist(spec, drafter.assist(spec, target, draft))
+        return target.drafting_with(spec, drafter, draft)
 
     def draft_engine(self, target: Engine, spec: SpeculativeSpec) -> Engine:
         from pytest_inferlab.optimizations.quant import resolve_quant
@@ -153,11 +153,17 @@ class EngineFactory:
     def server(self) -> Any:
         """Start (once) the local server, unless --inferlab-server-url names one; returns the handle."""
         if self._server is None and self.settings.server_url is None:
-            from pytest_inferlab.engines.local_server import LocalServer, plain_folder
+            from pytest_inferlab.engines.local_server import LocalServer, ServerUnsupported, server_kinds
 
-            folder = plain_folder(self.engine_for(self.settings.model))
-            self.say(f"starting transformers serve {folder} on 127.0.0.1 ...")
-            self._server = LocalServer(folder, device=self.device.torch_name).start()
+            kind = server_kinds.get(self.settings.server)
+            model = self.engine_for(self.settings.model)
+            reason = kind.unsupported(model, self.device.torch_name)
+            if reason:
+                raise ServerUnsupported(reason)
+            served = kind.served(model)
+            self.say(f"starting the {self.settings.server} server on {served} at 127.0.0.1 ...")
+            self._server = LocalServer(served, self.settings.server, device=self.device.torch_name,
+                                       threads=self.settings.threads or 2).start()
             MEASURED_PIDS.add(self._server.process.pid)  # the server's CPU is the case's, not interference
             self.say(f"server ready at {self._server.url} (pid {self._server.process.pid})")
         return self._server
@@ -176,11 +182,12 @@ class EngineFactory:
             url = self.settings.server_url or local.url
             spec = self.resolve(self.settings.model)
             if local is not None:
-                served = str(local.folder)  # transformers serve pins the folder it was started with
+                served = local.served  # a local server answers to the folder or file it was started with
             else:
                 served = self.settings.server_model or (probe(url) or [None])[0] or spec.name
             self._server_engine = OpenAIServerEngine(url, served, spec, load_tokenizer(spec),
-                                                     processes=self.settings.load_processes)
+                                                     processes=self.settings.load_processes,
+                                                     server_facts=local.facts if local is not None else None)
         return self._server_engine
 
     def stop_server(self) -> None:

@@ -11,10 +11,15 @@ off unless asked for (``LlamaCppSettings(prefix_reuse=True)``), so that TTFT mea
 record's ``engine.facts.llamacpp`` says which. One ``Llama`` runs one sequence at a time: the
 requests of a batch are generated one after another, all sent at the batch's start, so a later
 request's TTFT includes its wait (the record says so in ``facts.llamacpp.batching``).
+
+Speculative decoding (``drafting_with``) is llama-cpp-python's own: a second ``Llama`` on the same
+file with ``draft_model=`` (prompt lookup, or a lower rung drafting), counted into ``assist_log``
+like transformers' assisted generation: target forwards are the ``eval`` calls, one per verify.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import time
@@ -24,8 +29,9 @@ from typing import Any, Sequence
 
 from pytest_inferlab.device import Device
 from pytest_inferlab.engines.base import Engine, EngineInfo, encode_prompt
+from pytest_inferlab.optimizations.speculative.measure import AssistUsage
 from pytest_inferlab.run.trace import Request, RequestTrace
-from pytest_inferlab.specs.core import ModelSpec, SamplingSpec
+from pytest_inferlab.specs.core import ModelSpec, SamplingSpec, SpeculativeSpec
 
 INSTALL_HINT = "pip install -e '.[llamacpp]' (make install builds it from the lock: about 5 minutes, once)"
 
@@ -70,8 +76,12 @@ def _threads(settings: LlamaCppSettings) -> int:
 class LlamaCppEngine(Engine):
     """A GGUF file run by llama.cpp on the CPU, one sequence at a time."""
 
-    def __init__(self, llama: Any, tokenizer: Any, info: EngineInfo, settings: LlamaCppSettings) -> None:
+    def __init__(self, llama: Any, tokenizer: Any, info: EngineInfo, settings: LlamaCppSettings,
+                 draft: Any = None, plain: "LlamaCppEngine | None" = None) -> None:
         self.llama, self.tokenizer, self.info, self.settings = llama, tokenizer, info, settings
+        self.draft = draft  # the counted LlamaDraftModel this Llama drafts with (None: no drafting)
+        self.plain = plain  # the same file decoding on its own (the undrafted twin of a drafting engine)
+        self.assist_log: list[AssistUsage] = []  # per request with drafting: forwards, proposals, time
 
     @classmethod
     def load(cls, spec: ModelSpec, device: Device, settings: LlamaCppSettings = LlamaCppSettings(),
@@ -86,11 +96,8 @@ class LlamaCppEngine(Engine):
             raise ValueError(f"the llamacpp engine runs on the CPU here (this build has no GPU offload); got {device}")
         source = gguf_path_of(spec)
         path = Path(path or source)
-        from llama_cpp import Llama
-
         threads = _threads(settings)
-        llama = Llama(model_path=str(path), n_ctx=settings.context, n_batch=settings.batch_tokens,
-                      n_threads=threads, n_threads_batch=threads, seed=0, verbose=False)
+        llama = _llama(path, settings, threads)
         params, nbytes = gguf_tensor_sizes(path)
         facts = {"weights_file": path.name, "gguf_file_type": gguf_file_type(path),
                  "llamacpp": {**dataclasses.asdict(settings), "threads": threads,
@@ -99,6 +106,28 @@ class LlamaCppEngine(Engine):
         info = EngineInfo(engine="llamacpp", model=spec, device=device, dtype=facts["gguf_file_type"] or "gguf",
                           parameters=params, model_bytes=nbytes, vocab_size=int(llama.n_vocab()), facts=facts)
         return cls(llama, _gguf_tokenizer(str(source)), info, settings)
+
+    def drafting_with(self, spec: SpeculativeSpec, drafter: Any, draft: "Engine | None") -> "LlamaCppEngine":
+        """This file generating with ``drafter``'s llama.cpp draft (a second ``Llama`` on the same
+        file: llama-cpp-python fixes drafting at construction); ``without_assist`` is ``self``."""
+        draft_model = drafter.llamacpp_draft(spec, self, draft)
+        llama = _llama(Path(self.llama.model_path), self.settings, self.info.facts["llamacpp"]["threads"], draft_model)
+        evaluate = llama.eval
+
+        def counted(tokens: Sequence[int]) -> None:  # Llama.generate calls self.eval: one target forward
+            if draft_model.usage is not None:
+                draft_model.usage.target_forwards += 1
+            evaluate(tokens)
+
+        llama.eval = counted
+        facts = {**self.info.facts, "speculative": spec.to_dict()}
+        if draft is not None:
+            facts["speculative_draft_file"] = draft.info.facts.get("weights_file")
+        info = dataclasses.replace(self.info, speculative=spec, facts=facts)
+        return LlamaCppEngine(llama, self.tokenizer, info, self.settings, draft=draft_model, plain=self)
+
+    def without_assist(self) -> "LlamaCppEngine":
+        return self.plain if self.plain is not None else self
 
     def encode(self, text: str, chat: bool) -> list[int]:
         return encode_prompt(self.tokenizer, text, chat)
@@ -118,6 +147,7 @@ class LlamaCppEngine(Engine):
         if not sampling.greedy:
             self.llama.set_seed(sampling.seed + request.index)
         eos = self.llama.token_eos()
+        usage = self._count_drafting()
         t_admit = time.perf_counter()
         ids: list[int] = []
         times: list[float] = []
@@ -131,8 +161,34 @@ class LlamaCppEngine(Engine):
                     break
         except Exception as exc:  # a failed request is data (docs/architecture.md)
             return RequestTrace.failed(request, t_send, f"{type(exc).__name__}: {exc}")
+        finally:
+            if usage is not None:
+                usage.seconds = time.perf_counter() - t_admit
+                self.draft.usage = None
         return RequestTrace(request.index, t_send, tuple(times), (1,) * len(ids), len(request.prompt_ids), tuple(ids),
                             t_admit=t_admit)
+
+    def _count_drafting(self) -> AssistUsage | None:
+        """With drafting: a fresh usage the draft adds its proposals to, and the target's ``eval``
+        calls (prompt and each verify step) counted as target forwards."""
+        if self.draft is None:
+            return None
+        usage = AssistUsage()
+        self.assist_log.append(usage)
+        self.draft.usage = usage
+        return usage
+
+    def lm_eval_model(self, device_name: str) -> Any:
+        """lm-eval scoring this file with llama.cpp's own logits (engines/llamacpp_lm.py), closed after."""
+        from pytest_inferlab.engines.llamacpp_lm import LlamaCppLM
+
+        return contextlib.closing(LlamaCppLM(self.llama.model_path, self.tokenizer, self.info.facts["llamacpp"]["threads"]))
+
+    def window_log_probs(self, window_ids: Sequence[Sequence[int]]) -> list[Any]:
+        """llama.cpp's own log-probabilities of each window (the same token ids the reference scores)."""
+        import torch
+
+        return [torch.log_softmax(torch.from_numpy(self.logits(ids))[:-1], dim=-1) for ids in window_ids]
 
     def logits(self, ids: Sequence[int]) -> Any:
         """Next-token logits at every position of ``ids`` (numpy, [len(ids), vocab]) from llama.cpp's
@@ -153,6 +209,15 @@ class LlamaCppEngine(Engine):
         llama, self.llama = self.llama, None
         if llama is not None:
             llama.close()
+
+
+def _llama(path: Path, settings: LlamaCppSettings, threads: int, draft_model: Any = None) -> Any:
+    """A llama.cpp context on ``path``: ``draft_model`` makes it verify drafts (and keep every
+    position's logits, which llama-cpp-python needs for that)."""
+    from llama_cpp import Llama
+
+    return Llama(model_path=str(path), n_ctx=settings.context, n_batch=settings.batch_tokens, n_threads=threads,
+                 n_threads_batch=threads, seed=0, verbose=False, draft_model=draft_model)
 
 
 def _version() -> str | None:

@@ -12,7 +12,6 @@ import dataclasses
 
 import time
 import warnings
-from dataclasses import dataclass
 from typing import Any, Sequence
 
 import torch
@@ -23,6 +22,7 @@ from pytest_inferlab.compat import wrapped_candidate_generator
 from pytest_inferlab.device import Device
 from pytest_inferlab.engines.sources import model_sources
 from pytest_inferlab.optimizations.kv import cache_bytes, fresh_cache, generation_kwargs
+from pytest_inferlab.optimizations.speculative.measure import AssistUsage
 from pytest_inferlab.specs.core import KVCacheSpec, ModelSpec, SamplingSpec, SpeculativeSpec
 from pytest_inferlab.run.trace import Request, RequestTrace
 from pytest_inferlab.engines.base import Engine, EngineInfo, KVUsage, encode_prompt
@@ -66,17 +66,6 @@ def weight_bytes(model: torch.nn.Module) -> tuple[int, int]:
     params = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values() if p.device.type != "meta")
     nbytes = sum(t.numel() * t.element_size() for t in unique(model.state_dict().values()))
     return params, nbytes
-
-
-@dataclass
-class AssistUsage:
-    """One generate call with drafting, counted as it ran: target forwards (hooked, not inferred),
-    draft tokens proposed, seconds spent drafting and in the whole call."""
-
-    target_forwards: int = 0
-    proposed: int = 0
-    draft_s: float = 0.0
-    seconds: float = 0.0
 
 
 @contextlib.contextmanager

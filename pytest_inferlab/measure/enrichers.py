@@ -148,7 +148,7 @@ def speculative(case: Case, measured: Mapping[str, Measurement]) -> Extras:
     speedup = found.get("speculative_speedup")
     mismatch = conditions["first_mismatch"]
     failure = None
-    if mismatch is not None:
+    if mismatch is not None and not mismatch.get("near_tie"):
         failure = (f"speculative output differs from the target's own greedy output: request {mismatch['request']}, "
                    f"first differing position {mismatch['position']} ({mismatch})")
     return Extras(found, conditions={"speculative": conditions},

@@ -52,12 +52,23 @@ def unavailable_reason() -> str | None:
 
 def evaluate(model: Any, tokenizer: Any, device: str, tasks: Sequence[str], limit: int | None = None,
              seed: int = 0, batch_size: int = 8) -> dict[str, TaskResult]:
-    """Scores of ``model`` on ``tasks`` (at most ``limit`` items each), with per-item correctness."""
+    """Scores of the torch ``model`` on ``tasks`` (at most ``limit`` items each), with per-item correctness."""
+    return evaluate_lm(hf_lm(model, tokenizer, device, batch_size), tasks, limit, seed)
+
+
+def hf_lm(model: Any, tokenizer: Any, device: str, batch_size: int = 8) -> Any:
+    """lm-eval's HF wrapper around an in-memory torch model (quantized or not)."""
+    from lm_eval.models.huggingface import HFLM
+
+    return HFLM(pretrained=model, tokenizer=tokenizer, device=device, batch_size=batch_size)
+
+
+def evaluate_lm(lm: Any, tasks: Sequence[str], limit: int | None = None, seed: int = 0) -> dict[str, TaskResult]:
+    """Scores of the lm-eval model ``lm`` (any engine's adapter: ``Engine.lm_eval_model``)."""
     reason = unavailable_reason()
     if reason:
         raise EvalError(reason)
     import lm_eval
-    from lm_eval.models.huggingface import HFLM
     from lm_eval.tasks import TaskManager
 
     manager = TaskManager(include_path=tasks_dir())
@@ -65,7 +76,6 @@ def evaluate(model: Any, tokenizer: Any, device: str, tasks: Sequence[str], limi
     if unknown:
         raise EvalError(f"lm-eval task(s) {unknown} unknown; shipped: {', '.join(SHIPPED_TASKS)} "
                         "(or any lm-eval task whose data is in the local Hugging Face cache)")
-    lm = HFLM(pretrained=model, tokenizer=tokenizer, device=device, batch_size=batch_size)
     try:
         out = lm_eval.simple_evaluate(model=lm, tasks=list(tasks), task_manager=manager, limit=limit,
                                       log_samples=True, bootstrap_iters=0, random_seed=seed,

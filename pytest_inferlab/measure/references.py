@@ -53,14 +53,14 @@ class ReferenceCache:
     def evals_of(self, engine: Engine, tasks: Sequence[str]) -> dict[str, Any]:
         """lm-eval results of ``engine``'s model on ``tasks`` (once per model and task in a session;
         accuracy does not depend on the workload or batch size of the case)."""
-        from pytest_inferlab.measure.evals import evaluate
+        from pytest_inferlab.measure.evals import evaluate_lm
 
         spec, limit = engine.info.model, self.eval_limit
         missing = [t for t in tasks if (spec, t, limit) not in self._evals]
         if missing:
             self.say(f"lm-eval {', '.join(missing)} on {spec.name}{' ' + spec.quant.method if spec.quant else ''} ...")
-            module = engine.in_process_module("lm-eval tasks")  # llama.cpp rungs: no lm-eval adapter yet
-            done = evaluate(module, engine.tokenizer, self.device_name, missing, limit, self.seed)
+            with engine.lm_eval_model(self.device_name) as lm:
+                done = evaluate_lm(lm, missing, limit, self.seed)
             self._evals.update({(spec, t, limit): result for t, result in done.items()})
         return {t: self._evals[(spec, t, limit)] for t in tasks}
 

@@ -19,7 +19,7 @@ from pytest_inferlab.engines.base import Engine
 from pytest_inferlab.engines.model_checks import ModelSourceError
 from pytest_inferlab.optimizations.kv import kv_caches, resolve_kv, unsupported_for_engine
 from pytest_inferlab.optimizations.quant import resolve_quant
-from pytest_inferlab.optimizations.speculative import resolve_speculative
+from pytest_inferlab.optimizations.speculative import SpeculativeUnsupported, resolve_speculative
 from pytest_inferlab.plugin.collection import shown
 from pytest_inferlab.plugin.lab import Lab
 from pytest_inferlab.plugin.session import SESSION_KEY, LabSession
@@ -154,15 +154,24 @@ def speculative_model(request: pytest.FixtureRequest, inferlab_session: LabSessi
             pytest.skip(f"{speculative.method} on KV cache {target.info.kv_cache.kind}: {reason}")
     try:
         return inferlab_session.engines.speculative_engine(target, speculative)
+    except SpeculativeUnsupported as exc:
+        pytest.skip(str(exc))
     except (ValueError, ModelSourceError) as exc:
         pytest.fail(str(exc), pytrace=False)
 
 
 @pytest.fixture(scope="session")
 def inferlab_server(inferlab_session: LabSession) -> Iterator[Any]:
-    """The server of the serving path: --inferlab-server-url, else ``transformers serve`` started on
-    127.0.0.1 (a free port) with the session's model, stopped by its process id at the end."""
-    handle = inferlab_session.engines.server()
+    """The server of the serving path: --inferlab-server-url, else the --inferlab-server kind
+    (``transformers serve``, or llama-cpp-python's server on the model's GGUF file) started on
+    127.0.0.1 (a free port) with the session's model, stopped by its process group at the end; a kind
+    that cannot serve the model here skips the cases with the reason."""
+    from pytest_inferlab.engines.local_server import ServerUnsupported
+
+    try:
+        handle = inferlab_session.engines.server()
+    except ServerUnsupported as exc:
+        pytest.skip(str(exc))
     try:
         yield handle
     finally:

@@ -129,3 +129,140 @@ def test_llama_cpp_f32_and_transformers_fp32_agree_on_greedy_tokens(tmp_path, ca
     with capsys.disabled():
         print(f"\nllama.cpp F32 vs transformers fp32: {agreed}/{total} greedy tokens agree before a first difference")
     assert agreed >= 0.9 * total
+
+
+# ---- speculative decoding on llama.cpp ---------------------------------------------------------
+def _pairs_of(drafting, requests, rounds=2):
+    from pytest_inferlab.optimizations.speculative.pairs import SpeculativePairs
+
+    pairs = SpeculativePairs(drafting)
+    for done in range(rounds):
+        pairs.round(requests, SamplingSpec(), done, warm=False)
+    return pairs.measurements(SamplingSpec())
+
+
+@needs_llamacpp
+def test_prompt_lookup_on_llama_cpp_is_counted_and_keeps_the_targets_greedy_output(engine):
+    from pytest_inferlab.optimizations.speculative import SpeculativeSpec, drafters
+
+    spec = SpeculativeSpec.of("prompt-lookup", num_tokens=8, max_ngram=2)
+    drafting = engine.drafting_with(spec, drafters.get("prompt-lookup"), None)
+    try:
+        requests = [Request(i, tuple(engine.encode(text, chat=True)), 24)
+                    for i, text in enumerate(prompt_texts("copy_edit")[:2])]
+        found, check = _pairs_of(drafting, requests)
+        assert drafting.info.speculative == spec and drafting.without_assist() is engine
+        assert len(drafting.assist_log) == 4  # one usage per drafted request
+        usage = drafting.assist_log[0]
+        assert usage.proposed > 0 and 0 < usage.target_forwards < 24 and 0 < usage.draft_s < usage.seconds
+        assert found["tokens_per_target_forward"].value > 1  # the copy-edit prompt is copied from
+        assert 0 < found["acceptance_rate"].value <= 1 and found["speculative_speedup"].ci95
+        mismatch = check["first_mismatch"]
+        assert check["exact"] or mismatch["near_tie"], check  # batch-shape rounding may flip a near tie only
+    finally:
+        drafting.close()
+
+
+@needs_llamacpp
+def test_methods_llama_cpp_cannot_run_skip_or_fail_with_the_reason(engine):
+    from pytest_inferlab.optimizations.speculative import (SpeculativeConfigError, SpeculativeSpec,
+                                                           SpeculativeUnsupported, drafters)
+
+    with pytest.raises(SpeculativeUnsupported, match="early-exit on llama.cpp: llama.cpp cannot stop"):
+        drafters.get("early-exit").llamacpp_draft(SpeculativeSpec.of("early-exit"), engine, None)
+    with pytest.raises(SpeculativeConfigError, match="layers= truncates a torch module"):
+        drafters.get("draft").llamacpp_draft(SpeculativeSpec.of("draft", layers=6), engine, engine)
+
+    class TorchDraft:
+        info = type("Info", (), {"engine": "transformers", "model": EMBEDDED})()
+
+    with pytest.raises(SpeculativeConfigError, match="name a GGUF rung as its quant"):
+        drafters.get("draft").llamacpp_draft(SpeculativeSpec.of("draft"), engine, TorchDraft())
+
+
+@needs_llamacpp
+@pytest.mark.slow
+def test_a_lower_rung_drafts_for_the_f32_rung_exactly(tmp_path):
+    from pytest_inferlab.optimizations.speculative import SpeculativeSpec, drafters
+
+    source = embedded_gguf_path("smollm2-135m")
+    target = LlamaCppEngine.load(EMBEDDED, CPU, LlamaCppSettings(threads=2), path=make_rung(source, "F32").path)
+    draft = LlamaCppEngine.load(EMBEDDED, CPU, LlamaCppSettings(threads=2), path=make_rung(source, "Q4_0").path)
+    spec = SpeculativeSpec.of("draft", quant="gguf-q4_0", num_tokens=3)
+    drafting = target.drafting_with(spec, drafters.get("draft"), draft)
+    try:
+        requests = [Request(i, tuple(target.encode(text, chat=True)), 24)
+                    for i, text in enumerate(prompt_texts("short_chat")[:2])]
+        found, check = _pairs_of(drafting, requests)
+        assert check["exact"] or check["first_mismatch"]["near_tie"], check
+        assert 0.2 < found["acceptance_rate"].value <= 1  # measured 0.55 on short chat: Q4_0 agrees often
+        assert found["tokens_per_target_forward"].value > 1.3
+        assert drafting.info.facts["speculative_draft_file"] == "model.gguf"
+    finally:
+        for engine in (drafting, draft, target):
+            engine.close()
+
+
+# ---- lm-eval on llama.cpp ----------------------------------------------------------------------
+@needs_llamacpp
+def test_lm_eval_scores_a_gguf_file_with_llama_cpp_logits(engine):
+    from pytest_inferlab.measure.evals import evaluate_lm
+
+    with engine.lm_eval_model("cpu") as lm:
+        [(ll, greedy)] = lm._loglikelihood_tokens([(None, engine.encode("The capital of France is", False),
+                                                    engine.encode(" Paris", False))])
+        results = evaluate_lm(lm, ["inferlab_mc"], limit=6)
+    assert ll < 0 and greedy in (True, False)
+    result = results["inferlab_mc"]
+    assert len(result.items) == 6 and 0 <= result.metrics["acc"] <= 1
+
+
+@needs_llamacpp
+@pytest.mark.slow
+def test_lm_eval_on_llama_cpp_agrees_with_transformers_on_the_same_weights(engine, capsys):
+    """The Q4_1 file scored by llama.cpp and, dequantized, by transformers: measured 40/40 items alike
+    and byte perplexity within 0.2% (2.358 vs 2.353)."""
+    from pytest_inferlab.engines import load_engine
+    from pytest_inferlab.measure.evals import evaluate_lm
+
+    reference = load_engine("transformers", EMBEDDED, CPU)
+    scored = {}
+    for name, which in (("llamacpp", engine), ("transformers", reference)):
+        with which.lm_eval_model("cpu") as lm:
+            scored[name] = evaluate_lm(lm, ["inferlab_mc", "inferlab_ppl"], limit=20)
+    ours, theirs = scored["llamacpp"], scored["transformers"]
+    alike = sum(a == b for a, b in zip(ours["inferlab_mc"].items, theirs["inferlab_mc"].items))
+    ratio = ours["inferlab_ppl"].metrics["byte_perplexity"] / theirs["inferlab_ppl"].metrics["byte_perplexity"]
+    with capsys.disabled():
+        print(f"\nlm-eval llama.cpp vs transformers: {alike}/20 items alike, byte perplexity ratio {ratio:.4f}")
+    assert alike >= 18 and abs(ratio - 1) < 0.02
+
+
+# ---- llama.cpp's OpenAI-compatible server ------------------------------------------------------
+@needs_llamacpp
+def test_the_llama_cpp_server_streams_counted_tokens_and_stops_by_its_process_group():
+    import dataclasses
+    import os
+
+    from pytest_inferlab.engines.local_server import LocalServer
+    from pytest_inferlab.engines.openai_engine import OpenAIServerEngine
+    from pytest_inferlab.engines.sources import load_tokenizer
+    from pytest_inferlab.run.workloads import materialize, workloads
+
+    server = LocalServer(str(embedded_gguf_path("smollm2-135m")), "llamacpp", threads=2).start()
+    try:
+        assert server.facts["kind"] == "llamacpp" and server.facts["metrics"] is None
+        client = OpenAIServerEngine(server.url, server.served, EMBEDDED, load_tokenizer(EMBEDDED),
+                                    server_facts=server.facts)
+        requests = materialize(dataclasses.replace(workloads.get("short-chat"), count=2, output_tokens=12),
+                               client.encode, client.info.vocab_size)
+        traces = client.generate(requests, SamplingSpec())
+        assert all(t.ok for t in traces), [t.error for t in traces]
+        for trace in traces:  # exactly max_tokens, known from finish_reason=length (no usage sent)
+            assert trace.output_tokens == 12 and list(trace.chunk_times) == sorted(trace.chunk_times)
+        assert client.stats["tokens_from_length"] == 2 and client.info.facts["local_server"]["kind"] == "llamacpp"
+        pid = server.process.pid
+    finally:
+        server.stop()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)

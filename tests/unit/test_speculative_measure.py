@@ -2,11 +2,10 @@
 
 import pytest
 
-from pytest_inferlab.engines.transformers_engine import AssistUsage
 from pytest_inferlab.engines.vllm_args import NoVllmEquivalent, speculative_engine_args
 from pytest_inferlab.specs.core import SpeculativeSpec
 from pytest_inferlab.optimizations.speculative import SpeculativeConfigError, check_tokenizers, resolve_speculative
-from pytest_inferlab.optimizations.speculative.measure import first_mismatch, speculative_measurements, unigram_tv
+from pytest_inferlab.optimizations.speculative.measure import AssistUsage, first_mismatch, speculative_measurements, unigram_tv
 from pytest_inferlab.run.trace import RequestTrace, RoundTrace
 
 
@@ -22,6 +21,47 @@ def test_first_mismatch_names_request_and_position():
     found = first_mismatch(ref, [round_of([(1, 2, 3), (4, 9, 6)], 0.5)])
     assert found == {"request": 1, "position": 1, "target": 5, "speculative": 9}
     assert first_mismatch(ref, [round_of([(1, 2), (4, 5, 6)], 0.5)])["position"] == 2
+
+
+class ScoringTwin:
+    """The undrafted target: its log-probabilities put tokens 5 and 9 ``gap`` nats apart."""
+
+    def __init__(self, gap):
+        self.gap = gap
+
+    def window_log_probs(self, windows):
+        import torch
+
+        [ids] = windows
+        row = torch.full((16,), -10.0)
+        row[5], row[9] = -0.5, -0.5 - self.gap
+        return [row.expand(len(ids) - 1, 16)]
+
+
+class Drafting:
+    info = type("Info", (), {"speculative": SpeculativeSpec.of("prompt-lookup")})()
+    assist_log = []
+
+    def __init__(self, twin):
+        self.twin = twin
+
+    def without_assist(self):
+        return self.twin
+
+
+@pytest.mark.parametrize("gap, near", [(0.09, True), (2.0, False)])
+def test_a_greedy_divergence_is_tolerated_only_at_a_near_tie(gap, near):
+    from pytest_inferlab.optimizations.speculative.pairs import SpeculativePairs
+    from pytest_inferlab.specs.core import SamplingSpec
+
+    pairs = SpeculativePairs(Drafting(ScoringTwin(gap)))
+    pairs.prompts = {0: (1, 2, 3), 1: (4, 4)}
+    pairs.undrafted = [round_of([(1, 2, 3), (4, 5, 6)], 1.0)]
+    pairs.drafted = [round_of([(1, 2, 3), (4, 9, 6)], 0.5)]
+    _, check = pairs.measurements(SamplingSpec())
+    mismatch = check["first_mismatch"]
+    assert check["exact"] is False and mismatch["near_tie"] is near
+    assert mismatch["tie_margin_nats"] == pytest.approx(gap)
 
 
 def test_speculative_measurements_from_counts():

@@ -8,7 +8,7 @@ from typing import Any
 
 from pytest_inferlab.engines.base import Engine
 from pytest_inferlab.engines.transformers_engine import TransformersEngine, weight_bytes
-from pytest_inferlab.measure.fidelity import ReferenceLogProbs, compare, log_probs, windows
+from pytest_inferlab.measure.fidelity import ReferenceLogProbs, compare, windows
 from pytest_inferlab.specs.core import ModelSpec
 from pytest_inferlab.optimizations.quant import quantize
 
@@ -44,20 +44,8 @@ def reference_log_probs(engine: TransformersEngine, window: int = FIDELITY_WINDO
     return ReferenceLogProbs(engine.module, fidelity_windows(engine, window), engine.info.device.torch_name)
 
 
-def engine_log_probs(engine: Engine, window_ids: list[list[int]]) -> list[Any]:
-    """float32 log-softmax of ``engine``'s next-token logits per window: the torch module's, or the
-    llama.cpp engine's own logits (the same text, the same token ids)."""
-    import torch
-
-    from pytest_inferlab.engines.llamacpp_engine import LlamaCppEngine
-
-    if isinstance(engine, LlamaCppEngine):
-        return [torch.log_softmax(torch.from_numpy(engine.logits(ids))[:-1], dim=-1) for ids in window_ids]
-    return log_probs(engine.in_process_module("fidelity against the reference"), window_ids, engine.info.device.torch_name)
-
-
 def fidelity_metrics(reference: ReferenceLogProbs, engine: Engine) -> dict[str, float]:
     """The record's fidelity metrics of ``engine``'s model against ``reference``."""
-    result = compare(reference, engine_log_probs(engine, reference.window_ids))
+    result = compare(reference, engine.window_log_probs(reference.window_ids))
     return {"kld_mean": result.kld_mean, "kld_p99": result.kld_p99, "top1_agreement": result.top1_agreement,
             "ppl": result.ppl_variant, "ppl_delta_pct": result.ppl_delta_pct}

@@ -1,6 +1,9 @@
 """Speculative decoding: drafting methods in a registry, each turning a ``SpeculativeSpec`` into
 what transformers' assisted generation needs (generation-config fields, ``generate`` arguments).
 
+On llama.cpp (a GGUF rung as the target) ``prompt-lookup`` and ``draft`` (a lower rung, ``quant``)
+run through llama-cpp-python's own verification (``llamacpp_drafts.py``); the other methods skip there.
+
 ``prompt-lookup`` drafts by matching n-grams of the prompt (``num_tokens``, ``max_ngram``);
 ``draft`` uses a smaller model sharing the target's tokenizer (``model``: any model name the
 plugin loads, default the target itself; ``layers``: keep the first N layers; ``quant``: a
@@ -19,11 +22,16 @@ from pytest_inferlab.device import Device
 from pytest_inferlab.registry import Registry
 from pytest_inferlab.specs.core import SpeculativeSpec
 
-__all__ = ["SpeculativeSpec", "drafters", "resolve_speculative", "Assist", "SpeculativeConfigError"]
+__all__ = ["SpeculativeSpec", "drafters", "resolve_speculative", "Assist", "SpeculativeConfigError",
+           "SpeculativeUnsupported"]
 
 
 class SpeculativeConfigError(ValueError):
     """A pairing that cannot work (e.g. a draft whose tokenizer differs where it must not)."""
+
+
+class SpeculativeUnsupported(SpeculativeConfigError):
+    """A method the target's engine does not run (the case skips with the reason)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +57,15 @@ class Drafter(Protocol):
 
     def assist(self, spec: SpeculativeSpec, target: Any, draft: Any) -> Assist:
         """The assist for ``target`` (an engine); ``draft`` is the draft engine or None."""
+
+    def llamacpp_draft(self, spec: SpeculativeSpec, target: Any, draft: Any) -> Any:
+        """What llama-cpp-python's ``Llama(draft_model=)`` takes for a llama.cpp target (a counted
+        ``LlamaDraftModel``); SpeculativeUnsupported where the method does not run on llama.cpp."""
+
+
+def _not_on_llamacpp(method: str, why: str) -> SpeculativeUnsupported:
+    return SpeculativeUnsupported(f"speculative {method} on llama.cpp: {why}; llama.cpp runs prompt-lookup and "
+                                  "draft (a lower GGUF rung: SpeculativeSpec.of('draft', quant='gguf-q2_k'))")
 
 
 drafters: Registry[Drafter] = Registry("speculative methods")
@@ -77,6 +94,12 @@ class PromptLookup:
         return Assist({"prompt_lookup_num_tokens": _int_setting(spec, "num_tokens", 10),
                        "max_matching_ngram_size": _int_setting(spec, "max_ngram", 2)})
 
+    def llamacpp_draft(self, spec: SpeculativeSpec, target: Any, draft: Any) -> Any:
+        from pytest_inferlab.optimizations.speculative.llamacpp_drafts import PromptLookupDraft
+
+        _known_settings(spec, ("num_tokens", "max_ngram"))
+        return PromptLookupDraft(_int_setting(spec, "num_tokens", 10), _int_setting(spec, "max_ngram", 2))
+
 
 DRAFT_SETTINGS = ("model", "layers", "quant", "num_tokens")
 
@@ -98,6 +121,18 @@ class DraftModel:
                                        num_assistant_tokens_schedule="constant")
         return Assist({}, {"assistant_model": model})
 
+    def llamacpp_draft(self, spec: SpeculativeSpec, target: Any, draft: Any) -> Any:
+        from pytest_inferlab.optimizations.speculative.llamacpp_drafts import ModelDraft
+
+        _known_settings(spec, DRAFT_SETTINGS)
+        if dict(spec.settings).get("layers") is not None:
+            raise SpeculativeConfigError("speculative draft on llama.cpp: layers= truncates a torch module; the draft "
+                                         "of a GGUF target is a lower rung (quant='gguf-q2_k')")
+        if draft.info.engine != "llamacpp":
+            raise SpeculativeConfigError(f"speculative draft on llama.cpp: the draft {draft.info.model.name!r} runs on "
+                                         f"{draft.info.engine}; name a GGUF rung as its quant (quant='gguf-q2_k')")
+        return ModelDraft(draft.llama, _int_setting(spec, "num_tokens", 4))
+
 
 @dataclass(frozen=True, slots=True)
 class UniversalDraft:
@@ -107,6 +142,9 @@ class UniversalDraft:
         plain = DraftModel().assist(spec, target, draft)
         return Assist(plain.config_fields, {**plain.generate_kwargs, "tokenizer": target.tokenizer,
                                             "assistant_tokenizer": draft.tokenizer})
+
+    def llamacpp_draft(self, spec: SpeculativeSpec, target: Any, draft: Any) -> Any:
+        raise _not_on_llamacpp(spec.method, "llama-cpp-python drafts in the target's own vocabulary only")
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +160,9 @@ class EarlyExit:
                                          f"{layers} layers")
         return Assist({"assistant_early_exit": layer})
 
+    def llamacpp_draft(self, spec: SpeculativeSpec, target: Any, draft: Any) -> Any:
+        raise _not_on_llamacpp(spec.method, "llama.cpp cannot stop the target's forward pass after a layer")
+
 
 @dataclass(frozen=True, slots=True)
 class Eagle:
@@ -132,6 +173,9 @@ class Eagle:
 
     def assist(self, spec: SpeculativeSpec, target: Any, draft: Any) -> Assist:
         raise SpeculativeConfigError("speculative eagle runs only in vLLM's engine (GPU)")
+
+    def llamacpp_draft(self, spec: SpeculativeSpec, target: Any, draft: Any) -> Any:
+        raise _not_on_llamacpp(spec.method, "EAGLE heads run in vLLM's engine only")
 
 
 drafters.register("eagle", Eagle())

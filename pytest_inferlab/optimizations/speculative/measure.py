@@ -5,10 +5,22 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 from pytest_inferlab.measure.metrics import Measurement, bootstrap_median_ci, window_s
 from pytest_inferlab.run.trace import RoundTrace
+
+
+@dataclass
+class AssistUsage:
+    """One generate call with drafting, counted as it ran (by either engine): target forwards
+    (counted, not inferred), draft tokens proposed, seconds spent drafting and in the whole call."""
+
+    target_forwards: int = 0
+    proposed: int = 0
+    draft_s: float = 0.0
+    seconds: float = 0.0
 
 
 def _outputs(round_: RoundTrace) -> dict[int, tuple[int, ...]]:
