@@ -50,7 +50,8 @@ class OpenAIServerEngine(Engine):
     counters_key = "server"  # the record's conditions key: token sources, failures by kind
 
     def __init__(self, base_url: str, served_model: str, spec: ModelSpec, tokenizer: Any, *,
-                 api: str = "completions", timeout_s: float = 120.0, processes: int = 1) -> None:
+                 api: str = "completions", timeout_s: float = 120.0, processes: int = 1,
+                 server_facts: dict[str, Any] | None = None) -> None:
         if api not in APIS:
             raise ValueError(f"api={api!r}: expected one of {', '.join(APIS)}")
         if not isinstance(processes, int) or processes < 1:
@@ -66,7 +67,8 @@ class OpenAIServerEngine(Engine):
         self.quirks = ServerQuirks()  # learned once: a strict server refuses vLLM's extensions
         self.info = EngineInfo(engine="openai-server", model=spec, device=Device("cpu"), dtype="server",
                                parameters=0, model_bytes=0, vocab_size=len(tokenizer),
-                               facts={"base_url": self.base_url, "served_model": served_model, "api": api})
+                               facts={"base_url": self.base_url, "served_model": served_model, "api": api,
+                                      "local_server": server_facts})
 
     @property
     def extensions(self) -> bool:
@@ -144,7 +146,7 @@ class OpenAIServerEngine(Engine):
                                                   client_lag_s=lag))
                 continue
             result = outcome.result
-            counts, source = count_tokens(result, self.tokenizer)
+            counts, source = count_tokens(result, self.tokenizer, request.max_new_tokens)
             self.stats[f"tokens_from_{source}"] += 1
             ids = tuple(self.tokenizer("".join(result.texts), add_special_tokens=False)["input_ids"])
             traces.append(RequestTrace(request.index, outcome.scheduled, result.times, counts,

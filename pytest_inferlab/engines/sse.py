@@ -2,9 +2,12 @@
 server's usage, and the first thing wrong with the stream (which fails the request).
 
 Token counts (``count_tokens``): the server's ``usage.completion_tokens`` wins; without it, a
-stream whose text holds no more tokens than it has chunks carried one token per chunk (vLLM, TGI,
-llama.cpp stream so); only a stream whose text re-tokenizes to more than its chunks is counted by
-re-tokenizing, spread over the chunks. The count never exceeds what the server said it sent.
+stream that finished for ``length`` generated exactly the request's ``max_tokens`` (OpenAI's
+meaning of that reason; llama-cpp-python's server sends no usage); else a stream whose text holds
+no more tokens than it has chunks carried one token per chunk (vLLM, TGI, llama.cpp stream so);
+only a stream whose text re-tokenizes to more than its chunks is counted by re-tokenizing, spread
+over the chunks (re-tokenizing can split a text differently from how it was generated). The count
+never exceeds what the server said it sent.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ class StreamResult:
     error: str | None = None
     error_kind: str | None = None  # malformed_streams, server_errors or connection_errors (no [DONE])
     done: bool = False
+    finish_reason: str | None = None  # the last one the server gave (``length``: it hit max_tokens)
 
 
 class StreamReader:
@@ -38,6 +42,7 @@ class StreamReader:
         self.times: list[float] = []
         self.texts: list[str] = []
         self.usage: int | None = None
+        self.finish_reason: str | None = None
         self.error: str | None = None
         self.error_kind: str | None = None
         self.done = False
@@ -67,6 +72,8 @@ class StreamReader:
         if isinstance(usage, dict) and usage.get("completion_tokens") is not None:
             self.usage = int(usage["completion_tokens"])
         for choice in event.get("choices") or []:
+            if choice.get("finish_reason"):
+                self.finish_reason = str(choice["finish_reason"])
             text = choice.get("text")
             if text is None:
                 text = (choice.get("delta") or {}).get("content")
@@ -85,7 +92,8 @@ class StreamReader:
         error, kind = self.error, self.error_kind
         if error is None and not self.done and not body_complete:
             error, kind = "the stream ended without [DONE] (connection closed mid-stream)", "connection_errors"
-        return StreamResult(tuple(self.times), tuple(self.texts), self.usage, error, kind, self.done)
+        return StreamResult(tuple(self.times), tuple(self.texts), self.usage, error, kind, self.done,
+                            self.finish_reason)
 
 
 def parse_stream(lines: Iterable[str], clock: Callable[[], float] = time.perf_counter,
@@ -98,11 +106,14 @@ def parse_stream(lines: Iterable[str], clock: Callable[[], float] = time.perf_co
     return reader.result(body_complete)
 
 
-def count_tokens(result: StreamResult, tokenizer: Any) -> tuple[tuple[int, ...], str]:
-    """Tokens per chunk and where the total came from: ``usage``, ``chunks`` or ``retokenized``."""
+def count_tokens(result: StreamResult, tokenizer: Any, max_tokens: int | None = None) -> tuple[tuple[int, ...], str]:
+    """Tokens per chunk and where the total came from: ``usage``, ``length`` (finished at
+    ``max_tokens``), ``chunks`` or ``retokenized``."""
     chunks = len(result.texts)
     if result.usage_tokens is not None:
         total, source = result.usage_tokens, "usage"
+    elif result.finish_reason == "length" and max_tokens is not None and max_tokens >= chunks:
+        total, source = max_tokens, "length"
     else:
         total = len(tokenizer("".join(result.texts), add_special_tokens=False)["input_ids"])
         if total <= chunks:

@@ -37,6 +37,7 @@ LOAD_BUDGET = "--inferlab-load-budget"
 SHARD = "--inferlab-shard"
 SERVER_URL = "--inferlab-server-url"
 SERVER_MODEL = "--inferlab-server-model"
+SERVER_KIND = "--inferlab-server"
 LOAD_PROCESSES = "--inferlab-load-processes"
 RAY_ADDRESS = "--inferlab-ray-address"
 SHARD_DURATIONS = "--inferlab-shard-durations"
@@ -74,6 +75,18 @@ def parse_positive_int(text: str) -> int:
 
 def parse_non_negative_int(text: str) -> int:
     return _integer(text, 0, "an integer >= 0")
+
+
+def parse_server_kind(text: str) -> str:
+    from pytest_inferlab.engines.local_server import server_kinds
+    from pytest_inferlab.registry import UnknownNameError
+
+    name = str(text).strip()
+    try:
+        server_kinds.get(name)
+    except UnknownNameError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return name
 
 
 def parse_seed(text: str) -> int:
@@ -205,6 +218,9 @@ OPTIONS = (
     Option(SERVER_URL, str, None,
            "benchmark the OpenAI-compatible server at URL (e.g. vLLM's, http://127.0.0.1:8000) in server_model "
            "cases; nothing is started. Unreachable: a usage error before any case runs"),
+    Option(SERVER_KIND, parse_server_kind, "transformers",
+           "the server server_model cases start on 127.0.0.1: transformers (transformers serve) or llamacpp "
+           "(llama-cpp-python's server on the model's GGUF file); default: transformers"),
     Option(SERVER_MODEL, str, None,
            "the model name to request from --inferlab-server-url (default: the first the server lists at "
            "/v1/models, else --inferlab-model)"),
@@ -261,6 +277,7 @@ class Settings:
     load_budget: float
     server_url: str | None
     server_model: str | None
+    server: str  # the kind of local server (--inferlab-server)
     load_processes: int
     ray_address: str | None
     shard: Any

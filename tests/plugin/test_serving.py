@@ -64,10 +64,10 @@ def test_an_external_server_is_used_and_an_unreachable_one_refused(pytester, tmp
     from pytest_inferlab.engines.local_server import LocalServer, free_port, plain_folder
     from pytest_inferlab.engines.sources import resolve_model
 
-    server = LocalServer(plain_folder(load_engine("transformers", resolve_model("dummy:tiny"), CPU))).start()
+    server = LocalServer(str(plain_folder(load_engine("transformers", resolve_model("dummy:tiny"), CPU)))).start()
     try:
         result = pytester.runpytest_subprocess(*ARGS, f"--inferlab-server-url={server.url}",
-                                               f"--inferlab-server-model={server.folder}")
+                                               f"--inferlab-server-model={server.served}")
         assert result.ret == 0, result.stdout.str()
         result.stdout.fnmatch_lines(["*2 passed*"])
         assert server.alive()  # a user's server is never stopped by the plugin

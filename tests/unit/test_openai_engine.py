@@ -42,6 +42,19 @@ def test_a_stream_cut_off_without_done_is_broken_one_ended_by_http_is_not():
     assert parse_stream(['data: {"choices":[{"text":"a"}]}']).error is None  # transformers serve sends no [DONE]
 
 
+def test_a_stream_finished_for_length_carried_exactly_max_tokens():
+    """llama-cpp-python's server sends no usage; a stream it ended at max_tokens had that many tokens,
+    whatever re-tokenizing its text says (here 5 words in 4 chunks)."""
+    result = parse_stream(['data: {"choices":[{"text":"a b ","finish_reason":null}]}', 'data: {"choices":[{"text":"c "}]}',
+                           'data: {"choices":[{"text":"d "}]}', 'data: {"choices":[{"text":"e","finish_reason":"length"}]}',
+                           "data: [DONE]"])
+    assert result.finish_reason == "length" and result.usage_tokens is None
+    assert count_tokens(result, Words(), max_tokens=4) == ((1, 1, 1, 1), "length")
+    assert count_tokens(result, Words(), max_tokens=None)[1] == "retokenized"  # no limit known: re-tokenized
+    stopped = dataclasses.replace(result, finish_reason="stop")
+    assert count_tokens(stopped, Words(), max_tokens=4)[1] == "retokenized"  # stopped early: the limit says nothing
+
+
 class Words:
     def __call__(self, text, add_special_tokens=False):
         return {"input_ids": text.split()}
@@ -73,13 +86,13 @@ def tiny():
 
 @pytest.fixture(scope="module")
 def server(tiny):
-    local = LocalServer(plain_folder(tiny)).start()
+    local = LocalServer(str(plain_folder(tiny))).start()
     yield local
     local.stop()
 
 
 def engine_for(server, tiny, **kwargs):
-    return OpenAIServerEngine(server.url, str(server.folder), tiny.info.model, tiny.tokenizer, **kwargs)
+    return OpenAIServerEngine(server.url, server.served, tiny.info.model, tiny.tokenizer, **kwargs)
 
 
 @pytest.mark.parametrize("api", ["completions", "chat"])
@@ -104,7 +117,7 @@ def test_a_request_timing_out_is_a_failed_request(server, tiny):
 
 
 def test_the_server_stops_by_its_process_group(tiny):
-    local = LocalServer(plain_folder(tiny)).start()
+    local = LocalServer(str(plain_folder(tiny))).start()
     pid = local.process.pid
     local.stop()
     assert local.process.poll() is not None
