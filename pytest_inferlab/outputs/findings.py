@@ -140,10 +140,36 @@ def optimization_label(record: Mapping[str, Any], family: str) -> str:
         parts.append(f"{kind} {load}".strip() if kind == "server" else f"{kind} batching {load}".strip())
     if not parts:
         parts.append(f"{model.get('name', '?')} as is")
+    engine = (record.get("engine") or {}).get("engine")
+    if engine in ENGINE_WORDS:  # the runtime is part of what a user would pick
+        parts[0] += f" on {ENGINE_WORDS[engine]}"
     workload = (spec.get("workload") or {}).get("name")
     batch = spec.get("batch_size", 1)
     where = f" on {workload}" + (f", batch {batch}" if batch != 1 else "")
     return " + ".join(parts) + where
+
+
+ENGINE_WORDS = {"llamacpp": "llama.cpp"}  # engines named in a label (transformers is the default, unnamed)
+PICK_AGREEMENT = 0.9  # the least top-1 / token agreement with the reference a pick may have
+
+
+def pick(findings: Sequence[Finding]) -> Finding | None:
+    """The fastest quantized variant (paired speed, not failed) that keeps at least PICK_AGREEMENT of
+    the reference's top-1 predictions: what a user of this model on this machine should try first."""
+    fit = [f for f in findings if f.family == QUANT and f.speed is not None and f.speed.paired and not f.failed
+           and f.agreement is not None and f.agreement >= PICK_AGREEMENT]
+    return max(fit, key=lambda f: f.speed.ratio, default=None)
+
+
+def pick_words(findings: Sequence[Finding]) -> str | None:
+    """The pick in one sentence (None when no quantized variant qualifies)."""
+    best = pick(findings)
+    if best is None:
+        return None
+    low, high = best.speed.interval
+    return (f"{best.optimization}, {best.speed.ratio:.2f}x the tokens/s of {best.speed.against} (95% {low:.2f}-"
+            f"{high:.2f}), {best.memory or 'memory not measured'}, {best.fidelity}: the fastest quantization "
+            f"keeping at least {PICK_AGREEMENT:.0%} top-1 agreement with the reference on this machine")
 
 
 def _shape(record: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -254,13 +280,25 @@ def _fidelity(record: Mapping[str, Any], family: str) -> tuple[str, float | None
     if values.get("kv_token_agreement") is not None:
         parts.append(f"tokens {values['kv_token_agreement']:.0%} as the dynamic cache's")
         agreement.append(values["kv_token_agreement"])
-    exact = ((record.get("conditions") or {}).get("speculative") or {}).get("exact")
-    if exact is not None:
-        parts.append("output exactly the target's" if exact else "output NOT the target's")
-        agreement.append(1.0 if exact else 0.0)
+    check = (record.get("conditions") or {}).get("speculative") or {}
+    if check.get("exact") is not None:
+        if check["exact"]:
+            parts.append("output exactly the target's")
+        elif _near_tie(record):
+            parts.append(f"output the target's up to a near tie "
+                         f"({check['first_mismatch']['tie_margin_nats']:.2f} nats, batch rounding)")
+        else:
+            parts.append("output NOT the target's")
+        agreement.append(1.0 if check["exact"] or _near_tie(record) else 0.0)
     if family == LATENCY:
         return "the reference itself", 1.0
     return (", ".join(parts) or "-"), (min(agreement) if agreement else None)
+
+
+def _near_tie(record: Mapping[str, Any]) -> bool:
+    """Greedy drafting parted from the target only at a near tie (batch-shape rounding, pairs.py)."""
+    check = (record.get("conditions") or {}).get("speculative") or {}
+    return bool((check.get("first_mismatch") or {}).get("near_tie"))
 
 
 def _accuracy(record: Mapping[str, Any]) -> str:
@@ -297,10 +335,11 @@ def finding_of(record: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) 
     memory, memory_ratio = _memory(record, family, records)
     fidelity, agreement = _fidelity(record, family)
     exact = ((record.get("conditions") or {}).get("speculative") or {}).get("exact")
+    failed = exact is False and not _near_tie(record)
     return Finding(record.get("test_id", "?"), family, optimization_label(record, family),
                    values.get("output_tok_per_s"), _speed(record, family, records),
                    peak / MiB if peak else None, memory, memory_ratio, fidelity, agreement, _accuracy(record),
-                   failed=exact is False, drafting=_drafting_alone(record) if family == COMPOSITION else None)
+                   failed=failed, drafting=_drafting_alone(record) if family == COMPOSITION else None)
 
 
 def findings_of(records: Iterable[Mapping[str, Any]]) -> list[Finding]:
@@ -367,4 +406,7 @@ def format_findings(findings: Sequence[Finding], width: int = 150) -> list[str]:
     lines.append("")
     lines.append("what was found:")
     lines += [f"  {f.words()}" for f in findings]
+    advice = pick_words(findings)
+    if advice:
+        lines += ["", f"pick: {advice}"]
     return lines

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from pytest_inferlab.measure.curves import curves_figure, curves_of, format_curves
-from pytest_inferlab.outputs.findings import Finding, FrontPoint, findings_of, front_points, pareto_front
+from pytest_inferlab.outputs.findings import Finding, FrontPoint, findings_of, front_points, pareto_front, pick_words
 from pytest_inferlab.outputs.plots import has_matplotlib, pyplot
 from pytest_inferlab.record.jsonio import write_text_replace
 from pytest_inferlab.record.run_folder import RunFolder, load_run
@@ -129,7 +129,8 @@ def _findings_section(findings: Sequence[Finding]) -> str:
             + '<p class="note">x reference: output tokens/s against the reference measured in the same case, '
               "round by round, with its 95% interval; ~ unpaired: against another case of this run "
               "(no interval).</p>"
-            + f"<h3>In words</h3><ul>{words}</ul>")
+            + f"<h3>In words</h3><ul>{words}</ul>"
+            + (f'<p class="pick"><b>Pick:</b> {_e(advice)}</p>' if (advice := pick_words(findings)) else ""))
 
 
 def _front_section(findings: Sequence[Finding]) -> str:

@@ -205,6 +205,35 @@ def test_the_findings_table_has_a_row_and_a_sentence_per_finding():
     assert sum(line.startswith("  ") for line in lines) == 7  # the sentences
 
 
+def test_the_pick_is_the_fastest_rung_or_variant_that_keeps_the_references_top1_and_names_its_engine():
+    def variant(method, engine, speed, top1):
+        found = record(f"suites/t.py::test_q[{method}]",
+                       {"output_tok_per_s": 30.0 * speed, "speedup_vs_reference": measurement(speed, (speed - 0.2, speed + 0.2)),
+                        "model_bytes": 128 * MiB, "kld_mean": 0.01, "top1_agreement": top1},
+                       {"model": {"name": "smollm2-135m", "quant": quant(method)}}, spec_id=method[:12].ljust(12, "x"))
+        found["engine"] = {"engine": engine}
+        return found
+
+    records = [variant("gguf-q4_0", "llamacpp", 8.0, 0.7),  # fastest, but loses too much of the reference
+               variant("gguf-q8_0", "llamacpp", 5.4, 0.96), variant("int8-weight", "transformers", 1.5, 0.98)]
+    lines = format_findings(findings_of(records))
+    [advice] = [line for line in lines if line.startswith("pick: ")]
+    assert advice.startswith("pick: gguf-q8_0 on llama.cpp on short-chat, 5.40x") and "at least 90% top-1" in advice
+    assert not [line for line in format_findings(findings_of(records[:1])) if line.startswith("pick")]
+
+
+@pytest.mark.parametrize("near_tie, words, failed", [(True, "up to a near tie (0.09 nats", False),
+                                                      (False, "output NOT the target's", True)])
+def test_a_drafting_divergence_reads_as_a_near_tie_or_a_failure(near_tie, words, failed):
+    check = {"exact": False, "first_mismatch": {"request": 0, "position": 33, "target": 8581, "speculative": 40705,
+                                                "tie_margin_nats": 0.0916, "near_tie": near_tie}}
+    drafted = record("suites/t.py::test_speculative[lookup]",
+                     {"output_tok_per_s": 20.0, "speculative_speedup": measurement(0.7, (0.6, 0.8))},
+                     {"speculative": {"method": "prompt-lookup", "settings": []}}, {"speculative": check})
+    [finding] = findings_of([drafted])
+    assert words in finding.fidelity and finding.failed is failed
+
+
 # ---- the report -----------------------------------------------------------------------------------
 def test_the_report_escapes_every_text_from_the_records_and_needs_no_network(tmp_path):
     folder = write_run(tmp_path / "run", run_records())
