@@ -51,7 +51,7 @@ $(STAMP): pyproject.toml $(LOCK) $(NODEPS_LOCK)
 	touch $@
 
 # The tour: the cases listed in suites/tour.txt (pytest reads arguments from @file, one per line),
-# one of every family, about 5 minutes on 2 cores. lab-full runs every suite (about 40 minutes).
+# one of every family, about 8 minutes on 2 cores. lab-full runs every suite (about 40 minutes).
 lab: install
 	$(BIN)/pytest @suites/tour.txt $(ARGS)
 
