@@ -48,6 +48,7 @@ def test_every_pinned_case_is_still_collected():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # nine real suite cases in a subprocess bounded at 900 s; 300 s ran out in a fresh clone
 def test_sampled_suite_cases_record_their_pinned_spec_ids(tmp_path):
     command = [sys.executable, "-m", "pytest", *SAMPLED, "-p", "no:cacheprovider", "-q",
                f"--inferlab-results={tmp_path / 'results'}", f"--inferlab-baselines={tmp_path / 'baselines'}",
