@@ -147,8 +147,8 @@ def _gguf_tokenizer(path: str) -> Any:
     (keyed by the file's path, size and mtime) and later runs load the saved copy."""
     from transformers import AutoTokenizer
 
-    stat = os.stat(path)
-    key = stable_id({"path": os.path.abspath(path), "size": stat.st_size, "mtime": stat.st_mtime_ns})
+    absolute, size, mtime = file_version(path)
+    key = stable_id({"path": absolute, "size": size, "mtime": mtime})
     saved = cache_dir() / "tokenizers" / key
     if (saved / "tokenizer_config.json").is_file():
         return _prepared(AutoTokenizer.from_pretrained(saved))
@@ -188,10 +188,15 @@ def _gguf_header(path: str, size: int, mtime_ns: int) -> tuple[str | None, int, 
     return file_type, params, nbytes
 
 
+def file_version(path: Path | str) -> tuple[str, int, int]:
+    """(absolute path, size, mtime) of ``path``: the key of what is computed once per version of a file."""
+    stat = os.stat(path)
+    return os.path.abspath(path), stat.st_size, stat.st_mtime_ns
+
+
 def gguf_header(path: Path) -> tuple[str | None, int, int]:
     """(file type, parameters, tensor bytes) of ``path``; gguf-py's error where it is not GGUF."""
-    stat = Path(path).stat()
-    return _gguf_header(str(path), stat.st_size, stat.st_mtime_ns)
+    return _gguf_header(*file_version(path))
 
 
 def gguf_file_type(path: Path) -> str | None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_inferlab.engines.sources import cache_dir, gguf_file_type, gguf_header
+from pytest_inferlab.engines.sources import cache_dir, file_version, gguf_file_type, gguf_header
 from pytest_inferlab.record.jsonio import publish_folder
 
 FLOAT_TYPES = ("F32", "F16")
@@ -61,8 +61,7 @@ class Rung:
 
 def file_digest(path: Path) -> str:
     """sha256 of ``path``, computed once per version of the file (size and mtime) in a process."""
-    stat = path.stat()
-    return _digest(str(path), stat.st_size, stat.st_mtime_ns)
+    return _digest(*file_version(path))
 
 
 @functools.lru_cache(maxsize=32)
