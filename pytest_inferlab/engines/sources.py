@@ -169,23 +169,30 @@ def _prepared(tokenizer: Any) -> Any:
 
 
 @functools.lru_cache(maxsize=32)
-def _gguf_header(path: str, size: int, mtime_ns: int) -> tuple[str | None, int, int]:
-    """(file type, parameters, tensor bytes) of one version of a GGUF file. gguf-py parses a file in
-    seconds, and a ladder asks each file several times: once per version, then from memory (the
-    reader and its memory map are dropped, so a case's RSS never carries the file's pages)."""
+def _gguf_header(path: str, size: int, mtime_ns: int) -> tuple[str | None, int, int, int | None]:
+    """(file type, parameters, tensor bytes, trained context) of one version of a GGUF file. gguf-py
+    parses a file in seconds, and a ladder asks each file several times: once per version, then from
+    memory (the reader and its memory map are dropped, so a case's RSS never carries the file's pages)."""
     import gguf
 
     reader = gguf.GGUFReader(path)
     params = sum(int(t.n_elements) for t in reader.tensors)
     nbytes = sum(int(t.n_bytes) for t in reader.tensors)
-    field = reader.fields.get("general.file_type")
+
+    def number(key: str) -> int | None:
+        field = reader.fields.get(key)
+        return int(field.parts[field.data[0]][0]) if field is not None else None
+
     file_type = None
-    if field is not None:
+    code = number("general.file_type")
+    if code is not None:
         try:
-            file_type = gguf.LlamaFileType(int(field.parts[field.data[0]][0])).name
+            file_type = gguf.LlamaFileType(code).name
         except ValueError:  # a type the gguf package does not know is a fact we simply lack
             pass
-    return file_type, params, nbytes
+    arch = reader.fields.get("general.architecture")
+    context = number(f"{bytes(arch.parts[arch.data[0]]).decode()}.context_length") if arch is not None else None
+    return file_type, params, nbytes, context
 
 
 def file_version(path: Path | str) -> tuple[str, int, int]:
@@ -194,8 +201,8 @@ def file_version(path: Path | str) -> tuple[str, int, int]:
     return os.path.abspath(path), stat.st_size, stat.st_mtime_ns
 
 
-def gguf_header(path: Path) -> tuple[str | None, int, int]:
-    """(file type, parameters, tensor bytes) of ``path``; gguf-py's error where it is not GGUF."""
+def gguf_header(path: Path) -> tuple[str | None, int, int, int | None]:
+    """(file type, parameters, tensor bytes, trained context) of ``path``; gguf-py's error where it is not GGUF."""
     return _gguf_header(*file_version(path))
 
 
@@ -209,8 +216,24 @@ def gguf_file_type(path: Path) -> str | None:
 
 def gguf_tensor_sizes(path: Path) -> tuple[int, int]:
     """(parameters, bytes) of a GGUF file's tensors as stored (quantized blocks at their size)."""
-    _, params, nbytes = gguf_header(path)
+    _, params, nbytes, _ = gguf_header(path)
     return params, nbytes
+
+
+def context_length(spec: ModelSpec) -> int | None:
+    """The context a model was built for, from its header or config (no weights loaded); None
+    where it cannot be read without them (a workload check then trusts the workload)."""
+    try:
+        if spec.source == "dummy":
+            return int(dummy_config(spec.location).max_position_embeddings)
+        if spec.source in ("embedded", "gguf"):
+            return gguf_header(gguf_path_of(spec))[3]
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(spec.location, local_files_only=True)
+        return getattr(config, "max_position_embeddings", None)
+    except Exception:  # unreadable here: loading the model names the problem
+        return None
 
 
 GGUF_PATH_ATTRIBUTE = "inferlab_gguf_path"

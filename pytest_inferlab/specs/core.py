@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 if TYPE_CHECKING:
     from pytest_inferlab.specs.batching import BatchingSpec
     from pytest_inferlab.specs.load import LoadSpec
+    from pytest_inferlab.specs.traffic import Lengths, Sessions, SharedPrefix, TraceRef
 
 INPUT_DISTRIBUTIONS = ("fixed", "uniform", "lognormal")
 
@@ -121,8 +122,32 @@ class WorkloadSpec:
     ignore_eos: bool = field(default=True, metadata={"help": "generate exactly output_tokens (EOS suppressed)"})
     chat_template: bool = field(default=True, metadata={"help": "wrap text prompts in the tokenizer's chat template"})
     seed: int = field(default=0, metadata={"help": "seed for synthetic prompts and prompt order"})
+    # Realistic traffic (specs/traffic.py; run/traffic.py builds it). Unset, they are left out of the
+    # spec id, so the workloads that came before keep their ids and baselines.
+    input_lengths: Lengths | None = field(
+        default=None, metadata={"help": "synthetic prompt lengths from a distribution (normal:256,64,32,1024)"})
+    output_lengths: Lengths | None = field(
+        default=None, metadata={"help": "new tokens per request from a distribution (instead of output_tokens)"})
+    prefix: SharedPrefix | None = field(
+        default=None, metadata={"help": "groups x tokens of shared prompt prefix (4x128)"})
+    sessions: Sessions | None = field(
+        default=None, metadata={"help": "multi-turn conversations: turns @ think seconds (3@1.5)"})
+    trace: TraceRef | None = field(
+        default=None, metadata={"help": "a JSONL trace replayed (prompts='trace'): shipped name or path"})
+
+    TRAFFIC_FIELDS: ClassVar[tuple[str, ...]] = ("input_lengths", "output_lengths", "prefix", "sessions", "trace")
 
     def __post_init__(self) -> None:
+        from pytest_inferlab.specs.traffic import parse_lengths, parse_prefix, parse_sessions, parse_trace
+
+        for name, parse in (("input_lengths", parse_lengths), ("output_lengths", parse_lengths),
+                            ("prefix", parse_prefix), ("sessions", parse_sessions), ("trace", parse_trace)):
+            value = getattr(self, name)
+            if value is not None:
+                try:
+                    object.__setattr__(self, name, parse(value))
+                except (ValueError, TypeError) as exc:
+                    raise ValueError(f"workload {self.name!r}: {name}: {exc}") from None
         problems = []
         if self.count < 1:
             problems.append(f"count={self.count} (must be >= 1)")
@@ -132,8 +157,19 @@ class WorkloadSpec:
             problems.append(f"input_tokens={self.input_tokens} (must be >= 1 or None)")
         if self.input_distribution not in INPUT_DISTRIBUTIONS:
             problems.append(f"input_distribution={self.input_distribution!r} (one of {', '.join(INPUT_DISTRIBUTIONS)})")
-        if self.prompts == "synthetic" and self.input_tokens is None:
-            problems.append("synthetic prompts need input_tokens")
+        if self.prompts == "synthetic" and self.input_tokens is None and self.input_lengths is None:
+            problems.append("synthetic prompts need input_tokens or input_lengths")
+        built = self.prompts in ("synthetic", "trace")
+        for name in ("input_lengths", "prefix", "sessions"):
+            if getattr(self, name) is not None and not built:
+                problems.append(f"{name} needs prompts='synthetic' (text prompt sets have their own lengths)")
+        if (self.prompts == "trace") != (self.trace is not None):
+            problems.append("prompts='trace' and a trace go together (trace=<shipped name or path>)")
+        if self.trace is not None and (self.input_lengths or self.output_lengths or self.prefix):
+            problems.append("a trace brings its own lengths and shared blocks: drop input_lengths, "
+                            "output_lengths and prefix")
+        if self.sessions is not None and self.count < self.sessions.turns:
+            problems.append(f"count={self.count} holds no whole session of {self.sessions.turns} turns")
         if problems:
             raise ValueError(f"workload {self.name!r}: " + "; ".join(problems))
 
@@ -152,15 +188,26 @@ class WorkloadSpec:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> "WorkloadSpec":
+        """From a mapping (a record's spec, a config): traffic fields as dicts or text forms."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(data) - names)
         if unknown:
             raise ValueError(f"unknown workload field(s) {unknown}; known: {sorted(names)}")
         return cls(**data)
 
+    def to_dict(self) -> dict[str, Any]:
+        """The canonical form behind ``spec_id``: traffic fields only where set; a trace by its content."""
+        out = spec_dict(self)
+        for name in self.TRAFFIC_FIELDS:
+            if out[name] is None:
+                del out[name]
+        if self.trace is not None:
+            out["trace"] = self.trace.to_dict()
+        return out
+
     @property
     def spec_id(self) -> str:
-        return stable_id(spec_dict(self))
+        return stable_id(self.to_dict())
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +251,7 @@ class RunSpec:
 
         model = dict(data["model"])
         model["quant"] = named(QuantSpec, model.get("quant"))
-        return cls(model=ModelSpec(**model), workload=WorkloadSpec(**data["workload"]),
+        return cls(model=ModelSpec(**model), workload=WorkloadSpec.from_mapping(data["workload"]),
                    batch_size=data["batch_size"], sampling=SamplingSpec(**data["sampling"]), device=data["device"],
                    measure=data["measure"], kv_cache=named(KVCacheSpec, data.get("kv_cache")),
                    batching=named(BatchingSpec, data.get("batching")),
@@ -215,6 +262,9 @@ class RunSpec:
     def spec_id(self) -> str:
         payload = spec_dict(self)
         payload["model"] = {"spec_id": self.model.spec_id}
+        payload["workload"] = self.workload.to_dict()
+        if self.load is not None:
+            payload["load"] = self.load.to_dict()
         for optional in ("kv_cache", "batching", "load", "speculative"):  # cases without them keep their baselines' ids
             if payload[optional] is None:
                 del payload[optional]

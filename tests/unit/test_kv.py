@@ -11,7 +11,7 @@ from pytest_inferlab.optimizations.kv import (KVCacheSpec, fresh_cache, generati
                                              token_agreement, unsupported_kv_reason)
 from pytest_inferlab.registry import UnknownNameError
 from pytest_inferlab.engines.sources import resolve_model
-from pytest_inferlab.specs.core import RunSpec, SamplingSpec, spec_dict, stable_id
+from pytest_inferlab.specs.core import RunSpec, SamplingSpec, WorkloadSpec, spec_dict, stable_id
 from pytest_inferlab.run.workloads import resolve_workload
 from pytest_inferlab.run.trace import Request
 
@@ -84,6 +84,8 @@ def test_a_cache_configuration_changes_the_spec_id_and_none_keeps_the_old_one():
     for later in ("kv_cache", "batching", "load", "speculative"):
         del before[later]
     before["model"] = {"spec_id": model.spec_id}
+    for later in WorkloadSpec.TRAFFIC_FIELDS:  # realistic traffic came later too
+        del before["workload"][later]
     assert plain.spec_id == stable_id(before)  # baselines saved earlier keep matching
     assert RunSpec(model, workload, kv_cache=KVCacheSpec.of("static")).spec_id != plain.spec_id
     assert RunSpec(model, workload, kv_cache=KVCacheSpec.of("static")).spec_id != \
