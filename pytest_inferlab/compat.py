@@ -63,8 +63,14 @@ FP8_CACHE_STATES = PrivateUse(
     "an fp8 KV cache under speculative decoding (assisted decoding crops the cache after each verification; "
     "transformers' quantized layers cannot be cropped)", ("5.24.0",))
 
+PREFIX_MATCHES = PrivateUse(
+    "transformers", "transformers.generation.continuous_batching.cache.PagedAttentionCache.search_prefix_match",
+    "counting the prompt tokens continuous batching took from its prefix cache (cached_tokens per request)",
+    ("5.24.0",))
+
 PRIVATE_USES: tuple[PrivateUse, ...] = (GENERATION_LOOP, CANDIDATE_GENERATOR, COMPILE_ALL_DEVICES,
-                                        INDUCTOR_COMPILE_THREADS, MODULE_TABLES, GPTQMODEL_LOG_DIR, FP8_CACHE_STATES)
+                                        INDUCTOR_COMPILE_THREADS, MODULE_TABLES, GPTQMODEL_LOG_DIR, FP8_CACHE_STATES,
+                                        PREFIX_MATCHES)
 
 
 def installed_version(package: str) -> str | None:
@@ -214,3 +220,26 @@ def generate_cache_argument() -> str:
 
     version = installed_version("transformers")
     return "cache" if version is not None and Version(version) >= Version("5.24") else "past_key_values"
+
+
+@contextlib.contextmanager
+def counted_prefix_matches() -> Iterator[dict[str, int]]:
+    """During the block, the prompt tokens each continuous-batching request (by request id) took from
+    the paged cache's prefix sharing (the cache reports matches to nobody; its module is internal)."""
+    try:
+        from transformers.generation.continuous_batching.cache import PagedAttentionCache
+    except ImportError:
+        raise PREFIX_MATCHES.error("is missing (no module transformers.generation.continuous_batching.cache)") from None
+    search = _callable_member(PREFIX_MATCHES, PagedAttentionCache, "search_prefix_match")
+    matched: dict[str, int] = {}
+
+    def counting(cache: Any, request_id: str, prompt_ids: list[int]) -> int:
+        found = search(cache, request_id, prompt_ids)
+        matched[request_id] = matched.get(request_id, 0) + found
+        return found
+
+    PagedAttentionCache.search_prefix_match = counting
+    try:
+        yield matched
+    finally:
+        PagedAttentionCache.search_prefix_match = search

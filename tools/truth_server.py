@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -43,6 +44,8 @@ class TruthSpec:
     fault: str = "none"
     fault_every: int = 0
     word: str = " hello"  # the text of one token
+    prefix_cache: bool = False  # report usage.prompt_tokens_details.cached_tokens: the longest prefix (in
+    # characters, one per prompt token here) the prompt shares with an earlier prompt
 
     def args(self) -> list[str]:
         out = []
@@ -73,7 +76,8 @@ class TruthServer:
         self.running = 0
         self.waiting = 0
         self.slots = asyncio.Semaphore(spec.limit) if spec.limit else None
-        self.log: list[tuple[float, float, float, float]] = []  # (arrived, got slot, first write, last write)
+        self.log: list[tuple[float, float, float, float, str]] = []  # (arrived, slot, first write, last write, prompt)
+        self.prompts: list[str] = []  # every prompt seen (the prefix cache's memory)
 
     def app(self):
         from aiohttp import web
@@ -103,7 +107,7 @@ class TruthServer:
         arrived, got its slot, and wrote its first and last chunk (``perf_counter``, this machine)."""
         from aiohttp import web
 
-        log, rows = self.log, [dict(zip(("arrived", "slot", "first", "last"), row)) for row in self.log]
+        log, rows = self.log, [dict(zip(("arrived", "slot", "first", "last", "prompt"), row)) for row in self.log]
         if request.query.get("reset"):
             self.log = []
         return web.json_response({"requests": len(log), "rows": rows})
@@ -161,13 +165,25 @@ class TruthServer:
             if position == 0:
                 first = time.perf_counter()
         wants_usage = (body.get("stream_options") or {}).get("include_usage")
+        prompt = prompt_text(body)
         if self.spec.usage and wants_usage:
-            usage = {"prompt_tokens": 1, "completion_tokens": sent, "total_tokens": sent + 1}
+            usage = {"prompt_tokens": len(prompt), "completion_tokens": sent, "total_tokens": sent + len(prompt)}
+            if self.spec.prefix_cache:
+                usage["prompt_tokens_details"] = {"cached_tokens": max(
+                    (len(os.path.commonprefix([prompt, seen])) for seen in self.prompts), default=0)}
             await response.write(b"data: " + json.dumps({"choices": [], "usage": usage}).encode() + b"\n\n")
         await response.write(b"data: [DONE]\n\n")
-        self.log.append((arrived, start, first, time.perf_counter()))
+        self.prompts.append(prompt)
+        self.log.append((arrived, start, first, time.perf_counter(), prompt))
         await response.write_eof()
         return response
+
+
+def prompt_text(body: dict) -> str:
+    """A completions prompt, or a chat's messages joined as one text (role markers left out)."""
+    if "messages" in body:
+        return "".join(str(m.get("content", "")) for m in body["messages"])
+    return str(body.get("prompt", ""))
 
 
 def free_port() -> int:
@@ -184,6 +200,12 @@ class RunningTruthServer:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[str] | None = None
+
+    def stats(self, reset: bool = False) -> dict:
+        """The server's ``/stats``: its own log of the requests since the last reset."""
+        import httpx
+
+        return httpx.get(self.url + "/stats", params={"reset": 1} if reset else {}, timeout=30).json()
 
     def __enter__(self) -> "RunningTruthServer":
         self.process = subprocess.Popen([sys.executable, str(Path(__file__).resolve()), "--port", str(self.port),

@@ -143,6 +143,7 @@ class LlamaCppEngine(Engine):
     def _one(self, request: Request, sampling: SamplingSpec, t_send: float) -> RequestTrace:
         if not self.settings.prefix_reuse:
             self.llama.reset()  # no cached prefix: generate() evaluates the whole prompt
+        cached = self._reusable_prefix(request.prompt_ids)
         temperature = 0.0 if sampling.greedy else sampling.temperature
         if not sampling.greedy:
             self.llama.set_seed(sampling.seed + request.index)
@@ -166,7 +167,18 @@ class LlamaCppEngine(Engine):
                 usage.seconds = time.perf_counter() - t_admit
                 self.draft.usage = None
         return RequestTrace(request.index, t_send, tuple(times), (1,) * len(ids), len(request.prompt_ids), tuple(ids),
-                            t_admit=t_admit)
+                            t_admit=t_admit, cached_tokens=cached)
+
+    def _reusable_prefix(self, prompt: Sequence[int]) -> int:
+        """Prompt tokens ``generate`` will take from the KV of the tokens it holds: their common prefix,
+        less one where that is the whole prompt (llama-cpp-python re-evaluates a token for fresh logits)."""
+        held = self.llama.input_ids[: self.llama.n_tokens]
+        common = 0
+        for a, b in zip(held, prompt):
+            if a != b:
+                break
+            common += 1
+        return common - 1 if common == len(prompt) and common > 0 else common
 
     def _count_drafting(self) -> AssistUsage | None:
         """With drafting: a fresh usage the draft adds its proposals to, and the target's ``eval``

@@ -9,6 +9,7 @@ Token counting and decoding happen after the round (``OpenAIServerEngine.finish`
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,11 +26,35 @@ READ_BUFFER = 2 ** 20  # one SSE line may carry a long chunk
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """A request ready to go: its body with vLLM's extensions, and without them for a strict server."""
+    """A request ready to go: its body with vLLM's extensions, and without them for a strict server;
+    a session's first turn also carries its later turns' user texts."""
 
     request: Request
     body: bytes
     plain_body: bytes
+    later_texts: tuple[str, ...] = ()
+
+    def next_turn(self, answer: str) -> tuple["Prepared", float] | None:
+        """The session's next turn once this one answered ``answer``: the history resent with the
+        next user text (chat: as messages; completions: as one text), and the think time before it."""
+        follow = self.request.next_turn(())  # the server's answer is text here; finish() counts its tokens
+        if follow is None or not self.later_texts:
+            return None
+        request, think_s = follow
+        user = self.later_texts[0]
+
+        def extended(raw: bytes) -> bytes:
+            body = json.loads(raw)
+            if "messages" in body:
+                body["messages"] += [{"role": "assistant", "content": answer}, {"role": "user", "content": user}]
+            else:
+                body["prompt"] += answer + user
+            body["max_tokens"] = request.max_new_tokens
+            if "min_tokens" in body:
+                body["min_tokens"] = request.max_new_tokens
+            return json.dumps(body).encode()
+
+        return Prepared(request, extended(self.body), extended(self.plain_body), self.later_texts[1:]), think_s
 
 
 @dataclass(frozen=True, slots=True)

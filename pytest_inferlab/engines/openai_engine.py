@@ -43,6 +43,16 @@ def probe(base_url: str, timeout_s: float = 5.0) -> list[str]:
                                 f"({type(exc).__name__}: {exc})") from None
 
 
+def cached_share(result: Any, prompt_tokens: int) -> int | None:
+    """The server's cached prompt tokens in this prompt's token count: its cached share of the prompt
+    as it counted it (its tokenizer may split the text a little differently from ours)."""
+    if result.cached_tokens is None:
+        return None
+    if not result.prompt_tokens:
+        return min(result.cached_tokens, prompt_tokens)
+    return round(prompt_tokens * min(1.0, result.cached_tokens / result.prompt_tokens))
+
+
 class OpenAIServerEngine(Engine):
     """Streams requests to ``base_url`` from one event loop (engines/openai_client.py); it is its own
     load target for the ``server`` batching engine, and ``generate`` sends a batch at once."""
@@ -127,7 +137,9 @@ class OpenAIServerEngine(Engine):
         for request in requests:
             body = self.body(request, sampling)
             plain = {k: v for k, v in body.items() if k not in EXTENSIONS}
-            prepared.append(Prepared(request, json.dumps(body).encode(), json.dumps(plain).encode()))
+            later = tuple(self.tokenizer.decode(list(ids), skip_special_tokens=False)
+                          for ids in (request.later.user_ids if request.later else ()))
+            prepared.append(Prepared(request, json.dumps(body).encode(), json.dumps(plain).encode(), later))
         return prepared
 
     def client(self) -> OpenAIClient:
@@ -138,8 +150,14 @@ class OpenAIServerEngine(Engine):
     def finish(self, outcomes: Sequence[Outcome]) -> list[RequestTrace]:
         """Traces of what the client saw: tokens counted (the server's usage wins), failures counted by kind."""
         traces = []
-        for outcome in outcomes:
+        # A later turn's request holds its session's prompt and user ids, not the answers (the client saw
+        # them as text): its prompt is the turn before's prompt and answer plus the new user ids.
+        answered: dict[int, tuple[int, int, int]] = {}  # index -> (prompt tokens, answer tokens, ids held)
+        for outcome in sorted(outcomes, key=lambda o: o.request.index):
             request, lag = outcome.request, outcome.started - outcome.scheduled
+            before = answered.get(request.index - 1) if request.turn else None
+            held = len(request.prompt_ids)
+            prompt_tokens = before[0] + before[1] + held - before[2] if before else held
             if outcome.failure is not None:
                 self.stats[outcome.kind or "failed"] += 1
                 traces.append(dataclasses.replace(RequestTrace.failed(request, outcome.scheduled, outcome.failure),
@@ -149,8 +167,9 @@ class OpenAIServerEngine(Engine):
             counts, source = count_tokens(result, self.tokenizer, request.max_new_tokens)
             self.stats[f"tokens_from_{source}"] += 1
             ids = tuple(self.tokenizer("".join(result.texts), add_special_tokens=False)["input_ids"])
+            answered[request.index] = (prompt_tokens, sum(counts), held)
             traces.append(RequestTrace(request.index, outcome.scheduled, result.times, counts,
-                                       len(request.prompt_ids), ids, client_lag_s=lag))
+                                       prompt_tokens, ids, client_lag_s=lag, cached_tokens=cached_share(result, prompt_tokens)))
         return traces
 
     def generate(self, batch: Sequence[Request], sampling: SamplingSpec) -> list[RequestTrace]:

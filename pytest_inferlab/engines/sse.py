@@ -33,6 +33,8 @@ class StreamResult:
     error_kind: str | None = None  # malformed_streams, server_errors or connection_errors (no [DONE])
     done: bool = False
     finish_reason: str | None = None  # the last one the server gave (``length``: it hit max_tokens)
+    cached_tokens: int | None = None  # usage.prompt_tokens_details.cached_tokens: prompt tokens from its prefix cache
+    prompt_tokens: int | None = None  # usage.prompt_tokens: the prompt as the server counted it
 
 
 class StreamReader:
@@ -42,6 +44,8 @@ class StreamReader:
         self.times: list[float] = []
         self.texts: list[str] = []
         self.usage: int | None = None
+        self.cached_tokens: int | None = None
+        self.prompt_tokens: int | None = None
         self.finish_reason: str | None = None
         self.error: str | None = None
         self.error_kind: str | None = None
@@ -71,6 +75,11 @@ class StreamReader:
         usage = event.get("usage")
         if isinstance(usage, dict) and usage.get("completion_tokens") is not None:
             self.usage = int(usage["completion_tokens"])
+        if isinstance(usage, dict) and usage.get("prompt_tokens") is not None:
+            self.prompt_tokens = int(usage["prompt_tokens"])
+        details = usage.get("prompt_tokens_details") if isinstance(usage, dict) else None
+        if isinstance(details, dict) and details.get("cached_tokens") is not None:
+            self.cached_tokens = int(details["cached_tokens"])
         for choice in event.get("choices") or []:
             if choice.get("finish_reason"):
                 self.finish_reason = str(choice["finish_reason"])
@@ -93,7 +102,7 @@ class StreamReader:
         if error is None and not self.done and not body_complete:
             error, kind = "the stream ended without [DONE] (connection closed mid-stream)", "connection_errors"
         return StreamResult(tuple(self.times), tuple(self.texts), self.usage, error, kind, self.done,
-                            self.finish_reason)
+                            self.finish_reason, self.cached_tokens, self.prompt_tokens)
 
 
 def parse_stream(lines: Iterable[str], clock: Callable[[], float] = time.perf_counter,

@@ -86,16 +86,19 @@ def trace_from_output(output: Any, request: Request, t_send: float, wall_to_perf
     ids = tuple(completion.token_ids)
     if not ids:
         return RequestTrace.failed(request, t_send, f"vLLM returned no tokens (finish_reason={completion.finish_reason})")
+    cached = getattr(output, "num_cached_tokens", None)  # prompt tokens from its prefix cache (RequestOutput)
     metrics = getattr(output, "metrics", None)
     first = getattr(metrics, "first_token_time", None)
     last = getattr(metrics, "last_token_time", None)
     scheduled = getattr(metrics, "first_scheduled_time", None)
     admit = scheduled + wall_to_perf if scheduled else None
     if first is None or last is None:
-        return RequestTrace(request.index, t_send, (t_done,), (len(ids),), len(request.prompt_ids), ids, t_admit=admit)
+        return RequestTrace(request.index, t_send, (t_done,), (len(ids),), len(request.prompt_ids), ids, t_admit=admit,
+                            cached_tokens=cached)
     times = (first + wall_to_perf,) if len(ids) == 1 else (first + wall_to_perf, last + wall_to_perf)
     counts = (1,) if len(ids) == 1 else (1, len(ids) - 1)
-    return RequestTrace(request.index, t_send, times, counts, len(request.prompt_ids), ids, t_admit=admit)
+    return RequestTrace(request.index, t_send, times, counts, len(request.prompt_ids), ids, t_admit=admit,
+                        cached_tokens=cached)
 
 
 # vLLM's own counters (``LLM.get_metrics()``, V1 metrics reader): prefix caching and spec decode

@@ -13,7 +13,7 @@ import pytest
 
 from pytest_inferlab.device import Device
 from pytest_inferlab.engines.factory import ModelChecks
-from pytest_inferlab.engines.sources import load_tokenizer, resolve_model, tokenizer_key
+from pytest_inferlab.engines.sources import context_length, load_tokenizer, resolve_model, tokenizer_key
 from pytest_inferlab.judge.gate import Gate
 from pytest_inferlab.optimizations.kv import resolve_kv, unsupported_kv_reason, unsupported_pairing
 from pytest_inferlab.optimizations.quant import resolve_quant, unsupported_reason
@@ -21,6 +21,7 @@ from pytest_inferlab.optimizations.speculative import (SpeculativeConfigError, c
                                                        drafters, resolve_speculative, unsupported_speculative_reason)
 from pytest_inferlab.plugin.options import Settings
 from pytest_inferlab.run.batching import resolve_batching, unsupported_batching_reason
+from pytest_inferlab.run.traffic import check_workload
 from pytest_inferlab.run.workloads import resolve_workload
 from pytest_inferlab.specs.core import ModelSpec, SpeculativeSpec
 from pytest_inferlab.specs.load import parse_load
@@ -74,13 +75,14 @@ class Collection:
     def _checks(self) -> dict[str, Check]:
         """Parameters whose values this device (or model) may not run: skip now, with the reason."""
         model = self._session_model()
+        context = context_length(model) if model is not None else None
         return {
             "quantization": lambda value: unsupported_reason(resolve_quant(value), self.device, model),
             "kv_cache": lambda value: unsupported_kv_reason(resolve_kv(value), self.device, model),
             "batching": lambda value: unsupported_batching_reason(resolve_batching(value), self.device),
             "speculative": lambda value: self._speculative_check(resolve_speculative(value), model),
             "model": self._model_check,
-            "workload": lambda value: resolve_workload(value) and None,
+            "workload": lambda value: check_workload(resolve_workload(value), context),
             "load": lambda value: parse_load(value, self.settings.seed) and None,
         }
 
@@ -104,6 +106,10 @@ class Collection:
                 raise pytest.UsageError(f"{item.nodeid}: parameter {name}={shown(params[name])}: {exc}") from None
         if "kv_cache" in params and "batching" in params:
             reasons.append(unsupported_pairing(resolve_kv(params["kv_cache"]), resolve_batching(params["batching"])))
+        if "load" in params and "workload" in params and parse_load(params["load"]).process == "trace" \
+                and resolve_workload(params["workload"]).trace is None:
+            raise pytest.UsageError(f"{item.nodeid}: load {shown(params['load'])} replays a trace's times, but workload "
+                                    f"{shown(params['workload'])} is not a trace (prompts='trace', trace=...)")
         if "speculative" in params and any(p in params for p in ("batching", "load")):
             raise pytest.UsageError(f"{item.nodeid}: speculative decoding runs one request at a time "
                                     "(transformers' assisted generation); do not combine it with batching or load")

@@ -75,7 +75,7 @@ class Lab:
         95% interval and every timing metric's paired ratio (``conditions.compared_to``)."""
         self._claim(engine, batch_size)
         sampling = sampling or SamplingSpec(seed=self.settings.seed)
-        batching_spec, load_spec = self._under_load(batching, load, batch_size)
+        batching_spec, load_spec = self._under_load(batching, load, batch_size, workload)
         choice = self._slo(slo)
         spec = RunSpec(engine.info.model, workload, batch_size, sampling, engine.info.device.kind,
                        kv_cache=engine.info.kv_cache, batching=batching_spec, load=load_spec,
@@ -162,10 +162,14 @@ class Lab:
         self._used = True
 
     def _under_load(self, batching: BatchingSpec | str | None, load: LoadSpec | str | None,
-                    batch_size: int) -> tuple[BatchingSpec | None, LoadSpec | None]:
-        """(batching, load) of a case; both None for back-to-back batches of ``batch_size``."""
+                    batch_size: int, workload: WorkloadSpec) -> tuple[BatchingSpec | None, LoadSpec | None]:
+        """(batching, load) of a case; both None for back-to-back batches of ``batch_size``. Sessions and
+        traces always run under a load (a later turn waits for its answer; a trace has its times):
+        by default static batching, a trace replayed on time, sessions one client at a time."""
         if batching is None and load is None:
-            return None, None
+            if workload.trace is None and workload.sessions is None:
+                return None, None
+            load = "trace:1" if workload.trace is not None else "closed:1"
         if batch_size != 1:
             raise ValueError(f"batch_size={batch_size} is for back-to-back batches; under a load, the batching "
                              "engine forms batches: set max_batch in its settings (BatchingSpec.of('static', max_batch=8))")

@@ -4,17 +4,53 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
+
+
+@dataclass(frozen=True, slots=True)
+class LaterTurns:
+    """What the rest of a session sends: per later turn, the new user tokens, the think time before
+    it and its new tokens out."""
+
+    user_ids: tuple[tuple[int, ...], ...]
+    think_s: tuple[float, ...]
+    max_new_tokens: tuple[int, ...]
 
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """One request of a workload, already tokenized (tokenizing is not what we time)."""
+    """One request of a workload, already tokenized (tokenizing is not what we time). A session's
+    first turn carries its later turns; each is built when the turn before it has answered."""
 
     index: int
     prompt_ids: tuple[int, ...]
     max_new_tokens: int
     ignore_eos: bool = True
+    arrival_s: float | None = None  # a trace's recorded arrival (seconds from its start)
+    turn: int = 0  # 0: a session's first turn (or no session)
+    later: LaterTurns | None = None
+
+    def next_turn(self, output_ids: Sequence[int]) -> tuple["Request", float] | None:
+        """The session's next turn (history = this prompt + its answer + new user tokens; its index is
+        the next one) and the think time before it; None after the last turn."""
+        if self.later is None or not self.later.user_ids:
+            return None
+        later = self.later
+        rest = LaterTurns(later.user_ids[1:], later.think_s[1:], later.max_new_tokens[1:])
+        follow = Request(self.index + 1, self.prompt_ids + tuple(output_ids) + later.user_ids[0],
+                         later.max_new_tokens[0], self.ignore_eos, turn=self.turn + 1,
+                         later=rest if rest.user_ids else None)
+        return follow, later.think_s[0]
+
+    def longest_tokens(self) -> int:
+        """Tokens in and out of the session's last turn (this request's own when it has no later turns)."""
+        later = self.later
+        grown = sum(map(len, later.user_ids)) + sum(later.max_new_tokens) if later else 0
+        return len(self.prompt_ids) + self.max_new_tokens + grown
+
+    def turns_left(self) -> list[int]:
+        """Indices of the session's turns still to come after this one."""
+        return [self.index + k for k in range(1, 1 + (len(self.later.user_ids) if self.later else 0))]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +71,7 @@ class RequestTrace:
     error: str | None = None
     t_admit: float | None = None  # when the engine took the request in (t_send: when it arrived)
     client_lag_s: float | None = None  # a load client's own lateness: when it sent minus ``t_send``
+    cached_tokens: int | None = None  # prompt tokens the engine took from its prefix cache, where it says
 
     @property
     def output_tokens(self) -> int:

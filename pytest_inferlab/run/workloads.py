@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import math
 import random
 from pathlib import Path
 from typing import Callable
@@ -12,6 +11,7 @@ from typing import Callable
 from pytest_inferlab.registry import Registry
 from pytest_inferlab.specs.core import WorkloadSpec
 from pytest_inferlab.run.trace import Request
+from pytest_inferlab.run.traffic import synthetic_requests, trace_requests
 
 workloads: Registry[WorkloadSpec] = Registry("workloads")
 
@@ -21,13 +21,17 @@ for _spec in (
     WorkloadSpec(name="copy-edit", prompts="copy_edit", count=8, output_tokens=96),
     WorkloadSpec(name="code", prompts="code", count=4, output_tokens=64),
     WorkloadSpec(name="synthetic", prompts="synthetic", count=8, output_tokens=64, input_tokens=256),
+    # Realistic traffic (docs/traffic.md): wide lengths, shared prefixes, conversations, a replayed trace.
+    WorkloadSpec(name="wide-lengths", prompts="synthetic", count=16, input_lengths="lognormal:256,0.7,16,2048",
+                 output_lengths="normal:64,32,8,256"),
+    WorkloadSpec(name="shared-prefix", prompts="synthetic", count=16, prefix="4x256",
+                 input_lengths="normal:64,16,16,128"),
+    WorkloadSpec(name="multi-turn", prompts="synthetic", count=12, sessions="3@1", input_lengths="normal:128,32,32,256"),
+    WorkloadSpec(name="trace-chat", prompts="trace", trace="synthetic-chat", count=32),
 ):
     workloads.register(_spec.name, _spec)
 
 PROMPTS_DIR = Path(__file__).resolve().parents[1] / "data" / "prompts"
-
-# Synthetic ids start above the special and byte-fallback tokens of common vocabularies.
-FIRST_PLAIN_TOKEN_ID = 1000
 
 Encoder = Callable[[str, bool], list[int]]
 
@@ -59,31 +63,20 @@ def prompt_texts(prompt_set: str) -> tuple[str, ...]:
     return tuple(texts)
 
 
-def synthetic_lengths(spec: WorkloadSpec) -> list[int]:
-    """Seeded prompt lengths around ``input_tokens`` from the spec's distribution."""
-    rng = random.Random(spec.seed)
-    mean = spec.input_tokens or 1
-    if spec.input_distribution == "fixed":
-        return [mean] * spec.count
-    if spec.input_distribution == "uniform":
-        low, high = mean * (1 - spec.input_spread), mean * (1 + spec.input_spread)
-        return [max(1, round(rng.uniform(low, high))) for _ in range(spec.count)]
-    # lognormal with median ``mean``: long tails like real traffic
-    return [max(1, round(mean * math.exp(rng.gauss(0.0, spec.input_spread)))) for _ in range(spec.count)]
-
-
 def materialize(spec: WorkloadSpec, encode: Encoder, vocab_size: int) -> list[Request]:
-    """The spec's requests, tokenized. Text sets are used in order and cycled to ``count``."""
+    """The spec's requests, tokenized. Text sets are used in order and cycled to ``count``; synthetic
+    and trace prompts are built by run/traffic.py (a session's later turns ride on its first)."""
     if spec.prompts == "synthetic":
-        rng = random.Random(spec.seed + 1)
-        high = max(FIRST_PLAIN_TOKEN_ID + 1, vocab_size)
-        prompts = [tuple(rng.randrange(FIRST_PLAIN_TOKEN_ID, high) for _ in range(n)) for n in synthetic_lengths(spec)]
-    else:
-        texts = prompt_texts(spec.prompts)
-        prompts = []
-        for i in range(spec.count):
-            ids = encode(texts[i % len(texts)], spec.chat_template)
-            if spec.input_tokens is not None:
-                ids = ids[-spec.input_tokens :]  # keep the tail: the instruction and the assistant turn
-            prompts.append(tuple(ids))
-    return [Request(i, ids, spec.output_tokens, spec.ignore_eos) for i, ids in enumerate(prompts)]
+        return synthetic_requests(spec, vocab_size)
+    if spec.prompts == "trace":
+        return trace_requests(spec, vocab_size)
+    texts = prompt_texts(spec.prompts)
+    out_lengths = (spec.output_lengths.draw(random.Random(spec.seed + 3), spec.count) if spec.output_lengths
+                   else [spec.output_tokens] * spec.count)
+    requests = []
+    for i in range(spec.count):
+        ids = encode(texts[i % len(texts)], spec.chat_template)
+        if spec.input_tokens is not None:
+            ids = ids[-spec.input_tokens :]  # keep the tail: the instruction and the assistant turn
+        requests.append(Request(i, tuple(ids), out_lengths[i], spec.ignore_eos))
+    return requests

@@ -208,6 +208,7 @@ def test_reference_cache_tokenizes_a_workload_once_per_model():
     engine = FakeEngine()
     calls = []
     engine.encode = lambda text, chat: calls.append(text) or [1, 2, 3]
+    engine.info = dataclasses.replace(engine.info, vocab_size=5000)  # synthetic ids start at 1000
     cache = ReferenceCache(lambda spec: engine, "cpu", None, 0, lambda text: None)
     workload = WorkloadSpec("w", "synthetic", count=2, input_tokens=4)
     first = cache.requests_for(engine, workload)

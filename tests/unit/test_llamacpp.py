@@ -81,6 +81,20 @@ def test_every_token_is_timestamped_and_counted_and_greedy_repeats(engine):
 
 
 @needs_llamacpp
+def test_with_prefix_reuse_the_reused_prompt_tokens_are_counted_and_without_none(engine):
+    shared = tuple(engine.encode(prompt_texts("long_context")[0], chat=False))[:48]
+    batch = [Request(0, shared + (1000, 1001), 2), Request(1, shared + (1002,), 2)]
+    assert [t.cached_tokens for t in engine.generate(batch, SamplingSpec())] == [0, 0]
+    reusing = LlamaCppEngine.load(EMBEDDED, CPU, LlamaCppSettings(threads=2, prefix_reuse=True))
+    try:
+        first, second = reusing.generate(batch, SamplingSpec())
+        assert (first.cached_tokens, second.cached_tokens) == (0, 48)
+        assert (first.output_ids, second.output_ids) == tuple(t.output_ids for t in engine.generate(batch, SamplingSpec()))
+    finally:
+        reusing.close()
+
+
+@needs_llamacpp
 def test_a_failed_request_is_data(engine):
     [trace] = engine.generate([Request(0, (10**9,), 4)], SamplingSpec())
     assert not trace.ok and trace.error

@@ -52,13 +52,21 @@ def requests(n):
     return [Request(i, (1, 2, 3), 4) for i in range(n)]
 
 
+def answered(request, ok=True):
+    """A trace of ``request`` answered with four tokens (or failed)."""
+    if not ok:
+        return RequestTrace.failed(request, 0.0, "boom")
+    return RequestTrace(request.index, 0.0, (0.1,) * 4, (1,) * 4, len(request.prompt_ids), (7, 8, 9, 10))
+
+
 def test_closed_loop_sends_one_per_completion():
     arrivals = Arrivals(LoadSpec.closed(2), requests(5), t0=10.0)
     assert [r.index for _, r in arrivals.take_due(10.0)] == [0, 1]
     assert arrivals.take_due(11.0) == []
-    arrivals.completed(1, 12.0)
+    first, second = requests(2)
+    arrivals.completed([(first, answered(first))], 12.0)
     assert [(t, r.index) for t, r in arrivals.take_due(12.0)] == [(12.0, 2)]
-    arrivals.completed(2, 13.0)
+    arrivals.completed([(second, answered(second)), (first, answered(first))], 13.0)
     assert [r.index for _, r in arrivals.take_due(13.0)] == [3, 4]
     assert not arrivals
 
@@ -123,8 +131,8 @@ def test_curve_point_is_sustained_only_on_schedule_and_within_budget():
 
 def test_configuration_label():
     record = {"spec": {"model": {"name": "m", "quant": {"method": "int8-weight"}}, "kv_cache": {"kind": "fp8"},
-                       "batching": {"kind": "static", "settings": [["max_batch", 8]]}}}
-    assert configuration_label(record) == "m int8-weight kv=fp8 static max_batch=8"
+                       "batching": {"kind": "static", "settings": [["max_batch", 8]]}, "workload": {"name": "w"}}}
+    assert configuration_label(record) == "m int8-weight kv=fp8 static max_batch=8 on w"
 
 
 def test_batching_registry_and_pairing():

@@ -48,8 +48,8 @@ def test_sampling_arguments():
         "max_tokens": 16, "temperature": 0.7, "top_p": 0.9, "seed": 12, "ignore_eos": True, "min_tokens": 16}
 
 
-def output(ids, metrics=None, finished=True):
-    return SimpleNamespace(prompt_token_ids=[1, 2, 3], finished=finished, metrics=metrics,
+def output(ids, metrics=None, finished=True, cached=None):
+    return SimpleNamespace(prompt_token_ids=[1, 2, 3], finished=finished, metrics=metrics, num_cached_tokens=cached,
                            outputs=[SimpleNamespace(token_ids=ids, finish_reason="length", text="...")])
 
 
@@ -61,7 +61,8 @@ def test_request_output_to_trace():
     assert trace.ok and trace.output_ids == (5, 6, 7, 8) and trace.chunk_tokens == (1, 3)
     assert trace.chunk_times == (pytest.approx(50.3), pytest.approx(50.9)) and trace.t_admit == pytest.approx(50.1)
     plain = trace_from_output(output([5, 6]), request, t_send=50.0, wall_to_perf=-950.0, t_done=51.0)
-    assert plain.chunk_times == (51.0,) and plain.chunk_tokens == (2,)
+    assert plain.chunk_times == (51.0,) and plain.chunk_tokens == (2,) and plain.cached_tokens is None
+    assert trace_from_output(output([5], metrics, cached=2), request, 50.0, -950.0, 51.0).cached_tokens == 2
     assert not trace_from_output(output([]), request, 50.0, 0.0, 51.0).ok
     assert "no finished output" in trace_from_output(output([5], finished=False), request, 50.0, 0.0, 51.0).error
 

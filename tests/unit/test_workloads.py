@@ -5,7 +5,8 @@ import dataclasses
 import pytest
 
 from pytest_inferlab.specs.core import WorkloadSpec
-from pytest_inferlab.run.workloads import FIRST_PLAIN_TOKEN_ID, materialize, prompt_texts, synthetic_lengths, workloads
+from pytest_inferlab.run.traffic import FIRST_PLAIN_TOKEN_ID, legacy_lengths
+from pytest_inferlab.run.workloads import materialize, prompt_texts, workloads
 
 
 def byte_encode(text, chat):
@@ -47,7 +48,7 @@ def test_synthetic_prompts_are_seeded_and_in_range():
 def test_length_distributions_stay_in_bounds(dist, spread, low, high):
     spec = WorkloadSpec(name="s", prompts="synthetic", count=200, input_tokens=64,
                         input_distribution=dist, input_spread=spread)
-    lengths = synthetic_lengths(spec)
+    lengths = legacy_lengths(spec, spec.count)
     assert min(lengths) >= low and max(lengths) <= high
 
 

@@ -11,6 +11,8 @@ request's ``t_send`` is when it arrived, so TTFT includes the time it waited in 
 from __future__ import annotations
 
 import dataclasses
+import heapq
+import itertools
 import statistics
 import time
 from collections import deque
@@ -67,21 +69,36 @@ def serve_round(engine: Any, requests: Sequence[Request], spec: BatchingSpec, lo
 
 class Arrivals:
     """The requests still to come and when: a fixed schedule (open loop), or one new request per
-    completion with ``concurrency`` in flight (closed loop). Times are ``perf_counter`` seconds."""
+    completion with ``concurrency`` in flight (closed loop). A session's next turn arrives its think
+    time after the turn before it answered (in a closed loop its client waits for it meanwhile).
+    Times are ``perf_counter`` seconds."""
 
     def __init__(self, load: LoadSpec, requests: Sequence[Request], t0: float) -> None:
         self.load = load
         self.t0 = t0
-        self.due: deque[tuple[float, Request]] = deque()
+        self.due: list[tuple[float, int, Request]] = []  # a heap: (time, order, request)
+        self.order = itertools.count()
         self.waiting: deque[Request] = deque(requests)  # closed loop: not yet sent
         self.delivered: list[tuple[float, float]] = []  # (scheduled, delivered) of open-loop arrivals
         self.lags: list[float] = []
+        self.abandoned: list[RequestTrace] = []  # later turns of sessions whose turn failed
         if load.open_loop:
-            self.due.extend((t0 + offset, r) for offset, r in zip(load.offsets(len(requests)), requests))
+            for offset, request in zip(load.offsets(requests), requests):
+                self._push(t0 + offset, request)
             self.waiting.clear()
         else:
-            for _ in range(min(load.concurrency, len(self.waiting))):
-                self.due.append((t0, self.waiting.popleft()))
+            self.retired = 0  # staged closed loop: clients that stopped where a stage runs fewer
+            self.openings: list[tuple[float, int]] = []  # (seconds after t0, clients that start then)
+            start, before = 0.0, 0
+            for clients, duration in load.stages or ((load.concurrency, 0.0),):
+                if clients > before:
+                    self.openings.append((start, int(clients) - before))
+                    for _ in range(min(int(clients) - before, len(self.waiting))):
+                        self._push(t0 + start, self.waiting.popleft())
+                start, before = start + duration, int(clients)
+
+    def _push(self, when: float, request: Request) -> None:
+        heapq.heappush(self.due, (when, next(self.order), request))
 
     def __bool__(self) -> bool:
         return bool(self.due or self.waiting)
@@ -94,20 +111,37 @@ class Arrivals:
         scheduled time is the generator's own lateness (else the engine was busy: that is queueing)."""
         taken = []
         while self.due and self.due[0][0] <= now:
-            arrival = self.due.popleft()
-            taken.append(arrival)
-            delivered = now if observed else arrival[0]
-            if self.load.open_loop:
-                self.delivered.append((arrival[0], delivered))
+            when, _, request = heapq.heappop(self.due)
+            taken.append((when, request))
+            delivered = now if observed else when
+            if self.load.open_loop and request.turn == 0:  # the schedule's own arrivals
+                self.delivered.append((when, delivered))
             if observed:
-                self.lags.append(now - arrival[0])
+                self.lags.append(now - when)
         return taken
 
-    def completed(self, count: int, now: float) -> None:
-        """Closed loop: each completion sends that client's next request at ``now``."""
-        for _ in range(count if not self.load.open_loop else 0):
-            if self.waiting:
-                self.due.append((now, self.waiting.popleft()))
+    def completed(self, done: Sequence[tuple[Request, RequestTrace]], now: float) -> None:
+        """Each answered request: its session's next turn after the think time; else (closed loop) that
+        client's next request at ``now``. A failed turn ends its session: the turns left fail unsent."""
+        for request, trace in done:
+            follow = request.next_turn(trace.output_ids) if trace.ok else None
+            if follow is not None:
+                self._push(now + follow[1], follow[0])
+                continue
+            if not trace.ok:
+                self.abandoned += unsent_turns(request, now, SESSION_ENDED.format(turn=request.turn + 1))
+            if not self.load.open_loop and self.waiting:
+                self._next_for_client(now)
+
+    def _next_for_client(self, now: float) -> None:
+        """A closed-loop client is free: its next request now, unless its stage runs fewer clients
+        than are active (it retires; a later stage's clients were scheduled at its start)."""
+        elapsed = now - self.t0
+        active = sum(extra for at, extra in self.openings if at <= elapsed) - self.retired
+        if active > self.load.clients_at(elapsed):
+            self.retired += 1
+            return
+        self._push(now, self.waiting.popleft())
 
     def wait_s(self, now: float, deadline: float, poll_s: float = 0.25) -> float:
         """How long a collecting loop may block: until the next arrival or the deadline, at most
@@ -118,7 +152,7 @@ class Arrivals:
     def remaining(self) -> list[tuple[float, Request]]:
         """Everything not yet taken (for the budget cut): due ones at their time, the rest at now."""
         now = time.perf_counter()
-        return list(self.due) + [(now, r) for r in self.waiting]
+        return [(when, r) for when, _, r in sorted(self.due)] + [(now, r) for r in self.waiting]
 
     def offered_req_per_s(self) -> float | None:
         """Arrivals per second as delivered (open loop; None with fewer than 2 or a closed loop)."""
@@ -134,8 +168,18 @@ class Arrivals:
         return (len(self.delivered) - 1) / span if span > 0 else None
 
 
+SESSION_ENDED = "not sent: turn {turn} of its session failed, which ended the session"
+
+
+def unsent_turns(request: Request, when: float, reason: str) -> list[RequestTrace]:
+    """Failures for the turns of ``request``'s session that will now never be sent."""
+    return [RequestTrace(index, when, (), (), 0, ok=False, error=reason) for index in request.turns_left()]
+
+
 def budget_failures(remaining: Sequence[tuple[float, Request]], budget_s: float) -> list[RequestTrace]:
-    return [RequestTrace.failed(r, arrival, BUDGET_ERROR.format(budget=budget_s)) for arrival, r in remaining]
+    reason = BUDGET_ERROR.format(budget=budget_s)
+    return [trace for arrival, r in remaining
+            for trace in [RequestTrace.failed(r, arrival, reason), *unsent_turns(r, arrival, reason)]]
 
 
 def generator_conditions(rounds: Sequence[RoundTrace], load: LoadSpec) -> dict[str, Any]:
@@ -180,6 +224,7 @@ def client_behind(rounds: Sequence[RoundTrace]) -> str | None:
 
 def finish_round(t0: float, traces: list[RequestTrace], arrivals: Arrivals, cut: bool) -> RoundTrace:
     """The round's trace, in request order, with the generator's own measurements."""
+    traces = traces + arrivals.abandoned
     return RoundTrace(t0, time.perf_counter(), tuple(sorted(traces, key=lambda t: t.index)),
                       arrival_lags_s=tuple(arrivals.lags), offered_req_per_s=arrivals.offered_req_per_s(),
                       scheduled_req_per_s=arrivals.scheduled_req_per_s(), cut_by_budget=cut)

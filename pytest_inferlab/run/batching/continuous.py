@@ -11,12 +11,13 @@ against the memory the device has before anything is allocated.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
-from pytest_inferlab.compat import GenerationThread, prepare_generation_thread
+from pytest_inferlab.compat import GenerationThread, counted_prefix_matches, prepare_generation_thread
 from pytest_inferlab.device import Device
 from pytest_inferlab.specs.load import LoadSpec
 from pytest_inferlab.specs.core import SamplingSpec
@@ -43,6 +44,7 @@ class CachePlan:
     max_batch: int
     max_batch_tokens: int
     bytes_per_token: int
+    prefix_sharing: bool = False  # prompt blocks already in the cache are shared, not computed again
 
     @property
     def nbytes(self) -> int:
@@ -70,12 +72,15 @@ def cache_plan(engine: Any, requests: Sequence[Request], spec: BatchingSpec) -> 
 
     page_size = setting("page_size", DEFAULT_PAGE_SIZE)
     max_batch = setting("max_batch", DEFAULT_MAX_BATCH)
-    longest = max(len(r.prompt_ids) + r.max_new_tokens for r in requests)
+    longest = max(r.longest_tokens() for r in requests)  # a session's last turn holds its history
     blocks_needed = max_batch * math.ceil(longest / page_size)
     element_size = next(engine.module.parameters()).element_size()
+    sharing = spec.setting("prefix_sharing", False)
+    if not isinstance(sharing, bool):
+        raise ValueError(f"batching {spec.kind}: prefix_sharing={sharing!r} must be True or False")
     return CachePlan(page_size, setting("num_blocks", blocks_needed), max_batch,
                      setting("max_batch_tokens", DEFAULT_MAX_BATCH_TOKENS),
-                     kv_bytes_per_token(engine.module.config, element_size))
+                     kv_bytes_per_token(engine.module.config, element_size), sharing)
 
 
 def available_bytes(device: Device) -> int:
@@ -120,7 +125,7 @@ def start_manager(engine: Any, plan: CachePlan, sampling: SamplingSpec, ignore_e
         eos_token_id=-1 if ignore_eos else engine.tokenizer.eos_token_id, pad_token_id=engine.tokenizer.pad_token_id)
     batching = ContinuousBatchingConfig(
         page_size=plan.page_size, num_blocks=plan.num_blocks, max_batch_tokens=plan.max_batch_tokens,
-        max_requests_per_batch=plan.max_batch, allow_block_sharing=False, seed=sampling.seed)
+        max_requests_per_batch=plan.max_batch, allow_block_sharing=plan.prefix_sharing, seed=sampling.seed)
     manager = engine.module.init_continuous_batching(generation_config=generation, continuous_batching_config=batching)
     threads = torch.get_num_threads()
 
@@ -218,10 +223,16 @@ class ContinuousBatcher:
         check_fits(plan, engine.info.device)
         ignore_eos = all(r.ignore_eos for r in requests)
         manager = ManagerHolder(lambda: start_manager(engine, plan, sampling, ignore_eos))
+        counting = counted_prefix_matches() if plan.prefix_sharing else contextlib.nullcontext(None)
         try:
-            return self._serve(manager, engine, requests, load, budget_s)
+            with counting as matched:
+                trace = self._serve(manager, engine, requests, load, budget_s)
         finally:
             manager.stop()
+        # cached prompt tokens per request: counted where sharing is on, none where it is off
+        return dataclasses.replace(trace, requests=tuple(
+            dataclasses.replace(r, cached_tokens=(matched or {}).get(f"r{r.index}", 0)) if r.ok else r
+            for r in trace.requests))
 
     def _serve(self, manager: "ManagerHolder", engine: Any, requests: Sequence[Request], load: LoadSpec,
                budget_s: float) -> RoundTrace:
@@ -255,17 +266,19 @@ class ContinuousBatcher:
                 # loop and serve the batch's requests one at a time, so only the bad one fails.
                 suspects = list(in_flight.values())
                 in_flight.clear()
+                alone = []
                 for arrival, request in suspects:
                     manager.restart()
-                    traces.append(self._alone(manager, engine, arrival, request, deadline))
+                    alone.append((request, self._alone(manager, engine, arrival, request, deadline)))
                 manager.restart()
-                arrivals.completed(len(suspects), time.perf_counter())
+                traces += [trace for _, trace in alone]
+                arrivals.completed(alone, time.perf_counter())
                 continue
             if output is None or not output.is_finished() or output.request_id not in in_flight:
                 continue
             arrival, request = in_flight.pop(output.request_id)
             traces.append(request_trace(output, arrival, request))
-            arrivals.completed(1, time.perf_counter())
+            arrivals.completed([(request, traces[-1])], time.perf_counter())
         self._measure_cache(manager.current, engine)
         return finish_round(t0, traces, arrivals, cut)
 

@@ -63,7 +63,7 @@ class PaddedBatcher:
             batch, queue = queue[:max_batch], queue[max_batch:]
             done = serve_batch(engine, batch, sampling)
             traces += done
-            arrivals.completed(len(done), time.perf_counter())
+            arrivals.completed([(r, t) for (_, r), t in zip(batch, done)], time.perf_counter())
         return finish_round(t0, traces, arrivals, cut)
 
 

@@ -25,7 +25,7 @@ from typing import Any, Awaitable, Callable, Sequence, TypeVar
 
 from pytest_inferlab.device import Device
 from pytest_inferlab.engines.telemetry import RoundTelemetry, Scrape, reading
-from pytest_inferlab.run.batching import BUDGET_ERROR, BatchingSpec
+from pytest_inferlab.run.batching import BUDGET_ERROR, SESSION_ENDED, BatchingSpec, unsent_turns
 from pytest_inferlab.run.probes.interference import MEASURED_PIDS
 from pytest_inferlab.run.saturation import SaturationWatch
 from pytest_inferlab.run.trace import Request, RequestTrace, RoundTrace
@@ -60,6 +60,7 @@ class Share:
     prepared: tuple[Any, ...]
     clients: int = 0
     times: tuple[float, ...] | None = None
+    staged: LoadSpec | None = None  # a closed loop whose client count changes by stage (one process)
 
 
 @dataclass(slots=True)
@@ -69,6 +70,7 @@ class ShareResult:
     outcomes: list[Any] = field(default_factory=list)
     in_flight: dict[int, tuple[float, Request]] = field(default_factory=dict)
     unserved: list[tuple[float, Request]] = field(default_factory=list)  # when the round stopped: (due, request)
+    abandoned: list[RequestTrace] = field(default_factory=list)  # later turns of sessions whose turn failed
     stopped: str | None = None
     saturation: dict[str, Any] | None = None
     telemetry: RoundTelemetry | None = None
@@ -80,10 +82,12 @@ class ShareResult:
 def split(prepared: Sequence[Any], load: LoadSpec, t0: float, processes: int) -> list[Share]:
     """The round's requests dealt out to ``processes`` (round robin, so every share sees the whole span)."""
     if load.open_loop:
-        times = [t0 + offset for offset in load.offsets(len(prepared))]
+        times = [t0 + offset for offset in load.offsets([p.request for p in prepared])]
         return [Share(tuple(prepared[w::processes]), times=tuple(times[w::processes]))
                 for w in range(min(processes, max(1, len(prepared))))]
     clients = min(load.concurrency, len(prepared))
+    if load.stages:
+        return [Share(tuple(prepared), clients=clients, staged=load)]
     shares = []
     for w in range(processes):
         mine = [c for c in range(clients) if c % processes == w]
@@ -141,12 +145,16 @@ class LoadRound:
         return self.result
 
     def _unserved(self, share: Share) -> None:
-        """What the round did not serve: still in flight, or never sent (due at its time, or now)."""
-        answered = {o.request.index for o in self.result.outcomes} | set(self.result.in_flight)
+        """What the round did not serve: still in flight, or never sent (due at its time, or now),
+        and the later turns of sessions the stop cut short."""
+        answered = ({o.request.index for o in self.result.outcomes} | set(self.result.in_flight)
+                    | {t.index for t in self.result.abandoned})
         due = share.times or [self.result.t_end] * len(share.prepared)
         self.result.unserved = [*self.result.in_flight.values(),
                                 *((t, p.request) for t, p in zip(due, share.prepared)
                                   if p.request.index not in answered)]
+        self.result.unserved += [(self.result.t_end, Request(index, (), 0))
+                                 for p in share.prepared for index in p.request.turns_left() if index not in answered]
 
     async def _scrape(self, client: Any) -> Scrape | None:
         return reading(time.perf_counter(), *await client.text("/metrics")) if self.sample_metrics else None
@@ -163,26 +171,53 @@ class LoadRound:
             self.watch.finished(scheduled, ttft, outcome.ended)
         return outcome
 
+    async def _session(self, client: Any, prepared: Any, scheduled: float) -> Any:
+        """A request, then (a session's) each next turn its think time after the answer; the last outcome.
+        A failed turn ends the session: its turns left fail unsent."""
+        while True:
+            outcome = await self._send(client, prepared, scheduled)
+            if outcome.failure is not None:
+                self.result.abandoned += unsent_turns(prepared.request, outcome.ended,
+                                                      SESSION_ENDED.format(turn=prepared.request.turn + 1))
+                return outcome
+            follow = prepared.next_turn("".join(outcome.result.texts))
+            if follow is None:
+                return outcome
+            prepared, think_s = follow
+            scheduled = outcome.ended + think_s
+            if scheduled > time.perf_counter():
+                await asyncio.sleep(scheduled - time.perf_counter())
+
     async def _closed(self, client: Any, share: Share) -> None:
-        """``clients`` clients; each sends its next request the moment its previous one ended."""
+        """``clients`` clients; each sends its next request the moment its previous one (or its
+        previous session) ended."""
         queue = deque(share.prepared)
         t0 = self.t0
 
-        async def one_client() -> None:
+        async def one_client(number: int) -> None:
             scheduled = t0
             while queue:
-                scheduled = (await self._send(client, queue.popleft(), scheduled)).ended
+                if share.staged is not None:  # this client sends only while its stage runs that many
+                    start = share.staged.client_starts_s(number, max(scheduled, time.perf_counter()) - t0)
+                    if start is None:
+                        return
+                    scheduled = max(scheduled, t0 + start)
+                    if scheduled > time.perf_counter():
+                        await asyncio.sleep(scheduled - time.perf_counter())
+                    if not queue:
+                        return
+                scheduled = (await self._session(client, queue.popleft(), scheduled)).ended
 
         async def clients() -> Any:
-            for _ in range(share.clients):
-                yield one_client()
+            for number in range(share.clients):
+                yield one_client(number)
 
         await self._all(clients())
 
     async def _open(self, client: Any, share: Share) -> None:
         """Every request at its scheduled time, however many are in flight."""
         async def at(due: float, prepared: Any) -> None:
-            await self._send(client, prepared, due)
+            await self._session(client, prepared, due)
 
         async def arrivals() -> Any:
             for due, prepared in zip(share.times, share.prepared):
@@ -241,7 +276,8 @@ def assemble(target: Any, load: LoadSpec, results: Sequence[ShareResult], budget
     traces = target.finish(outcomes)
     reason = stopped or BUDGET_ERROR.format(budget=budget_s)
     traces += [RequestTrace.failed(r, due, reason) for result in results for due, r in result.unserved]
-    sent = sorted((o.scheduled, o.started) for o in outcomes)
+    traces += [t for result in results for t in result.abandoned]
+    sent = sorted((o.scheduled, o.started) for o in outcomes if o.request.turn == 0)  # the schedule's own
     offered = scheduled_rate = None
     if load.open_loop and len(sent) >= 2:
         offered, scheduled_rate = _rate([s for _, s in sent]), _rate([s for s, _ in sent])
@@ -324,7 +360,7 @@ class ServerBatcher:
         target = engine.load_target()  # raises EngineCapabilityError for in-process engines, naming what to use
         prepared = target.prepare(requests, sampling)
         pool = target.load_processes()
-        if pool is None:
+        if pool is None or (load.stages and not load.open_loop):  # a staged closed loop: one process counts its clients
             return serve_one_process(target, prepared, load, budget_s)
         return pool.serve(target, prepared, load, budget_s)
 
