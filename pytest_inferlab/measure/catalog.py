@@ -84,6 +84,12 @@ define("server_kv_cache_usage_max", "fraction", False, "the server's KV-cache us
         "/metrics samples")
 define("server_prefix_cache_hit_rate", "fraction", True, "the server's prefix-cache hits / queries over the case "
         "(SGLang: its hit-rate gauge, mean)")
+define("prefix_cache_hit_rate", "fraction", True, "prompt tokens the engine took from its prefix cache / prompt "
+       "tokens, over requests whose engine reports it (a server's usage.prompt_tokens_details.cached_tokens, the "
+       "in-process engines' own count)")
+define("ttft_first_turn_ms", "ms", False, "multi-turn sessions: TTFT of each session's first turn")
+define("ttft_later_turns_ms", "ms", False, "multi-turn sessions: TTFT of the later turns (the history resent; a "
+       "prefix cache makes these shorter)")
 define("server_spec_acceptance_rate", "fraction", True, "the server's accepted / drafted speculative tokens over "
         "the case")
 define("slo_attainment", "fraction", True, "share of requests meeting every configured SLO (failed ones do not)")

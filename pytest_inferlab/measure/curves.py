@@ -40,7 +40,8 @@ def curve_point(load: LoadSpec, measurements: Mapping[str, Measurement], generat
 
 
 def configuration_label(record: Mapping[str, Any]) -> str:
-    """What distinguishes one line of the plot: model, quantization, KV cache, batching engine."""
+    """What distinguishes one line of the plot: model, quantization, KV cache, batching engine (with
+    its settings), workload (points of different traffic are different curves)."""
     spec = record.get("spec", {})
     model = spec.get("model") or {}
     parts = [str(model.get("name", "?"))]
@@ -51,6 +52,9 @@ def configuration_label(record: Mapping[str, Any]) -> str:
     batching = spec.get("batching") or {}
     settings = batching.get("settings") or []
     parts.append(batching.get("kind", "static") + "".join(f" {k}={v}" for k, v in settings))
+    workload = (spec.get("workload") or {}).get("name")
+    if workload:
+        parts.append(f"on {workload}")
     return " ".join(parts)
 
 
@@ -83,13 +87,14 @@ def _num(value: float | None, fmt: str) -> str:
 def format_curves(curves: Mapping[str, list[dict[str, Any]]]) -> list[str]:
     slos = sorted({f"{p.get('slo', 'none')} for {p.get('attainment_target', 0):.0%} of requests"
                    for points in curves.values() for p in points})
-    header = (f"{'configuration':<34} {'load':<16} {'req/s':>6} {'tok/s':>7} {'TTFT p50':>9} {'p99':>8} "
+    width = max([34, *map(len, curves)])  # a label whole: settings and workload tell curves apart
+    header = (f"{'configuration':<{width}} {'load':<16} {'req/s':>6} {'tok/s':>7} {'TTFT p50':>9} {'p99':>8} "
               f"{'TPOT p50':>9} {'p99':>7} {'goodput':>8} {'SLO met':>8}")
     lines = [f"SLO: {'; '.join(slos)}", header]
     for label, points in curves.items():
         for p in points:
             mark = "" if p["slo_attainment"] is None else (" ok" if p["sustained"] else " NO")
-            lines.append(f"{label[:34]:<34} {p['load'][:16]:<16} {_num(p['req_per_s'], '.2f'):>6} "
+            lines.append(f"{label:<{width}} {p['load'][:16]:<16} {_num(p['req_per_s'], '.2f'):>6} "
                          f"{_num(p['output_tok_per_s'], '.1f'):>7} {_num(p['ttft_p50_ms'], '.0f'):>9} "
                          f"{_num(p['ttft_p99_ms'], '.0f'):>8} {_num(p['tpot_p50_ms'], '.1f'):>9} "
                          f"{_num(p['tpot_p99_ms'], '.1f'):>7} {_num(p['goodput_req_per_s'], '.2f'):>8} "

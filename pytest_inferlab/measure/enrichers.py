@@ -14,13 +14,14 @@ from typing import Any, Callable, Mapping, Sequence
 
 from pytest_inferlab.engines.base import Engine
 from pytest_inferlab.measure.curves import curve_point
-from pytest_inferlab.measure.metrics import Measurement, distribution, scalar
+from pytest_inferlab.measure.metrics import Measurement, distribution, scalar, ttft_ms
 from pytest_inferlab.measure.references import ReferenceCache
 from pytest_inferlab.optimizations.kv import CONTINUOUS_ONLY, token_agreement
 from pytest_inferlab.optimizations.speculative.pairs import SpeculativePairs
 from pytest_inferlab.run.batching import generator_conditions
 from pytest_inferlab.run.probes.bandwidth import copy_bandwidth_gb_per_s, decode_bandwidth_gb_per_s
 from pytest_inferlab.run.trace import Request, RoundTrace
+from pytest_inferlab.run.traffic import traffic_facts
 from pytest_inferlab.specs.core import SamplingSpec, WorkloadSpec
 from pytest_inferlab.specs.load import LoadSpec
 from pytest_inferlab.specs.slo import SLO
@@ -112,6 +113,37 @@ def server_telemetry(case: Case, measured: Mapping[str, Measurement]) -> Extras:
                   conditions={"server_metrics": summary})
 
 
+def traffic(case: Case, measured: Mapping[str, Measurement]) -> Extras:
+    """Synthetic and trace workloads: their shape (``conditions.traffic``), per-turn TTFT of sessions,
+    and the share of prompt tokens served from a prefix cache where the engine says."""
+    facts = traffic_facts(case.workload, case.requests)
+    ok = [q for r in case.timed for q in r.requests if q.ok]
+    out: dict[str, Measurement | None] = {}
+    absent: dict[str, str] = {}
+    reported = [q for q in ok if q.cached_tokens is not None]
+    if reported:
+        prompt = sum(q.input_tokens for q in reported)
+        out["prefix_cache_hit_rate"] = scalar("prefix_cache_hit_rate",
+                                              sum(q.cached_tokens for q in reported) / prompt if prompt else None)
+    elif facts is not None and (case.workload.prefix or case.workload.sessions or case.workload.trace):
+        absent["prefix_cache_hit_rate"] = f"the {case.engine.info.engine} engine does not report cached prompt tokens"
+    if case.workload.sessions is not None:
+        turns = case.workload.sessions.turns
+        out["ttft_first_turn_ms"] = distribution("ttft_first_turn_ms",
+                                                 [t for q in ok if q.index % turns == 0 and (t := ttft_ms(q)) is not None])
+        out["ttft_later_turns_ms"] = distribution("ttft_later_turns_ms",
+                                                  [t for q in ok if q.index % turns and (t := ttft_ms(q)) is not None])
+    if facts is None and not out:
+        return Extras()
+    for name in [n for n, m in out.items() if m is None]:
+        del out[name]
+        absent[name] = "no completed requests of that kind"
+    notes = tuple(x for x in (case.workload.prefix and f"prefix {case.workload.prefix.label}",
+                              case.workload.sessions and f"sessions {case.workload.sessions.label}",
+                              case.workload.trace and f"trace {case.workload.trace.source}") if x)
+    return Extras(out, absent, conditions={"traffic": facts} if facts else {}, notes=notes)
+
+
 def quantized_fidelity(case: Case, measured: Mapping[str, Measurement]) -> Extras:
     """A quantized variant: KLD, top-1 agreement and perplexity against its unquantized model."""
     found = case.references.fidelity_of(case.engine)
@@ -172,7 +204,7 @@ def task_accuracy(case: Case, measured: Mapping[str, Measurement]) -> Extras:
                   conditions=conditions, evals={task: result.to_dict() for task, result in results.items()})
 
 
-ENRICHERS: tuple[Enricher, ...] = (parallel_ranks, engine_counters, load_generator, server_telemetry,
+ENRICHERS: tuple[Enricher, ...] = (parallel_ranks, engine_counters, load_generator, server_telemetry, traffic,
                                    quantized_fidelity, kv_cache, speculative, task_accuracy)
 
 

@@ -42,7 +42,8 @@ def test_load_cases_write_records_points_and_the_curve(pytester):
     assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines([
         "*inferlab latency-throughput*", "SLO: ttft_ms<=60000 for 90% of requests*",
-        "*dummy:tiny continuous closed*closed:3*100% ok*", "*dummy:tiny static poisson*poisson:50*",
+        "*dummy:tiny continuous on short-chat closed*closed:3*100% ok*",
+        "*dummy:tiny static on short-chat poisson*poisson:50*",
         "plot: *latency_throughput.png",
         "*SKIPPED*KV cache paged is continuous batching's own: pair it with batching=continuous*",
         "*8 passed, 1 skipped*"])
