@@ -1,13 +1,17 @@
 """Batching engines under load on the embedded model: sequential, static (padded) and continuous
 batching, at fixed concurrency (closed loop), under open-loop arrivals (Poisson, bursts), and in a
 rate sweep up to saturation. Every case leaves a point on the latency-throughput curve
-(``latency_throughput.png`` beside the records) and its goodput under the suite's SLOs."""
+(``latency_throughput.png`` beside the records) and its goodput under the suite's SLOs.
+
+Realistic traffic (docs/traffic.md): static vs continuous batching under Poisson and bursty (gamma,
+shape 0.25) arrivals of the same mean rate; a shared-prefix workload and multi-turn sessions on
+continuous batching with and without prefix sharing (``prefix_cache_hit_rate``, per-turn TTFT)."""
 
 import dataclasses
 
 import pytest
 
-from pytest_inferlab import SLO
+from pytest_inferlab import SLO, BatchingSpec
 
 ENGINES = ["sequential", "static", "continuous"]
 
@@ -51,3 +55,26 @@ def test_saturation(lab, model, workload, batching, slo, inferlab_device):
     budget = 180 if inferlab_device.kind == "cpu" else None
     record = lab.sweep(model, dataclasses.replace(workload, count=48), batching=batching, slo=slo, budget_s=budget)
     assert record["capacity_req_per_s"] > 0
+
+
+@pytest.mark.inferlab(rounds=1, warmup=1)
+@pytest.mark.parametrize("load", ["poisson:2", "gamma:2,0.25"], indirect=True)
+@pytest.mark.parametrize("batching", ["static", "continuous"], indirect=True)
+def test_bursty_arrivals(lab, model, workload, batching, load, slo):
+    """The same mean rate, Poisson or in bursts: bursts queue behind a static batch's slowest request."""
+    record = lab.measure(model, workload, batching=batching, load=load, slo=slo)
+    assert record.conditions["load_generator"]["shortfall"] is None
+
+
+PREFIX_SHARING = [BatchingSpec.of("continuous", prefix_sharing=True), BatchingSpec.of("continuous", prefix_sharing=False)]
+
+
+@pytest.mark.inferlab(rounds=1, warmup=1)
+@pytest.mark.parametrize("workload", ["shared-prefix", "multi-turn"], indirect=True)
+@pytest.mark.parametrize("batching", PREFIX_SHARING, indirect=True, ids=["prefix-sharing", "no-sharing"])
+def test_prefix_reuse(lab, model, workload, batching, slo):
+    """Requests that share a prompt prefix, or resend a conversation's history: reused from the paged
+    cache, or computed again."""
+    record = lab.measure(model, workload, batching=batching, load="closed:4", slo=slo)
+    sharing = dict(batching.settings)["prefix_sharing"]
+    assert (record["prefix_cache_hit_rate"] > 0) == sharing

@@ -83,8 +83,15 @@ def methods_page() -> str:
     from pytest_inferlab.specs.load import arrival_processes
 
     def workload(spec: Any) -> str:
-        tokens = f"{spec.input_tokens} in" if getattr(spec, "input_tokens", None) else "prompt lengths of the set"
-        return f"prompts `{spec.prompts}`, {spec.count} requests, {tokens}, {spec.output_tokens} out"
+        if getattr(spec, "trace", None) is not None:
+            return f"trace `{spec.trace.source}`, its first {spec.count} requests, their lengths and times"
+        tokens = (f"{spec.input_lengths.label} in" if getattr(spec, "input_lengths", None) else
+                  f"{spec.input_tokens} in" if getattr(spec, "input_tokens", None) else "prompt lengths of the set")
+        out = spec.output_lengths.label if getattr(spec, "output_lengths", None) else spec.output_tokens
+        shape = "".join(f", {what} {value.label}" for what, value in (("prefix", getattr(spec, "prefix", None)),
+                                                                       ("sessions", getattr(spec, "sessions", None)))
+                        if value is not None)
+        return f"prompts `{spec.prompts}`, {spec.count} requests, {tokens}, {out} out{shape}"
 
     sections = [
         ("Quantization methods", "`quantization` parameter, `quantized_model`", quant_methods, _settings, "quantization.md"),
