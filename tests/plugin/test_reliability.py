@@ -279,7 +279,7 @@ def test_case({fixtures}):
     ("model", "model", "nosuch/org-model", "parameter model='nosuch/org-model': hub model 'nosuch/org-model' is not in "
                                             "the local Hugging Face cache"),
     ("workload", "model", "short-chta", "parameter workload='short-chta': unknown workloads 'short-chta'. Did you mean "
-                                        "'short-chat'?"),
+                                        "'short-chat'"),
     ("load", "model", "closd:4", "parameter load='closd:4': "),
     ("quantization", "quantized_model", "int9", "parameter quantization='int9': unknown quantization methods 'int9'."),
     ("kv_cache", "kv_model", "fp9", "parameter kv_cache='fp9': unknown KV-cache configurations 'fp9'. Did you mean "
