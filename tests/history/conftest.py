@@ -16,13 +16,14 @@ PLANTED_AT = 6  # 1-based: commits 6..10 carry the slowdown
 SUITE = '''
 import pytest
 
-# Every token sleeps BASE_MS, so host drift (a few ms on dummy:tiny) is small beside it; from the
-# planted commit on, test_slow sleeps SLOW_MS more.
-BASE_MS, SLOW_MS = 10, {slow_ms}
+# Every token sleeps BASE_MS, so host drift (tens of ms per request on a busy 2-core host) is small
+# beside it; from the planted commit on, test_slow sleeps SLOW_MS more. At 10 ms x 8 tokens a stall
+# once made ms_per_req jump 50% at an unplanted commit in CI: 20 ms x 16 tokens leaves it 4x the room.
+BASE_MS, SLOW_MS = 20, {slow_ms}
 
 @pytest.fixture
 def workload_overrides():
-    return {{"count": 2, "output_tokens": 8}}
+    return {{"count": 2, "output_tokens": 16}}
 
 @pytest.mark.parametrize("label", ["<script>window.__pwned = 1</script>", "it's \\"quoted\\""])
 def test_fast(lab, model, workload, label, monkeypatch):
@@ -69,7 +70,7 @@ def history_repo(tmp_path_factory) -> dict:
     env.pop("INFERLAB_TEST_TOKEN_DELAY_MS", None)
     commits = []
     for number in range(1, COMMITS + 1):
-        (repo / "test_suite.py").write_text(SUITE.format(slow_ms=30 if number >= PLANTED_AT else 0))
+        (repo / "test_suite.py").write_text(SUITE.format(slow_ms=60 if number >= PLANTED_AT else 0))
         git(repo, "add", "-A")
         git(repo, "commit", "-q", "--allow-empty", "-m", f"commit {number}")
         commits.append(git(repo, "rev-parse", "HEAD"))
