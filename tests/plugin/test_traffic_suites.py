@@ -70,6 +70,7 @@ def usage_error(pytester, suite, expected):
     result.stderr.fnmatch_lines([expected])
 
 
+@pytest.mark.slow  # four pytest subprocesses (~40 s): the default run keeps the unit checks of each error
 def test_bad_traffic_is_a_usage_error_at_collection_naming_what_is_wrong(pytester):
     bad = pytester.path / "bad.jsonl"
     bad.write_text('{"timestamp": 100, "input_length": 4, "output_length": 2}\n'

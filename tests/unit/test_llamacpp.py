@@ -81,6 +81,7 @@ def test_every_token_is_timestamped_and_counted_and_greedy_repeats(engine):
 
 
 @needs_llamacpp
+@pytest.mark.slow  # a second Llama on the file
 def test_with_prefix_reuse_the_reused_prompt_tokens_are_counted_and_without_none(engine):
     shared = tuple(engine.encode(prompt_texts("long_context")[0], chat=False))[:48]
     batch = [Request(0, shared + (1000, 1001), 2), Request(1, shared + (1002,), 2)]
