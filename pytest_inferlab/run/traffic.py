@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import random
 import statistics
+from collections import Counter
 from typing import Any, Sequence
 
 from pytest_inferlab.run.replay import read_trace
 from pytest_inferlab.run.trace import LaterTurns, Request
 from pytest_inferlab.specs.core import WorkloadSpec
+from pytest_inferlab.specs.traffic import Lengths
 
 # Synthetic ids start above the special and byte-fallback tokens of common vocabularies.
 FIRST_PLAIN_TOKEN_ID = 1000
@@ -44,8 +46,6 @@ class TokenSource:
 
 def legacy_lengths(spec: WorkloadSpec, count: int) -> list[int]:
     """Lengths around ``input_tokens`` by ``input_distribution``/``input_spread`` (the older form)."""
-    from pytest_inferlab.specs.traffic import Lengths
-
     mean = spec.input_tokens or 1
     rng = random.Random(spec.seed)
     if spec.input_distribution == "fixed":
@@ -108,11 +108,6 @@ def trace_requests(spec: WorkloadSpec, vocab_size: int) -> list[Request]:
     return requests
 
 
-def trace_count(spec: WorkloadSpec) -> int:
-    assert spec.trace is not None
-    return len(read_trace(spec.trace.path).entries)
-
-
 def check_workload(spec: WorkloadSpec, context: int | None) -> None:
     """At collection: the trace reads, and the longest prompt (prefix, own part, session history) and
     answer fit ``context`` (the model's, when known). Raises ValueError naming what does not fit."""
@@ -162,8 +157,9 @@ def traffic_facts(spec: WorkloadSpec, requests: Sequence[Request]) -> dict[str, 
                              "user_tokens": spec.sessions.user.label}
     if spec.trace is not None:
         trace = read_trace(spec.trace.path)
-        shared = sum(1 for r in trace.entries[: len(requests)]
-                     for h in r.hash_ids if sum(h in e.hash_ids for e in trace.entries[: len(requests)]) > 1)
+        replayed = trace.entries[: len(requests)]
+        holders = Counter(h for e in replayed for h in set(e.hash_ids))  # requests that list each block
+        shared = sum(1 for e in replayed for h in e.hash_ids if holders[h] > 1)
         facts["trace"] = {**spec.trace.to_dict(), "path": str(spec.trace.path), "requests": len(requests),
                           "of": len(trace.entries), "span_s": trace.entries[len(requests) - 1].arrival_s,
                           "block_tokens": spec.trace.block_tokens or trace.block_tokens,

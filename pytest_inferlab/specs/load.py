@@ -145,7 +145,7 @@ class LoadSpec:
     def label(self) -> str:
         if self.process == CLOSED:
             if self.stages:
-                return "closed:" + ",".join(f"{c:g}x{d:g}" for c, d in self.stages)
+                return f"closed:{stages_text(self.stages)}"
             return f"closed:{self.concurrency}"
         if self.process == "burst":
             return f"burst:{self.burst_size}@{self.rate:g}"
@@ -154,7 +154,7 @@ class LoadSpec:
         if self.process in RAMPS:
             return f"{self.process}:{self.rate:g}-{self.rate_end:g}"
         if self.process == "stages":
-            return "stages:" + ",".join(f"{r:g}x{d:g}" for r, d in self.stages)
+            return f"stages:{stages_text(self.stages)}"
         if self.process == "trace":
             return f"trace:{self.speedup:g}"
         return f"{self.process}:{self.rate:g}"
@@ -272,6 +272,19 @@ def trace_offsets(spec: LoadSpec, requests: Sequence[Any]) -> list[float]:
     return [(t - first) / spec.speedup for t in times]
 
 
+def stages_text(stages: tuple[tuple[float, float], ...]) -> str:
+    """``2x10,8x10``: each stage's rate (or clients) x seconds, the form ``parse_stages`` reads."""
+    return ",".join(f"{amount:g}x{seconds:g}" for amount, seconds in stages)
+
+
+def parse_stages(value: str) -> tuple[tuple[float, float], ...]:
+    """``2x10,8x10`` -> ((2.0, 10.0), (8.0, 10.0)); ValueError where a stage is not <number>x<seconds>."""
+    stages = tuple(tuple(float(x) for x in stage.split("x", 1)) for stage in value.split(","))
+    if any(len(stage) != 2 for stage in stages):
+        raise ValueError(value)
+    return stages  # type: ignore[return-value]
+
+
 def parse_load(text: str | LoadSpec, seed: int = 0) -> LoadSpec:
     """``closed:4``, ``poisson:2.5``, ``constant:1``, ``burst:8@0.5``, ``gamma:2,0.5``, ``ramp:1-8``,
     ``ramp-exp:1-8``, ``stages:1x10,4x10``, ``trace`` or ``trace:2`` (or a LoadSpec, returned as is)."""
@@ -283,7 +296,7 @@ def parse_load(text: str | LoadSpec, seed: int = 0) -> LoadSpec:
              "stages:<req/s>x<seconds>,... or trace[:<speed-up>]")
     try:
         if process == CLOSED and "x" in value:
-            numbers: dict = {"stages": tuple(tuple(float(x) for x in stage.split("x", 1)) for stage in value.split(","))}
+            numbers: dict = {"stages": parse_stages(value)}
         elif process == CLOSED:
             numbers = {"concurrency": int(value)}
         elif process == "burst":
@@ -296,9 +309,7 @@ def parse_load(text: str | LoadSpec, seed: int = 0) -> LoadSpec:
             start, _, end = value.partition("-")
             numbers = {"rate": float(start), "rate_end": float(end) if end else None}
         elif process == "stages":
-            numbers = {"stages": tuple(tuple(float(x) for x in stage.split("x", 1)) for stage in value.split(","))}
-            if any(len(stage) != 2 for stage in numbers["stages"]):
-                raise ValueError(value)
+            numbers = {"stages": parse_stages(value)}
         elif process == "trace":
             numbers = {"speedup": float(value or 1.0)}
         else:

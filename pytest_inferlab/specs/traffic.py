@@ -11,7 +11,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
-import os
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -265,8 +264,9 @@ def parse_trace(value: str | TraceRef | Mapping[str, Any]) -> TraceRef:
 
 
 def file_sha256(path: Path) -> str:
-    stat = os.stat(path)
-    return _sha256(os.path.abspath(path), stat.st_size, stat.st_mtime_ns)
+    from pytest_inferlab.engines.sources import file_version  # the one (path, size, mtime) key of a file's version
+
+    return _sha256(*file_version(path))
 
 
 @functools.lru_cache(maxsize=64)

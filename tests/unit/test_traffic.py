@@ -173,7 +173,8 @@ def test_ramps_speed_up_linearly_or_geometrically_and_stages_follow_each_other()
 
 @pytest.mark.parametrize("text, message", [("gamma:4,0", "burstiness"), ("gamma:4", "expected closed"),
                                            ("ramp:0-8", "rate > 0"), ("ramp:2", "end rate"),
-                                           ("stages:2x0", "stages of rate > 0"), ("trace:0", "speed-up must be > 0")])
+                                           ("stages:2x0", "stages of rate > 0"), ("trace:0", "speed-up must be > 0"),
+                                           ("closed:2x", "expected closed")])
 def test_bad_arrival_processes_say_what_is_wrong(text, message):
     with pytest.raises(ValueError, match=message):
         parse_load(text)
