@@ -9,7 +9,7 @@ from pytest_inferlab.engines.sources import model_sources
 from pytest_inferlab.measure.catalog import catalog as metrics
 from pytest_inferlab.registry import Registry, UnknownNameError
 from pytest_inferlab.run.batching import batchers
-from pytest_inferlab.run.workloads import workloads
+from pytest_inferlab.specs.workloads import workloads
 from pytest_inferlab.specs import (SLO, BatchingSpec, KVCacheSpec, LoadSpec, ModelSpec, ParallelSpec, QuantSpec, RunSpec,
                                    SamplingSpec, SpeculativeSpec, WorkloadSpec)
 from pytest_inferlab.specs.load import arrival_processes

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from pytest_inferlab.record.baselines import BaselineError, BaselineStore, save_valid
-from pytest_inferlab.record.jsonio import remove_stale_temps
+from pytest_inferlab.ground.jsonio import remove_stale_temps
 from pytest_inferlab.record.record import RecordError, load_record, record_files
 
 
@@ -82,7 +82,7 @@ def asv_offline(html_dir: Path, node_modules: Path) -> int:
 
 def merge_runs(run_dirs: list[Path], results: Path, run_id: str | None) -> int:
     """Merge shard runs (``--inferlab-shard=I/N``) into one run folder for asv-export and baselines."""
-    from pytest_inferlab.plugin.session import new_run_id
+    from pytest_inferlab.ground.ids import new_run_id
     from pytest_inferlab.plugin.shard import MergeError, merge_runs as merge
 
     run_id = run_id or f"{new_run_id()}-merged"
@@ -129,7 +129,7 @@ def changes(source: Path, records: bool, json_path: Path | None) -> int:
         return 2
     print("\n".join(summary_lines(found)))
     if json_path is not None:
-        from pytest_inferlab.record.jsonio import write_json_replace
+        from pytest_inferlab.ground.jsonio import write_json_replace
 
         write_json_replace(json_path, [c.to_json() for c in found])
         print(f"written: {json_path}")
@@ -171,7 +171,7 @@ def compare(run_a: Path, run_b: Path, alpha: float, tolerance_text: str, json_pa
         if str(json_path) == "-":
             print(json.dumps(payload, indent=1))
             return 1 if result.regressed else 0
-        from pytest_inferlab.record.jsonio import write_json_replace
+        from pytest_inferlab.ground.jsonio import write_json_replace
 
         write_json_replace(json_path, payload)
     print("\n".join(format_comparison(result, str(run_a), str(run_b), show_all)))

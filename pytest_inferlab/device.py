@@ -29,6 +29,12 @@ class Device:
 CPU = Device("cpu")
 
 
+def device_named(torch_name: str) -> Device:
+    """The Device whose ``torch_name`` is ``torch_name`` (``cpu``, ``cuda:1``): how a child process is told."""
+    kind, _, index = torch_name.partition(":")
+    return Device(kind, int(index)) if index else Device(kind)
+
+
 def cuda_device(index: int) -> Device:
     """Device ``index`` or a message that lists what is there (never a CPU fall-back)."""
     import torch

@@ -24,7 +24,7 @@ def workload_overrides(inferlab_device):
 @pytest.mark.parametrize("quantization", ["gptq"], indirect=True)
 def test_quantized_target_drafted(lab, model, quantized_model, speculative_model, workload):
     record = lab.measure(speculative_model, workload, reference=model)
-    assert record.conditions["speculative"]["exact"] is True
+    assert record.exactness.lossless  # exact, or equal up to a near tie
     assert record["speedup_vs_reference"] > 0
 
 

@@ -23,6 +23,14 @@ def pytest_configure(config):
     config.addinivalue_line("filterwarnings", "ignore::DeprecationWarning")
 
 
+@pytest.fixture(autouse=True)
+def no_xdist_environment(monkeypatch):
+    """A pytest that a test starts (pytester, the tools) is not an xdist worker, whatever runs this test:
+    pytest-benchmark turns itself off where it sees PYTEST_XDIST_WORKER."""
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture
 def run_in_processes():
     """Run ``target(*args)`` in one spawned process per args tuple, concurrently; all must exit 0."""

@@ -22,7 +22,8 @@ def main(argv: list[str] | None = None) -> None:
     from pytest_inferlab.engines import load_engine
     from pytest_inferlab.engines.sources import resolve_model
     from pytest_inferlab.optimizations.quant import QuantSpec, quant_methods, unsupported_reason
-    from pytest_inferlab.optimizations.quant.engine import fidelity_metrics, reference_log_probs, variant_engine
+    from pytest_inferlab.measure.fidelity_text import fidelity_metrics, reference_log_probs
+    from pytest_inferlab.optimizations.quant.engine import variant_engine
 
     torch.set_num_threads(args.threads)
     engine = load_engine("transformers", resolve_model(args.model), CPU)

@@ -23,7 +23,7 @@ from pytest_inferlab.engines.openai_engine import OpenAIServerEngine
 from pytest_inferlab.engines.sources import load_tokenizer, resolve_model
 from pytest_inferlab.measure.metrics import measure
 from pytest_inferlab.run.batching import serve_round
-from pytest_inferlab.run.trace import Request
+from pytest_inferlab.ground.trace import Request
 from pytest_inferlab.specs.batching import BatchingSpec
 from pytest_inferlab.specs.core import SamplingSpec
 from pytest_inferlab.specs.load import LoadSpec

@@ -1,8 +1,10 @@
 """A known slowdown planted in the transformers engine, for the gate's tests and its power study.
 
 Never load it in a measurement you mean to keep. ``INFERLAB_TEST_TOKEN_DELAY_MS=D`` sleeps D ms
-after every generated token; ``INFERLAB_TEST_TOKEN_DELAY_CALLS=N`` limits that to the process's
-first N ``generate`` calls (a transient disturbance, as a shared host causes, which the gate's
+after every generated token; ``INFERLAB_TEST_FORWARD_DELAY_MS=D`` sleeps D ms before every forward
+pass of the model (prefill and each decode step: a slower kernel moves every series of a case alike,
+as the statistics issue planted it); ``INFERLAB_TEST_TOKEN_DELAY_CALLS=N`` limits either to the
+process's first N ``generate`` calls (a transient disturbance, as a shared host causes, which the gate's
 re-measurement must tell from a regression). The environment is read at every call, so a test can
 change it between cases.
 
@@ -16,24 +18,32 @@ import time
 from typing import Any
 
 DELAY_ENV = "INFERLAB_TEST_TOKEN_DELAY_MS"
+FORWARD_DELAY_ENV = "INFERLAB_TEST_FORWARD_DELAY_MS"
 CALLS_ENV = "INFERLAB_TEST_TOKEN_DELAY_CALLS"
-_state = {"calls": 0, "delay_s": 0.0, "installed": False}
+_state = {"calls": 0, "delay_s": 0.0, "forward_s": 0.0, "installed": False}
 
 
-def delay_for_next_call() -> float:
-    """The sleep per token of the next generate call, from the environment (seconds)."""
-    raw = os.environ.get(DELAY_ENV, "").strip()
-    if not raw:
-        return 0.0
+def _milliseconds(name: str) -> float:
+    raw = os.environ.get(name, "").strip()
     try:
-        delay_ms = float(raw)
+        return max(0.0, float(raw)) / 1e3 if raw else 0.0
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} must be a number of milliseconds") from None
+
+
+def delays_for_next_call() -> tuple[float, float]:
+    """(sleep per token, sleep per forward pass) of the next generate call, from the environment (seconds)."""
+    token, forward = _milliseconds(DELAY_ENV), _milliseconds(FORWARD_DELAY_ENV)
+    if not token and not forward:
+        return 0.0, 0.0
+    try:
         calls = int(os.environ.get(CALLS_ENV, "").strip() or -1)
     except ValueError:
-        raise ValueError(f"{DELAY_ENV}={raw!r} must be a number of milliseconds and {CALLS_ENV} an integer") from None
+        raise ValueError(f"{CALLS_ENV} must be an integer") from None
     _state["calls"] += 1
     if 0 <= calls < _state["calls"]:
-        return 0.0
-    return max(0.0, delay_ms) / 1e3
+        return 0.0, 0.0
+    return token, forward
 
 
 def install() -> None:
@@ -45,11 +55,14 @@ def install() -> None:
     generate, put = TransformersEngine.generate, TimingStreamer.put
 
     def planted_generate(self: Any, batch: Any, sampling: Any) -> Any:
-        _state["delay_s"] = delay_for_next_call()
+        _state["delay_s"], forward = delays_for_next_call()
+        hook = self.module.register_forward_pre_hook(lambda module, args: time.sleep(forward)) if forward else None
         try:
             return generate(self, batch, sampling)
         finally:
             _state["delay_s"] = 0.0
+            if hook is not None:
+                hook.remove()
 
     def planted_put(self: Any, value: Any) -> None:
         delivered = self.prompt_seen  # the first put is the prompt itself

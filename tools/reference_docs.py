@@ -79,7 +79,7 @@ def methods_page() -> str:
     from pytest_inferlab.optimizations.quant import quant_methods
     from pytest_inferlab.optimizations.speculative import drafters
     from pytest_inferlab.run.batching import batchers
-    from pytest_inferlab.run.workloads import workloads
+    from pytest_inferlab.specs.workloads import workloads
     from pytest_inferlab.specs.load import arrival_processes
 
     def workload(spec: Any) -> str:

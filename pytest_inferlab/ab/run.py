@@ -20,13 +20,13 @@ from pytest_inferlab.ab.revisions import ABError, BaseWorktree, Revisions, resol
 from pytest_inferlab.ab.sides import Side, SideResult, collect, run_sides, select
 from pytest_inferlab.judge.ab import ABOutcome, compare_sides
 from pytest_inferlab.outputs.report import format_verdict_summary, verdict_rows
-from pytest_inferlab.record.jsonio import write_json_new
+from pytest_inferlab.ground.jsonio import write_json_new
 from pytest_inferlab.record.record import RecordError, load_record, record_files
 
 DEFAULT_TIMEOUT_S = 6 * 3600.0
 # Timed rounds per case (= pairs) unless the arguments say otherwise: a paired interval narrows with
 # the square root of the pairs (README "Detection power" measures 16 on the 2-core development VM with
-# tools/power_study.py). A test's marker rounds= still wins.
+# tools/power_study.py). Like every command-line option it beats a test's marker rounds=.
 DEFAULT_ROUNDS = 16
 
 
@@ -59,7 +59,7 @@ def run_ab(request: ABRequest, say: Callable[[str], None] = print) -> int:
     except ABError as exc:
         say(f"inferlab ab: {exc}")
         return 2
-    from pytest_inferlab.plugin.session import new_run_id
+    from pytest_inferlab.ground.ids import new_run_id
 
     results = request.results if request.results.is_absolute() else request.start / request.results
     folder = results.resolve() / "ab" / f"{new_run_id()}-{revisions.base_commit[:8]}"

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, ContextManager, Mapping, Protocol, Sequence
 
 from pytest_inferlab.device import Device
+from pytest_inferlab.engines.in_process import hf_lm, log_probs
 from pytest_inferlab.registry import Registry
 from pytest_inferlab.specs.core import KVCacheSpec, ModelSpec, SamplingSpec, SpeculativeSpec
-from pytest_inferlab.run.trace import Request, RequestTrace
+from pytest_inferlab.ground.trace import Request, RequestTrace
 
 
 class EngineCapabilityError(TypeError):
@@ -38,6 +39,17 @@ class EngineInfo:
     facts: dict[str, Any] = field(default_factory=dict)  # architecture, weights file, GGUF type...
     kv_cache: KVCacheSpec | None = None  # the cache configuration generate uses (None: dynamic)
     speculative: SpeculativeSpec | None = None  # the drafting method generate uses (None: none)
+
+
+class KVCacheConfiguration(Protocol):
+    """What an engine needs of a KV-cache configuration (optimizations/kv registers them; the plugin's
+    ``kv_model`` hands the engine its entry): handed in, so no engine imports the optimizations."""
+
+    def generation_kwargs(self, spec: KVCacheSpec, device: Device) -> dict[str, Any]:
+        """Arguments for transformers' ``GenerationConfig``."""
+
+    def fresh_cache(self, spec: KVCacheSpec, model_config: Any) -> Any:
+        """A new cache object for one ``generate`` call, or None when transformers builds it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +105,10 @@ class Engine(abc.ABC):
     module: Any = None
     #: The tokenizer requests are encoded with; None where the engine borrows another engine's ``encode``.
     tokenizer: Any = None
+    #: The model as a spec another process rebuilds the same weights from (``assembly/factory.py:
+    #: build_model_engine``): lm-eval and reference log-probabilities run in a preparation child
+    #: (ground/child.py). None: only this process has the model (a truncated draft, a server).
+    rebuild: ModelSpec | None = None
 
     @abc.abstractmethod
     def encode(self, text: str, chat: bool) -> list[int]:
@@ -127,22 +143,18 @@ class Engine(abc.ABC):
     def lm_eval_model(self, device_name: str) -> ContextManager[Any]:
         """lm-eval's model for this engine, open for the ``with`` block: lm-eval's HF wrapper around the
         in-process module by default; llama.cpp scores with its own forward pass (engines/llamacpp_lm.py)."""
-        from pytest_inferlab.measure.evals import hf_lm
-
         return contextlib.nullcontext(hf_lm(self.in_process_module("lm-eval tasks"), self.tokenizer, device_name))
 
     def window_log_probs(self, window_ids: Sequence[Sequence[int]]) -> list[Any]:
         """float32 log-softmax of the next-token logits, one [len - 1, vocab] torch tensor per window
         (fidelity, tie margins): the in-process module's forward pass by default."""
-        from pytest_inferlab.measure.fidelity import log_probs
-
         return log_probs(self.in_process_module("log-probabilities (fidelity)"), window_ids, self.info.device.torch_name)
 
     def rank_peaks(self) -> list[int]:
         """Peak RSS of every rank of a multi-process group after the last generate; [] for one process."""
         return []
 
-    def with_kv_cache(self, spec: KVCacheSpec) -> "Engine":
+    def with_kv_cache(self, spec: KVCacheSpec, configuration: "KVCacheConfiguration") -> "Engine":
         raise EngineCapabilityError(f"the {self.info.engine} engine takes its cache configuration at load "
                                     "(vllm_model), not per case")
 

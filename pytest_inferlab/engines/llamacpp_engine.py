@@ -29,8 +29,7 @@ from typing import Any, Sequence
 
 from pytest_inferlab.device import Device
 from pytest_inferlab.engines.base import Engine, EngineInfo, encode_prompt
-from pytest_inferlab.optimizations.speculative.measure import AssistUsage
-from pytest_inferlab.run.trace import Request, RequestTrace
+from pytest_inferlab.ground.trace import AssistUsage, Request, RequestTrace
 from pytest_inferlab.specs.core import ModelSpec, SamplingSpec, SpeculativeSpec
 
 INSTALL_HINT = "pip install -e '.[llamacpp]' (make install builds it from the lock: about 5 minutes, once)"
@@ -82,6 +81,8 @@ class LlamaCppEngine(Engine):
         self.draft = draft  # the counted LlamaDraftModel this Llama drafts with (None: no drafting)
         self.plain = plain  # the same file decoding on its own (the undrafted twin of a drafting engine)
         self.assist_log: list[AssistUsage] = []  # per request with drafting: forwards, proposals, time
+        # a rung (spec.quant set) is rebuilt by its method; the model's own file would rebuild as transformers
+        self.rebuild = info.model if info.model.quant is not None and draft is None else None
 
     @classmethod
     def load(cls, spec: ModelSpec, device: Device, settings: LlamaCppSettings = LlamaCppSettings(),

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from pytest_inferlab.record.jsonio import publish_folder
+from pytest_inferlab.ground.jsonio import publish_folder
 from pytest_inferlab.registry import Registry
-from pytest_inferlab.engines.sources import cache_dir
+from pytest_inferlab.engines.sources import cache_dir, save_plain
 
 READY_TIMEOUT_S = 180.0
 
@@ -45,25 +45,8 @@ def free_port() -> int:
 def plain_folder(engine: Any) -> Path:
     """The engine's model and tokenizer saved as a folder a server loads (cached per model spec)."""
     folder = cache_dir() / "served" / engine.info.model.spec_id
-    if (folder / "config.json").is_file():
-        return folder
-
-    def save(target: Path) -> None:
-        model = engine.module
-        quantizer = getattr(model, "hf_quantizer", None)
-        config_quant = getattr(model.config, "quantization_config", None)
-        model.hf_quantizer = None  # GGUF weights were dequantized on load: save them as plain tensors
-        if config_quant is not None:
-            del model.config.quantization_config
-        try:
-            model.save_pretrained(target)
-            engine.tokenizer.save_pretrained(target)
-        finally:
-            model.hf_quantizer = quantizer
-            if config_quant is not None:
-                model.config.quantization_config = config_quant
-
-    publish_folder(folder, save)
+    if not (folder / "config.json").is_file():
+        publish_folder(folder, lambda target: save_plain(engine.module, engine.tokenizer, target))
     return folder
 
 

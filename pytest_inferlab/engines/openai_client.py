@@ -18,7 +18,7 @@ import aiohttp
 from yarl import URL
 
 from pytest_inferlab.engines.sse import StreamReader, StreamResult
-from pytest_inferlab.run.trace import Request
+from pytest_inferlab.ground.trace import Request
 
 JSON_HEADERS = {"Content-Type": "application/json", "Accept": "text/event-stream"}
 READ_BUFFER = 2 ** 20  # one SSE line may carry a long chunk

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 from pytest_inferlab.device import Device
 from pytest_inferlab.specs.core import ModelSpec, SamplingSpec
-from pytest_inferlab.run.trace import Request, RequestTrace
+from pytest_inferlab.ground.trace import Request, RequestTrace
 from pytest_inferlab.engines.base import Engine, EngineInfo, encode_prompt
 from pytest_inferlab.engines.openai_client import OpenAIClient, Outcome, Prepared, ServerQuirks
 from pytest_inferlab.engines.sse import count_tokens

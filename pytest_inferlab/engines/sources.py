@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from pytest_inferlab.record.jsonio import publish_folder
+from pytest_inferlab.ground.files import file_version
+from pytest_inferlab.ground.jsonio import publish_folder
 from pytest_inferlab.engines.model_checks import (ModelSourceError, check_gguf_file, check_hub_cache, check_known,
                            check_model_folder)
 from pytest_inferlab.registry import Registry
@@ -195,12 +196,6 @@ def _gguf_header(path: str, size: int, mtime_ns: int) -> tuple[str | None, int, 
     return file_type, params, nbytes, context
 
 
-def file_version(path: Path | str) -> tuple[str, int, int]:
-    """(absolute path, size, mtime) of ``path``: the key of what is computed once per version of a file."""
-    stat = os.stat(path)
-    return os.path.abspath(path), stat.st_size, stat.st_mtime_ns
-
-
 def gguf_header(path: Path) -> tuple[str | None, int, int, int | None]:
     """(file type, parameters, tensor bytes, trained context) of ``path``; gguf-py's error where it is not GGUF."""
     return _gguf_header(*file_version(path))
@@ -240,14 +235,54 @@ GGUF_PATH_ATTRIBUTE = "inferlab_gguf_path"
 
 
 def _load_gguf(path: Path, device: str, dtype: Any) -> tuple[Any, Any, dict[str, Any]]:
+    """A GGUF file through transformers (dequantized to ``dtype``). The dequantized model is saved once
+    as a plain folder (keyed by the file's version, the dtype and transformers' version) and later
+    loads, in this run or another process, read that instead: 1-2 s rather than 12-20 s of dequantizing."""
     from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=dtype).to(device)
-    setattr(model, GGUF_PATH_ATTRIBUTE, str(path))  # transformers' config keeps the folder, not the file
+    tokenizer = _gguf_tokenizer(str(path))
+    folder = converted_folder(path, dtype)
     facts = {"weights_file": path.name, "gguf_file_type": gguf_file_type(path)}
-    return model, _gguf_tokenizer(str(path)), facts
+    if (folder / "config.json").is_file():
+        model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).to(device)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=dtype).to(device)
+        try:
+            publish_folder(folder, lambda target: save_plain(model, tokenizer, target))
+        except OSError:
+            pass  # a read-only cache: the next load dequantizes again
+    setattr(model, GGUF_PATH_ATTRIBUTE, str(path))  # transformers' config keeps the folder, not the file
+    return model, tokenizer, facts
+
+
+def converted_folder(path: Path, dtype: Any) -> Path:
+    """Where the dequantized copy of one version of a GGUF file is kept (weights and tokenizer)."""
+    import transformers
+
+    absolute, size, mtime = file_version(path)
+    key = stable_id({"path": absolute, "size": size, "mtime": mtime, "dtype": str(dtype),
+                     "transformers": transformers.__version__})
+    return cache_dir() / "converted" / key
+
+
+def save_plain(model: Any, tokenizer: Any, target: Path) -> None:
+    """``model`` and ``tokenizer`` as a plain folder any loader or server reads. A GGUF-loaded model
+    carries a quantizer and a ``quantization_config`` of kind gguf although its weights were
+    dequantized on load: both are left out of the saved copy (and put back on the model)."""
+    quantizer = getattr(model, "hf_quantizer", None)
+    config_quant = getattr(model.config, "quantization_config", None)
+    model.hf_quantizer = None
+    if config_quant is not None:
+        del model.config.quantization_config
+    try:
+        model.save_pretrained(target)
+        tokenizer.save_pretrained(target)
+    finally:
+        model.hf_quantizer = quantizer
+        if config_quant is not None:
+            model.config.quantization_config = config_quant
 
 
 def gguf_path_of(spec: ModelSpec) -> Path:
@@ -400,6 +435,35 @@ def _check_fits(config: Any, device: str, dtype: Any) -> None:
             f"dummy model needs {need / 2**30:.1f} GiB of weights but {device} has {free / 2**30:.1f} GiB free; "
             "pick a smaller preset or another device"
         )
+
+
+def weights_identity(spec: ModelSpec) -> dict[str, Any] | None:
+    """What names one version of a model's weights without reading them: a file's or folder's paths,
+    sizes and modification times, a dummy's preset and seed, with the library versions that turn them
+    into a model. Results computed from the weights (lm-eval scores, reference log-probabilities) are
+    kept on disk under this; None where it cannot be told (a hub id whose snapshot is not found)."""
+    import torch
+    import transformers
+
+    versions = {"torch": torch.__version__, "transformers": transformers.__version__}
+    if spec.source == "dummy":
+        return {"dummy": spec.location, "seed": spec.seed, "dtype": spec.dtype, **versions}
+    try:
+        if spec.source in ("embedded", "gguf"):
+            return {"file": file_version(gguf_path_of(spec)), "dtype": spec.dtype, **versions}
+        folder = Path(spec.location).expanduser()
+        if spec.source == "hub":
+            from huggingface_hub import try_to_load_from_cache
+
+            config = try_to_load_from_cache(spec.location, "config.json")
+            if not isinstance(config, str):
+                return None
+            folder = Path(config).parent
+        files = sorted(p for p in folder.iterdir() if p.is_file())
+        return {"folder": str(folder.resolve()), "files": [file_version(p) for p in files], "dtype": spec.dtype,
+                **versions}
+    except (OSError, ModelSourceError):
+        return None
 
 
 def tokenizer_key(spec: ModelSpec) -> tuple[str, str]:

@@ -21,11 +21,9 @@ from transformers.generation import BaseStreamer
 from pytest_inferlab.compat import wrapped_candidate_generator
 from pytest_inferlab.device import Device
 from pytest_inferlab.engines.sources import model_sources
-from pytest_inferlab.optimizations.kv import cache_bytes, fresh_cache, generation_kwargs
-from pytest_inferlab.optimizations.speculative.measure import AssistUsage
 from pytest_inferlab.specs.core import KVCacheSpec, ModelSpec, SamplingSpec, SpeculativeSpec
-from pytest_inferlab.run.trace import Request, RequestTrace
-from pytest_inferlab.engines.base import Engine, EngineInfo, KVUsage, encode_prompt
+from pytest_inferlab.ground.trace import AssistUsage, Request, RequestTrace
+from pytest_inferlab.engines.base import Engine, EngineInfo, KVCacheConfiguration, KVUsage, encode_prompt
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -132,22 +130,58 @@ class TimingStreamer(BaseStreamer):
         pass
 
 
+def cache_bytes(cache: Any) -> int:
+    """Bytes held by a transformers cache object: every tensor reachable from its layers (keys,
+    values, quantized payloads, scales, full-precision residuals), each storage counted once."""
+    import torch
+
+    seen: set[int] = set()
+    total = 0
+
+    def visit(obj: Any, depth: int) -> None:
+        nonlocal total
+        if depth > 4 or obj is None:
+            return
+        if isinstance(obj, torch.Tensor):
+            if obj.device.type != "meta" and obj.data_ptr() not in seen and obj.numel():
+                seen.add(obj.data_ptr())
+                total += obj.untyped_storage().nbytes()
+            return
+        if isinstance(obj, (list, tuple)):
+            for item in obj:
+                visit(item, depth + 1)
+        elif isinstance(obj, dict):
+            for item in obj.values():
+                visit(item, depth + 1)
+        elif hasattr(obj, "__dict__") and not isinstance(obj, (str, bytes, int, float, type)):
+            for item in vars(obj).values():
+                visit(item, depth + 1)
+
+    for layer in getattr(cache, "layers", [cache]):
+        visit(layer, 0)
+    return total
+
+
 class TransformersEngine(Engine):
     """``Engine`` over a transformers causal LM on CPU or one CUDA device."""
 
-    def __init__(self, module: Any, tokenizer: Any, info: EngineInfo) -> None:
+    def __init__(self, module: Any, tokenizer: Any, info: EngineInfo, rebuild: ModelSpec | None = None,
+                 kv_configuration: KVCacheConfiguration | None = None) -> None:
         self.module = module
         self.tokenizer = tokenizer
         self.info = info
+        self.kv_configuration = kv_configuration  # how info.kv_cache is applied (with_kv_cache)
+        self.rebuild = rebuild
         self.last_kv: KVUsage | None = None  # the cache of the latest generate call, measured
         self.assist: Any = None  # a drafting method (with_assist)
         self.assist_log: list[AssistUsage] = []  # per generate call with drafting: forwards, drafts, time
 
-    def with_kv_cache(self, spec: KVCacheSpec) -> "TransformersEngine":
-        """The same model and tokenizer, generating with the cache configuration ``spec``."""
+    def with_kv_cache(self, spec: KVCacheSpec, configuration: KVCacheConfiguration) -> "TransformersEngine":
+        """The same model and tokenizer, generating with the cache configuration ``spec`` (applied by
+        ``configuration``, its entry in optimizations/kv's registry)."""
         info = dataclasses.replace(self.info, kv_cache=spec,
                                    facts={**self.info.facts, "kv_cache": spec.to_dict()})
-        return TransformersEngine(self.module, self.tokenizer, info)
+        return TransformersEngine(self.module, self.tokenizer, info, self.rebuild, configuration)
 
     @property
     def model(self) -> Any:
@@ -167,7 +201,7 @@ class TransformersEngine(Engine):
             engine="transformers", model=spec, device=device, dtype=str(dtype).removeprefix("torch."),
             parameters=params, model_bytes=nbytes, vocab_size=model.config.vocab_size, facts=facts,
         )
-        return cls(model, tokenizer, info)
+        return cls(model, tokenizer, info, rebuild=spec)
 
     def encode(self, text: str, chat: bool) -> list[int]:
         return encode_prompt(self.tokenizer, text, chat)
@@ -175,7 +209,7 @@ class TransformersEngine(Engine):
     def generation_config(self, batch: Sequence[Request], sampling: SamplingSpec) -> GenerationConfig:
         new_tokens = max(r.max_new_tokens for r in batch)
         return GenerationConfig(
-            **generation_kwargs(self.info.kv_cache, self.info.device),
+            **self.kv_arguments(),
             return_dict_in_generate=True,  # its past_key_values is the cache, measured after the call
             max_new_tokens=new_tokens,
             min_new_tokens=new_tokens if all(r.ignore_eos for r in batch) else 0,
@@ -192,8 +226,15 @@ class TransformersEngine(Engine):
         ``generate`` call); nothing for those transformers builds from the generation config."""
         from pytest_inferlab.compat import generate_cache_argument
 
-        cache = fresh_cache(self.info.kv_cache, self.module.config)
+        cache = (self.kv_configuration.fresh_cache(self.info.kv_cache, self.module.config)
+                 if self.kv_configuration is not None and self.info.kv_cache is not None else None)
         return {} if cache is None else {generate_cache_argument(): cache}
+
+    def kv_arguments(self) -> dict[str, Any]:
+        """The generation-config fields of the cache configuration; none for the default cache."""
+        if self.kv_configuration is None or self.info.kv_cache is None:
+            return {}
+        return self.kv_configuration.generation_kwargs(self.info.kv_cache, self.info.device)
 
     def inputs(self, batch: Sequence[Request]) -> dict[str, torch.Tensor]:
         """Left-padded ids and attention mask on the engine's device."""
@@ -208,14 +249,15 @@ class TransformersEngine(Engine):
         """The same model generating with a drafting method (``assist``: generation-config fields and
         generate arguments from pytest_inferlab.optimizations.speculative); each call's counts go to ``assist_log``."""
         info = dataclasses.replace(self.info, speculative=spec, facts={**self.info.facts, "speculative": spec.to_dict()})
-        engine = TransformersEngine(self.module, self.tokenizer, info)
+        engine = TransformersEngine(self.module, self.tokenizer, info, self.rebuild, self.kv_configuration)
         engine.assist = assist
         return engine
 
     def without_assist(self) -> "TransformersEngine":
         """The same target (quantization, cache configuration) decoding on its own."""
         facts = {k: v for k, v in self.info.facts.items() if k != "speculative"}
-        return TransformersEngine(self.module, self.tokenizer, dataclasses.replace(self.info, speculative=None, facts=facts))
+        return TransformersEngine(self.module, self.tokenizer, dataclasses.replace(self.info, speculative=None, facts=facts),
+                                  self.rebuild, self.kv_configuration)
 
     def generate(self, batch: Sequence[Request], sampling: SamplingSpec) -> list[RequestTrace]:
         inputs = self.inputs(batch)

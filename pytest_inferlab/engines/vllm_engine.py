@@ -20,7 +20,7 @@ from typing import Any, Mapping, Sequence
 from pytest_inferlab.device import Device
 from pytest_inferlab.specs.parallel import ParallelSpec
 from pytest_inferlab.specs.core import KVCacheSpec, ModelSpec, SamplingSpec, SpeculativeSpec
-from pytest_inferlab.run.trace import Request, RequestTrace
+from pytest_inferlab.ground.trace import Request, RequestTrace
 from pytest_inferlab.engines.base import Engine, EngineInfo, encode_prompt
 from pytest_inferlab.engines.vllm_args import NoVllmEquivalent, kv_engine_args, speculative_engine_args
 

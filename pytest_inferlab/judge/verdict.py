@@ -5,7 +5,8 @@ run-to-run noise (not only within-run noise) sets the width of the interval:
 
     d  = log(current) - mean(log(history))             the log ratio to the baseline
     s  = stdev(log(history))  (>= 3 runs; floored at min_run_noise), else prior_run_noise
-    se = s * sqrt(1 + 1/k)                               a new run vs the mean of k runs
+    se = s * sqrt(1/m + 1/k)                             the mean of m new runs vs the mean of k runs
+                                                         (m = 1, or more once a regression is re-measured)
     interval = d +/- q * se,  q = t(1 - alpha, k - 1)    (normal quantile without an estimate)
 
 regressed: the whole interval is beyond the tolerance in the bad direction; improved: beyond it
@@ -27,13 +28,14 @@ import dataclasses
 import math
 import statistics
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
+from pytest_inferlab.judge.noise import NoisePool, moderated
 from pytest_inferlab.judge.policy import MetricPolicy
 from pytest_inferlab.measure.catalog import DETERMINISTIC, INFO, TIMING
 from pytest_inferlab.measure.paired import t_quantile
+from pytest_inferlab.record.record import NOT_MEASURED
 
-NOT_MEASURED = "not measured in this run"  # the reason of an invalid verdict with no value
 REGRESSED = "regressed"
 OUTCOMES = (REGRESSED, "improved", "unchanged", "inconclusive", "invalid", "new")
 
@@ -80,29 +82,35 @@ def classify(low: float, high: float, policy: MetricPolicy) -> str:
 
 
 def judge_timing(policy: MetricPolicy, current: float, history: Sequence[float], alpha: float,
-                 noise: NoiseModel = NoiseModel()) -> Verdict:
+                 noise: NoiseModel = NoiseModel(), pool: NoisePool | None = None, runs: int = 1) -> Verdict:
+    """``pool``: the machine's other series (judge/noise.py), whose noise a short history borrows;
+    ``runs``: how many runs ``current`` is the geometric mean of (a case and its re-measurements)."""
     name, tol = policy.name, policy.tolerance
     if current <= 0 or any(v <= 0 for v in history):
         return Verdict(name, "inconclusive", current, history[-1], None, None, tol, "non-positive value: no ratio")
     logs = [math.log(v) for v in history]
     k = len(logs)
-    if k >= noise.min_runs:
-        spread, df, source = max(statistics.stdev(logs), noise.min_run_noise), k - 1, f"measured over {k} runs"
+    prior = pool.prior(name, history) if pool is not None and k >= 2 else None
+    found = moderated(history, prior, noise.min_run_noise) if k >= 2 else None
+    if found is not None and (k >= noise.min_runs or prior is not None):
+        spread, df, source = found.sd, found.df, found.source
     else:
         spread, df, source = max(noise.prior_run_noise, noise.min_run_noise), None, f"assumed ({k} run(s) in history)"
     center = statistics.fmean(logs)
     d = math.log(current) - center
-    half = t_quantile(1 - alpha, df) * spread * math.sqrt(1 + 1 / k)
+    half = t_quantile(1 - alpha, df) * spread * math.sqrt(1 / runs + 1 / k)
     outcome = classify(d - half, d + half, policy)
     ratio, interval = math.exp(d), (math.exp(d - half), math.exp(d + half))
-    reason = (f"{ratio:.3f}x baseline, interval [{interval[0]:.3f}, {interval[1]:.3f}] at alpha {alpha:.2g}; "
+    of_runs = f" (the mean of {runs} runs)" if runs > 1 else ""
+    reason = (f"{ratio:.3f}x baseline{of_runs}, interval [{interval[0]:.3f}, {interval[1]:.3f}] at alpha {alpha:.2g}; "
               f"tolerance {tol:.0%}; run-to-run noise {spread:.1%} {source}")
     if df is None and outcome in (REGRESSED, "improved"):
         # An assumed noise figure is a guess, and on a shared host a poor one (its speed moves by 25-30%
         # for minutes): only a measured history, or a paired comparison, may call a change.
         outcome = "inconclusive"
         reason += (f"; not judged: the history has {k} run(s), run-to-run noise is measured from "
-                   f"{noise.min_runs} (save more baselines, or compare paired: inferlab ab BASE)")
+                   f"{noise.min_runs} (or from 2 with the machine's other saved cases; save more baselines, "
+                   "or compare paired: inferlab ab BASE)")
     return Verdict(name, outcome, current, math.exp(center), ratio, interval, tol, reason)
 
 
@@ -126,7 +134,8 @@ def judge_count(policy: MetricPolicy, current: float, baseline: float) -> Verdic
 
 
 def judge(policy: MetricPolicy, current: float | None, history: Sequence[float], alpha: float,
-          noise: NoiseModel = NoiseModel(), invalid: str | None = None) -> Verdict | None:
+          noise: NoiseModel = NoiseModel(), invalid: str | None = None, pool: NoisePool | None = None,
+          runs: int = 1) -> Verdict | None:
     """One metric's verdict, or None for metrics that are not judged (kind ``info``)."""
     if policy.kind == INFO:
         return None
@@ -138,10 +147,13 @@ def judge(policy: MetricPolicy, current: float | None, history: Sequence[float],
     if not history:
         return Verdict(policy.name, "new", current, None, None, None, tol, "no baseline for this metric")
     if policy.kind == TIMING:
-        return judge_timing(policy, current, history, alpha, noise)
+        return judge_timing(policy, current, history, alpha, noise, pool, runs)
     if policy.kind == DETERMINISTIC:
         return judge_deterministic(policy, current, history[-1])
     return judge_count(policy, current, history[-1])
+
+
+Pools = tuple["NoisePool | None", "NoisePool | None"]  # (raw, host-speed units)
 
 
 def in_host_units(value: float, host_ref_s: float, higher_is_better: bool) -> float:
@@ -155,17 +167,20 @@ def _log_spread(values: Sequence[float]) -> float:
 
 def judge_run(policy: MetricPolicy, current: float | None, current_ref: float | None,
               runs: Sequence[tuple[float, float | None]], alpha: float, noise: NoiseModel = NoiseModel(),
-              invalid: str | None = None) -> Verdict | None:
-    """``judge`` against a history of (value, host reference seconds) runs, calibrated when it can be."""
+              invalid: str | None = None, pools: "Pools" = (None, None), current_runs: int = 1) -> Verdict | None:
+    """``judge`` against a history of (value, host reference seconds) runs, calibrated when it can be;
+    ``pools``: the machine's noise pools in raw and in host-speed units (judge/noise.py); ``current_runs``:
+    how many runs ``current`` (and ``current_ref``) are the geometric mean of."""
     calibrated = [(v, ref) for v, ref in runs if ref and v > 0]
     scaled_history = [in_host_units(v, ref, policy.higher_is_better) for v, ref in calibrated]
     use_host_units = (policy.kind == TIMING and not invalid and current is not None and current > 0
                       and bool(current_ref) and len(calibrated) >= noise.min_runs
                       and _log_spread(scaled_history) < _log_spread([v for v, _ in calibrated]))
     if not use_host_units:
-        return judge(policy, current, [v for v, _ in runs], alpha, noise, invalid)
+        return judge(policy, current, [v for v, _ in runs], alpha, noise, invalid, pools[0],
+                     current_runs)
     scaled = judge_timing(policy, in_host_units(current, current_ref, policy.higher_is_better), scaled_history,
-                          alpha, noise)
+                          alpha, noise, pools[1], current_runs)
     raw_center = math.exp(statistics.fmean(math.log(v) for v, _ in calibrated))
     return dataclasses.replace(scaled, current=current, baseline=raw_center,
                                reason=f"in host-speed units: {scaled.reason}")
@@ -226,37 +241,72 @@ def host_slowdown(current_ref: float | None, history_refs: Sequence[float], alph
     return verdict.ratio if verdict.outcome == REGRESSED else None
 
 
-# Series "moved together" when the most and the least slowed of them differ by at most this factor: a
-# host that slowed scales prefill and decode alike (1.55-1.69x in the re-run that failed the gate);
-# a planted per-token delay moves TPOT 15-20x and the queued requests' TTFT 1.6x.
+# Cases "moved alike" when their worst timing series slowed by factors within this ratio of each other.
 ALIKE = 1.25
 
 
+@dataclass(frozen=True, slots=True)
+class HostEvidence:
+    """What is known about the host while a case ran. A timing regression is set aside only on this:
+    the host-speed reference (measured around CPU cases) slowing beyond its own noise, or, where no
+    reference was measured (GPU, --inferlab-host-ref=none), most earlier cases of the same run having
+    slowed alike. A case that moved as a whole says nothing about the host: a slower kernel, a lost
+    fusion or a wrong dtype moves every series of a case together too."""
+
+    reference_ratio: float | None = None  # host-speed reference now / its history; None: not measured
+    reference_slower: bool = False  # slower beyond its tolerance and its own noise (``host_slowdown``)
+    alike: int = 0  # earlier cases of this run that regressed by a similar factor
+    judged: int = 0  # earlier cases of this run judged against a history
+
+    @classmethod
+    def of(cls, current_ref: float | None, history_refs: Sequence[float], alpha: float, alike: int = 0,
+           judged: int = 0) -> "HostEvidence":
+        """The host-speed reference now against its history (``host_slowdown``), with the run's earlier cases."""
+        ratio = current_ref / statistics.geometric_mean(history_refs) if current_ref and history_refs else None
+        return cls(ratio, host_slowdown(current_ref, history_refs, alpha) is not None, alike, judged)
+
+    def describe(self) -> str:
+        if self.reference_ratio is not None:
+            state = "slower than in the history" if self.reference_slower else "steady"
+            return f"the host-speed reference was {state} ({self.reference_ratio:.2f}x)"
+        return f"no host-speed reference; {self.alike} of {self.judged} earlier case(s) of this run regressed alike"
+
+    @property
+    def run_moved(self) -> bool:
+        return self.reference_ratio is None and self.judged >= 2 and 2 * self.alike > self.judged
+
+
 def blame_the_host(verdicts: Sequence[Verdict], policies: Mapping[str, MetricPolicy],
-                   host_ratio: float | None) -> list[Verdict]:
-    """History mode on a shared host: timing regressions become inconclusive when the whole case moved
-    together (every timing series worse beyond its tolerance, all by a similar factor) or when the host-speed reference itself
-    ran slower (``host_ratio``, from ``host_slowdown``) and the verdict was judged in raw units. A code
-    change rarely slows every series of a case alike; a host that slowed for minutes always does."""
-    timing = [v for v in verdicts if policies[v.metric].kind == TIMING and bad_ratio(v, policies[v.metric])]
-    if not any(v.outcome == REGRESSED for v in timing):
-        return list(verdicts)
-    worse = [bad_ratio(v, policies[v.metric]) for v in timing]
-    whole_case = (len(timing) >= 2 and all(w > 1 + v.tolerance for w, v in zip(worse, timing))
-                  and max(worse) / min(worse) <= ALIKE)
+                   evidence: HostEvidence) -> list[Verdict]:
+    """Timing regressions stand unless the evidence about the host says it moved: a host-speed reference
+    that slowed (for verdicts judged in raw units; those in host-speed units have had it divided out),
+    or, without a reference, most of the run's earlier cases slowing alike. Each verdict says which
+    evidence decided."""
     out = []
     for verdict in verdicts:
-        raw = not verdict.reason.startswith("in host-speed units")
-        host_slower = host_ratio is not None and raw
-        if verdict.outcome != REGRESSED or policies[verdict.metric].kind != TIMING or not (whole_case or host_slower):
+        if verdict.outcome != REGRESSED or policies[verdict.metric].kind != TIMING:
             out.append(verdict)
             continue
-        why = (f"every timing series of the case moved together ({min(worse):.2f}-{max(worse):.2f}x worse)"
-               if whole_case else f"the host-speed reference ran {host_ratio:.2f}x slower than in the history")
-        out.append(dataclasses.replace(verdict, outcome="inconclusive", reason=(
-            f"{verdict.reason}; not judged a regression: {why}, so the host moved, not necessarily the code "
-            "(re-run in a quieter hour, or compare paired: inferlab ab BASE)")))
+        raw = not verdict.reason.startswith("in host-speed units")
+        if (evidence.reference_slower and raw) or evidence.run_moved:
+            out.append(dataclasses.replace(verdict, outcome="inconclusive", reason=(
+                f"{verdict.reason}; not judged a regression: {evidence.describe()}, so the host moved "
+                "(re-run in a quieter hour, or compare paired: inferlab ab BASE)")))
+        else:
+            out.append(dataclasses.replace(verdict, reason=f"{verdict.reason}; {evidence.describe()}: the case moved, "
+                                                           "not the host"))
     return out
+
+
+def worst_slowdown(verdicts: Sequence[Verdict], policies: Mapping[str, MetricPolicy]) -> float | None:
+    """The largest bad ratio among a case's regressed timing series (what "alike" compares), or None."""
+    ratios = [bad_ratio(v, policies[v.metric]) for v in verdicts
+              if v.outcome == REGRESSED and policies[v.metric].kind == TIMING]
+    return max((r for r in ratios if r is not None), default=None)
+
+
+def alike(a: float, b: float) -> bool:
+    return max(a, b) / min(a, b) <= ALIKE
 
 
 def item_verdicts(current: Mapping[str, Any], baseline: Mapping[str, Any], alpha: float) -> list[Verdict]:

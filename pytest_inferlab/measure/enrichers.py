@@ -14,14 +14,16 @@ from typing import Any, Callable, Mapping, Sequence
 
 from pytest_inferlab.engines.base import Engine
 from pytest_inferlab.measure.curves import curve_point
+from pytest_inferlab.measure.exactness import Exactness, judge_exactness, margin_from
 from pytest_inferlab.measure.metrics import Measurement, distribution, scalar, ttft_ms
 from pytest_inferlab.measure.references import ReferenceCache
 from pytest_inferlab.optimizations.kv import CONTINUOUS_ONLY, token_agreement
-from pytest_inferlab.optimizations.speculative.pairs import SpeculativePairs
-from pytest_inferlab.run.batching import generator_conditions
+from pytest_inferlab.measure.speculative_pairs import SpeculativePairs
+from pytest_inferlab.run.batching import generator_conditions, lossless_claim
 from pytest_inferlab.run.probes.bandwidth import copy_bandwidth_gb_per_s, decode_bandwidth_gb_per_s
-from pytest_inferlab.run.trace import Request, RoundTrace
+from pytest_inferlab.ground.trace import Request, RoundTrace
 from pytest_inferlab.run.traffic import traffic_facts
+from pytest_inferlab.specs.batching import BatchingSpec
 from pytest_inferlab.specs.core import SamplingSpec, WorkloadSpec
 from pytest_inferlab.specs.load import LoadSpec
 from pytest_inferlab.specs.slo import SLO
@@ -39,6 +41,7 @@ class Case:
     timed: Sequence[RoundTrace]  # the timed rounds (warm-up left out)
     references: ReferenceCache
     load: LoadSpec | None = None
+    batching: BatchingSpec | None = None
     slo: SLO = SLO()
     slo_attainment: float = 0.9
     counters_before: Mapping[str, float] = field(default_factory=dict)
@@ -56,12 +59,19 @@ class Extras:
     notes: tuple[str, ...] = ()
     curve: tuple[dict[str, Any], ...] = ()
     evals: dict[str, Any] = field(default_factory=dict)
-    failure: str | None = None  # the case fails after its record is written (e.g. inexact drafting)
+    failure: str | None = None  # the case fails after its record is written
+    exactness: dict[str, Exactness] = field(default_factory=dict)  # claim -> its check (a divergence fails the case)
 
     def __add__(self, other: "Extras") -> "Extras":
         return Extras({**self.measurements, **other.measurements}, {**self.absent, **other.absent},
                       {**self.conditions, **other.conditions}, self.notes + other.notes, self.curve + other.curve,
-                      {**self.evals, **other.evals}, self.failure or other.failure)
+                      {**self.evals, **other.evals}, self.failure or other.failure,
+                      {**self.exactness, **other.exactness})
+
+    def exactness_failure(self) -> str | None:
+        """Why the case fails for a claim its outputs broke, or None (near ties never fail)."""
+        broken = [f"{claim}: {check.describe()}" for claim, check in self.exactness.items() if not check.lossless]
+        return "; ".join(broken) or None
 
 
 Enricher = Callable[[Case, Mapping[str, Measurement]], Extras]
@@ -178,13 +188,26 @@ def speculative(case: Case, measured: Mapping[str, Measurement]) -> Extras:
         return Extras()
     found, conditions = case.paired.measurements(case.sampling)
     speedup = found.get("speculative_speedup")
-    mismatch = conditions["first_mismatch"]
-    failure = None
-    if mismatch is not None and not mismatch.get("near_tie"):
-        failure = (f"speculative output differs from the target's own greedy output: request {mismatch['request']}, "
-                   f"first differing position {mismatch['position']} ({mismatch})")
-    return Extras(found, conditions={"speculative": conditions},
-                  notes=(f"{speedup.value:.2f}x",) if speedup else (), failure=failure)
+    check = conditions.pop("exactness_check", None)
+    return Extras(found, conditions={"speculative": conditions}, notes=(f"{speedup.value:.2f}x",) if speedup else (),
+                  exactness={"drafting": Exactness.from_dict(check)} if check else {})
+
+
+def lossless_batching(case: Case, measured: Mapping[str, Measurement]) -> Extras:
+    """Batching that claims the outputs of one-at-a-time decoding (padded batches, static and continuous
+    batching, prefix sharing): every timed round's greedy outputs against sequential greedy decoding of
+    the same requests on the same engine, near ties scored by the engine's own forward pass."""
+    claim = lossless_claim(case.batching, case.batch_size)
+    if not case.sampling.greedy or case.engine.module is None or case.paired is not None:
+        return Extras()
+    if claim is None:  # this case decoded one request at a time: it is the reference of those that batch
+        case.references.remember_sequential(case.engine, case.workload, case.sampling, case.timed[-1])
+        return Extras()
+    reference = case.references.sequential_outputs(case.engine, case.workload, case.sampling)
+    rounds = [{r.index: r.output_ids for r in t.requests if r.ok} for t in case.timed]
+    check = judge_exactness(reference.outputs, rounds, "sequential greedy decoding",
+                            margin_from(case.engine, reference.prompts, reference.outputs))
+    return Extras(exactness={claim: check})
 
 
 def task_accuracy(case: Case, measured: Mapping[str, Measurement]) -> Extras:
@@ -205,7 +228,7 @@ def task_accuracy(case: Case, measured: Mapping[str, Measurement]) -> Extras:
 
 
 ENRICHERS: tuple[Enricher, ...] = (parallel_ranks, engine_counters, load_generator, server_telemetry, traffic,
-                                   quantized_fidelity, kv_cache, speculative, task_accuracy)
+                                   quantized_fidelity, kv_cache, speculative, lossless_batching, task_accuracy)
 
 
 def enrich(case: Case, measured: Mapping[str, Measurement]) -> Extras:

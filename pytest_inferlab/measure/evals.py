@@ -17,7 +17,10 @@ import math
 from dataclasses import dataclass
 from typing import Any, Sequence
 
+from pytest_inferlab.engines.in_process import hf_lm
+from pytest_inferlab.ground.child import Progress, Report, run_child
 from pytest_inferlab.measure.catalog import EVAL_DIRECTIONS
+from pytest_inferlab.specs.core import ModelSpec, spec_dict
 
 SHIPPED_TASKS = ("inferlab_mc", "inferlab_ppl")
 DEFAULT_TASKS = SHIPPED_TASKS
@@ -41,6 +44,11 @@ class TaskResult:
         return {"metrics": self.metrics, "items": list(self.items) if self.items is not None else None,
                 "limit": self.limit}
 
+    @classmethod
+    def from_dict(cls, task: str, data: dict[str, Any]) -> "TaskResult":
+        items = data.get("items")
+        return cls(task, dict(data["metrics"]), tuple(items) if items is not None else None, data.get("limit"))
+
 
 def tasks_dir() -> str:
     return str(importlib.resources.files("pytest_inferlab") / "data" / "tasks")
@@ -56,11 +64,59 @@ def evaluate(model: Any, tokenizer: Any, device: str, tasks: Sequence[str], limi
     return evaluate_lm(hf_lm(model, tokenizer, device, batch_size), tasks, limit, seed)
 
 
-def hf_lm(model: Any, tokenizer: Any, device: str, batch_size: int = 8) -> Any:
-    """lm-eval's HF wrapper around an in-memory torch model (quantized or not)."""
-    from lm_eval.models.huggingface import HFLM
+def evaluate_in_child(model: ModelSpec, device: str, tasks: Sequence[str], limit: int | None, seed: int,
+                      progress: Progress | None = None) -> dict[str, TaskResult]:
+    """lm-eval on ``model`` in a child process (ground/child.py), which rebuilds the model from its spec:
+    lm-eval's import alone adds ~200 MB to a process's RSS for good, and no case should carry that."""
+    import torch
 
-    return HFLM(pretrained=model, tokenizer=tokenizer, device=device, batch_size=batch_size)
+    job = {"model": spec_dict(model), "device": device, "threads": torch.get_num_threads(), "tasks": list(tasks),
+           "limit": limit, "seed": seed}
+    found = run_child(f"{__name__}:evaluate_job", job, what=f"lm-eval {', '.join(tasks)} on {model.name} (child process)",
+                      progress=progress)
+    return {task: TaskResult.from_dict(task, data) for task, data in found.items()}
+
+
+def evaluate_job(job: dict[str, Any], report: Report) -> dict[str, Any]:
+    """In the child: the model rebuilt as the run built it, scored item by item."""
+    import torch
+
+    from pytest_inferlab.device import device_named
+    from pytest_inferlab.assembly.factory import build_model_engine
+
+    torch.set_num_threads(job["threads"])
+    engine = build_model_engine(ModelSpec.from_dict(job["model"]), device_named(job["device"]))
+    with engine.lm_eval_model(job["device"]) as lm:
+        done = evaluate_lm(reporting_lm(lm, report), job["tasks"], job["limit"], job["seed"])
+    return {task: result.to_dict() for task, result in done.items()}
+
+
+def reporting_lm(inner: Any, report: Report, chunk: int = 64) -> Any:
+    """``inner`` (an lm-eval LM) answering its requests ``chunk`` at a time, reporting how many are done."""
+    from lm_eval.api.model import LM
+
+    class Reporting(LM):
+        def __getattr__(self, name: str) -> Any:  # whatever else lm-eval asks of the model
+            return getattr(inner, name)
+
+        def _chunked(self, call: Any, requests: list[Any], what: str) -> list[Any]:
+            out: list[Any] = []
+            report(0, len(requests), what)
+            for start in range(0, len(requests), chunk):
+                out += call(requests[start:start + chunk])
+                report(len(out), len(requests), what)
+            return out
+
+        def loglikelihood(self, requests: list[Any], disable_tqdm: bool = False) -> list[Any]:
+            return self._chunked(inner.loglikelihood, requests, "loglikelihood request")
+
+        def loglikelihood_rolling(self, requests: list[Any], disable_tqdm: bool = False) -> list[Any]:
+            return self._chunked(inner.loglikelihood_rolling, requests, "rolling loglikelihood request")
+
+        def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[Any]:
+            return self._chunked(inner.generate_until, requests, "generation request")
+
+    return Reporting()
 
 
 def evaluate_lm(lm: Any, tasks: Sequence[str], limit: int | None = None, seed: int = 0) -> dict[str, TaskResult]:

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence
+
+from pytest_inferlab.engines.in_process import log_probs
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,35 +39,39 @@ def windows(ids: Sequence[int], window: int) -> list[list[int]]:
     return [w for w in cuts if len(w) >= 2]
 
 
-def log_probs(model: Any, window_ids: Sequence[Sequence[int]], device: str = "cpu") -> list[Any]:
-    """float32 log-softmax of the next-token logits, one [len - 1, vocab] tensor per window."""
-    import torch
-
-    out = []
-    with torch.inference_mode():
-        for ids in window_ids:
-            inputs = torch.tensor([list(ids)], device=device)
-            logits = model(input_ids=inputs).logits[0, :-1].float()
-            out.append(torch.log_softmax(logits, dim=-1).cpu())
-    return out
-
-
 class ReferenceLogProbs:
-    """The reference's log-probabilities of the fidelity text: computed once, shared by variants."""
+    """The reference's log-probabilities of the fidelity text, computed here and held in memory."""
 
     def __init__(self, model: Any, window_ids: Sequence[Sequence[int]], device: str = "cpu") -> None:
         self.window_ids = [list(w) for w in window_ids]
         self.values = log_probs(model, self.window_ids, device)
 
 
-def compare(reference: ReferenceLogProbs, variant_log_probs: Sequence[Any]) -> Fidelity:
+class StoredLogProbs:
+    """The reference's log-probabilities kept in a file (a preparation child wrote them, 275 MB for the
+    embedded model's 1,400 tokens): read for each comparison and let go after, so no case's RSS holds
+    them."""
+
+    def __init__(self, window_ids: Sequence[Sequence[int]], path: Path) -> None:
+        self.window_ids = [list(w) for w in window_ids]
+        self.path = path
+
+    @property
+    def values(self) -> list[Any]:
+        import torch
+
+        return torch.load(self.path, mmap=True)
+
+
+def compare(reference: ReferenceLogProbs | StoredLogProbs, variant_log_probs: Sequence[Any]) -> Fidelity:
     """KL, top-1 agreement and perplexities of a variant against the reference."""
     import torch
 
-    if len(variant_log_probs) != len(reference.values):
-        raise ValueError(f"{len(variant_log_probs)} windows for the variant, {len(reference.values)} for the reference")
+    values = reference.values
+    if len(variant_log_probs) != len(values):
+        raise ValueError(f"{len(variant_log_probs)} windows for the variant, {len(values)} for the reference")
     klds, agree, nll_ref, nll_var = [], 0, 0.0, 0.0
-    for ids, ref, var in zip(reference.window_ids, reference.values, variant_log_probs):
+    for ids, ref, var in zip(reference.window_ids, values, variant_log_probs):
         if ref.shape != var.shape:
             raise ValueError(f"log-prob shapes differ: reference {tuple(ref.shape)}, variant {tuple(var.shape)} "
                              "(another tokenizer or vocabulary?)")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from pytest_inferlab.measure.metrics import Measurement, round_values
-from pytest_inferlab.run.trace import RoundTrace
+from pytest_inferlab.ground.trace import RoundTrace
 
 MIN_PAIRS = 3  # fewer pairs give no usable estimate of the pairs' spread
 REPORT_ALPHA = 0.025  # on each side: the 95% interval reported beside an optimization's ratio
@@ -64,15 +64,17 @@ def paired_ratio(reference: Sequence[float], candidate: Sequence[float], alpha: 
                        tuple(math.exp(d) for d in logs))
 
 
-def compare_rounds(candidate: Sequence[RoundTrace], reference: Sequence[RoundTrace]
+def compare_rounds(candidate: Sequence[RoundTrace], reference: Sequence[RoundTrace], alpha: float = REPORT_ALPHA
                    ) -> tuple[dict[str, Measurement], dict[str, Any], dict[str, str]]:
     """An optimization against its reference, measured in alternating rounds: ``speedup_vs_reference``
-    (output tokens/s ratio, with its 95% interval) and every timing metric's ratio in the conditions.
+    (output tokens/s ratio, with its interval: 95% for a fixed count of rounds; under adaptive rounds
+    ``alpha`` is the stopping rule's per-look share, so the interval keeps its 95% however the case
+    stopped, judge/sequential.py) and every timing metric's ratio in the conditions.
     Returns (measurements, ratios by metric, absent reasons)."""
     cand, ref = round_values(candidate), round_values(reference)
     ratios = {}
     for name in sorted(cand.keys() & ref.keys()):
-        found = paired_ratio(ref[name][:len(cand[name])], cand[name][:len(ref[name])], REPORT_ALPHA)
+        found = paired_ratio(ref[name][:len(cand[name])], cand[name][:len(ref[name])], alpha)
         if found is not None:
             ratios[name] = found
     speed = ratios.get("output_tok_per_s")

@@ -12,7 +12,7 @@ from pytest_inferlab.judge.changepoints import ChangePointsUnavailable, SeriesCh
 from pytest_inferlab.judge.policy import MetricPolicy, policy_of
 from pytest_inferlab.measure.catalog import catalog
 from pytest_inferlab.outputs.asv_export import INVERTED, RESULTS_API_VERSION, load_cells, read_asv_file
-from pytest_inferlab.record.jsonio import write_json_replace
+from pytest_inferlab.ground.jsonio import write_json_replace
 from pytest_inferlab.record.series import RunPoint, RunSeries
 
 CHANGE_POINTS_FILE = "change_points.json"

@@ -23,7 +23,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from pytest_inferlab.record.jsonio import read_json_object, write_json_replace
+from pytest_inferlab.ground.jsonio import read_json_object, write_json_replace
 from pytest_inferlab.measure.catalog import facts_of
 from pytest_inferlab.record.record import RecordError, load_record, record_files
 

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from pytest_inferlab.record.jsonio import write_text_replace
+from pytest_inferlab.ground.jsonio import write_text_replace
 
 NPM_PACKAGES = ("jquery@3.3.1", "flot@0.8.3", "flot-orderbars@1.0.0", "stupid-table-plugin@1.1.3",
                 "blueimp-md5@2.19.0", "bootstrap@3.1.1")

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
 from pytest_inferlab.judge.verdict import mcnemar
+from pytest_inferlab.measure.exactness import EXACT, Exactness
+from pytest_inferlab.record.record import exactness_checks
 from pytest_inferlab.specs.load import LoadSpec
 
 MiB = 2**20
@@ -73,14 +75,17 @@ class Finding:
     accuracy: str
     failed: bool = False  # the case's own checks failed (e.g. inexact drafting): shown, never on a front
     drafting: Speed | None = None  # a composition's drafting alone, over its own (optimized) target
+    tails: str = ""  # the tail latencies with their intervals, e.g. "TTFT p90 81 ms [78, 95]"
 
 
     def words(self) -> str:
         """What was found, in one sentence."""
         if self.family == LATENCY:
             return (f"{self.optimization}: {self.tok_per_s or 0:.1f} output tok/s, the plain model the optimizations "
-                    "are compared with")
+                    "are compared with" + (f"; {self.tails}" if self.tails else ""))
         parts = [self.speed.words() if self.speed else "no reference in this run to compare its speed with"]
+        if self.tails:
+            parts.append(self.tails)
         if self.drafting:
             parts.append(f"the drafting alone: {self.drafting.words()}")
         if self.memory:
@@ -280,25 +285,23 @@ def _fidelity(record: Mapping[str, Any], family: str) -> tuple[str, float | None
     if values.get("kv_token_agreement") is not None:
         parts.append(f"tokens {values['kv_token_agreement']:.0%} as the dynamic cache's")
         agreement.append(values["kv_token_agreement"])
-    check = (record.get("conditions") or {}).get("speculative") or {}
-    if check.get("exact") is not None:
-        if check["exact"]:
-            parts.append("output exactly the target's")
-        elif _near_tie(record):
-            parts.append(f"output the target's up to a near tie "
-                         f"({check['first_mismatch']['tie_margin_nats']:.2f} nats, batch rounding)")
-        else:
-            parts.append("output NOT the target's")
-        agreement.append(1.0 if check["exact"] or _near_tie(record) else 0.0)
+    for claim, check in exactness_checks(record.get("conditions") or {}).items():
+        parts.append(_exactness_words(claim, check))
+        agreement.append(1.0 if check.lossless else 0.0)
     if family == LATENCY:
         return "the reference itself", 1.0
     return (", ".join(parts) or "-"), (min(agreement) if agreement else None)
 
 
-def _near_tie(record: Mapping[str, Any]) -> bool:
-    """Greedy drafting parted from the target only at a near tie (batch-shape rounding, pairs.py)."""
-    check = (record.get("conditions") or {}).get("speculative") or {}
-    return bool((check.get("first_mismatch") or {}).get("near_tie"))
+def _exactness_words(claim: str, check: Exactness) -> str:
+    """A check in the table's few words: drafting against its target, batching against sequential decoding."""
+    whose = "the target's" if claim == "drafting" else "sequential decoding's"
+    if check.state == EXACT:
+        return f"output exactly {whose}"
+    if check.lossless:
+        margin = check.mismatch.tie_margin_nats if check.mismatch else None
+        return f"output {whose} up to a near tie ({margin:.2f} nats, batch rounding)"
+    return f"output NOT {whose}"
 
 
 def _accuracy(record: Mapping[str, Any]) -> str:
@@ -334,12 +337,25 @@ def finding_of(record: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) 
     peak = values.get("peak_mem_bytes")
     memory, memory_ratio = _memory(record, family, records)
     fidelity, agreement = _fidelity(record, family)
-    exact = ((record.get("conditions") or {}).get("speculative") or {}).get("exact")
-    failed = exact is False and not _near_tie(record)
+    failed = any(not check.lossless for check in exactness_checks(record.get("conditions") or {}).values())
     return Finding(record.get("test_id", "?"), family, optimization_label(record, family),
                    values.get("output_tok_per_s"), _speed(record, family, records),
                    peak / MiB if peak else None, memory, memory_ratio, fidelity, agreement, _accuracy(record),
-                   failed=failed, drafting=_drafting_alone(record) if family == COMPOSITION else None)
+                   failed=failed, drafting=_drafting_alone(record) if family == COMPOSITION else None,
+                   tails=tail_words(record))
+
+
+def tail_words(record: Mapping[str, Any]) -> str:
+    """TTFT's p90 and p99 with their 95% intervals (the rounds' correlation counted); a bound the
+    data cannot give reads as open ("[78, -)")."""
+    ttft = (record.get("measurements") or {}).get("ttft_ms") or {}
+    cells = []
+    for q in ("p90", "p99"):
+        interval = ttft.get(f"{q}_ci95")
+        if ttft.get(q) is not None and interval:
+            low, high = (f"{bound:.0f}" if bound is not None else "-" for bound in interval)
+            cells.append(f"TTFT {q} {ttft[q]:.0f} ms [{low}, {high}]")
+    return ", ".join(cells)
 
 
 def findings_of(records: Iterable[Mapping[str, Any]]) -> list[Finding]:

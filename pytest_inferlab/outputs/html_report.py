@@ -15,10 +15,11 @@ import io
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from pytest_inferlab.measure.curves import curves_figure, curves_of, format_curves
+from pytest_inferlab.measure.curves import curves_of
+from pytest_inferlab.outputs.curves import curves_figure, format_curves
 from pytest_inferlab.outputs.findings import Finding, FrontPoint, findings_of, front_points, pareto_front, pick_words
 from pytest_inferlab.outputs.plots import has_matplotlib, pyplot
-from pytest_inferlab.record.jsonio import write_text_replace
+from pytest_inferlab.ground.jsonio import write_text_replace
 from pytest_inferlab.record.run_folder import RunFolder, load_run
 
 REPORT = "report.html"
@@ -194,6 +195,16 @@ def _environment_section(records: Sequence[Mapping[str, Any]]) -> str:
     return _table(("fact", "value"), _flatten(environment)) + note
 
 
+def _failures_banner(manifest: Mapping[str, Any]) -> str:
+    """The cases that failed, first on the page, each with the first line of why."""
+    failures = manifest.get("failures") or []
+    if not failures:
+        return ""
+    rows = [(f["nodeid"], f["when"], f["reason"]) for f in failures]
+    return (f'<div class="banner"><p><strong>{len(failures)} case(s) failed</strong> (exit status '
+            f'{_e(manifest.get("exit_status", "-"))}):</p>{_table(("case", "during", "why"), rows)}</div>')
+
+
 def build_report(run: RunFolder) -> str:
     """The page of ``run`` as one HTML string."""
     records = list(run.records)
@@ -210,6 +221,7 @@ def build_report(run: RunFolder) -> str:
     if run.status != "finished":
         banner = (f'<p class="banner">This run was {_e(run.status)}: the report shows the cases it finished '
                   "and recorded.</p>")
+    banner += _failures_banner(manifest)
     curves = curves_of(records)
     curve_html = "<p>No case of this run ran under a load (batching=/load=).</p>"
     if curves:

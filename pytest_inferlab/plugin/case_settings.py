@@ -11,11 +11,12 @@ from typing import Any, Mapping
 
 import pytest
 
-from pytest_inferlab.plugin.options import Settings
+from pytest_inferlab.judge.sequential import StoppingRule
+from pytest_inferlab.plugin.options import AUTO, Settings
 from pytest_inferlab.specs.slo import SLO
 
 MARKER = "inferlab"
-MARKER_KEYWORDS = ("rounds", "warmup", "tolerance", "slo")
+MARKER_KEYWORDS = ("rounds", "warmup", "tolerance", "slo", "precision", "max_rounds")
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,11 +33,15 @@ class SloChoice:
 
 @dataclass(frozen=True, slots=True)
 class CaseSettings:
-    """Rounds, warm-up, tolerances and SLO of one test, with the test's id and name for messages."""
+    """Rounds, warm-up, tolerances and SLO of one test, with the test's id and name for messages.
+    A setting given on the command line beats the test's marker, which beats the ini file and the
+    default (the command line is what the person running the suite asked for, e.g. ``inferlab ab``'s
+    16 pairs)."""
 
     nodeid: str
     name: str
-    rounds: int
+    rounds: int | None  # a fixed count; None: adaptive (``rule`` says when to stop)
+    rule: StoppingRule
     warmup: int
     tolerance: Mapping[str, Any]
     marker_slo: SLO | None
@@ -52,9 +57,19 @@ class CaseSettings:
         if unknown or (marker and marker.args):
             raise pytest.UsageError(f"{where}: unknown setting(s) {unknown or list(marker.args)}; "
                                     f"known: {', '.join(MARKER_KEYWORDS)}")
+
+        def setting(name: str) -> Any:
+            return getattr(settings, name) if name in settings.explicit else given.get(name, getattr(settings, name))
+
+        rounds = setting("rounds")
+        try:
+            rule = StoppingRule(precision=setting("precision"), max_seconds=settings.round_budget,
+                                max_rounds=_count(where, "max_rounds", setting("max_rounds"), 3))
+        except (TypeError, ValueError) as exc:
+            raise pytest.UsageError(f"{where}: {exc}") from None
         return cls(nodeid=node.nodeid, name=node.name,
-                   rounds=_count(where, "rounds", given.get("rounds", settings.rounds), 1),
-                   warmup=_count(where, "warmup", given.get("warmup", settings.warmup), 0),
+                   rounds=None if rounds == AUTO else _count(where, "rounds", rounds, 1), rule=rule,
+                   warmup=_count(where, "warmup", setting("warmup"), 0),
                    tolerance=_mapping(where, "tolerance", given.get("tolerance", {}), "{'tpot_ms': 0.05}"),
                    marker_slo=_slo(where, given["slo"]) if "slo" in given else None,
                    option_slo=settings.slo, seed=settings.seed)

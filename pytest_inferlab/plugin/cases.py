@@ -8,6 +8,7 @@ batching engine under an arrival process, or drafted and undrafted rounds interl
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -15,17 +16,18 @@ from typing import Any, Callable, Sequence
 
 from pytest_inferlab.engines.base import Engine
 from pytest_inferlab.measure.curves import curve_point
-from pytest_inferlab.measure.metrics import Measurement, bootstrap_median_ci, measure, scalar
-from pytest_inferlab.measure.paired import compare_rounds
-from pytest_inferlab.optimizations.speculative.pairs import SpeculativePairs
+from pytest_inferlab.judge.sequential import beyond_band
+from pytest_inferlab.measure.metrics import Measurement, bootstrap_median_ci, measure, scalar, window_s
+from pytest_inferlab.measure.paired import REPORT_ALPHA, compare_rounds
+from pytest_inferlab.measure.speculative_pairs import SpeculativePairs
 from pytest_inferlab.plugin.recorder import Findings
-from pytest_inferlab.plugin.rounds import DrivenRounds, RoundDriver
+from pytest_inferlab.plugin.rounds import DrivenRounds, RoundDriver, RoundPlan
 from pytest_inferlab.run.batching import BatchingSpec, generator_conditions, serve_round
 from pytest_inferlab.plugin.progress import RoundProgress
 from pytest_inferlab.run.reference_pairs import ReferencePairs
 from pytest_inferlab.run.probes.energy import EnergyMeter
 from pytest_inferlab.run.runner import run_round
-from pytest_inferlab.run.trace import Request, RequestTrace, RoundTrace, output_digest
+from pytest_inferlab.ground.trace import Request, RequestTrace, RoundTrace, output_digest
 from pytest_inferlab.specs.core import SamplingSpec
 from pytest_inferlab.specs.load import LoadSpec
 from pytest_inferlab.specs.slo import SLO
@@ -65,9 +67,9 @@ class LatencyCase:
     sampling: SamplingSpec
     slo: SLO
     driver: RoundDriver
-    rounds: int
-    warmup: int
+    plan: RoundPlan  # fixed rounds, or adaptive (the case's figure is judged after each round)
     say: Callable[[str], None]  # the case's live progress line (plugin/progress.py)
+    tolerance: float = 0.05  # a paired figure beyond +-this is decided (adaptive rounds stop)
     batching: BatchingSpec | None = None
     load: LoadSpec | None = None
     budget_s: float = 0.0
@@ -79,32 +81,50 @@ class LatencyCase:
     def run(self, plain: bool = False) -> Measured:
         """All rounds once; ``plain``: a re-measurement outside pytest-benchmark."""
         self._traces = []
-        self._progress = RoundProgress(self.warmup + self.rounds, self.say)
+        plan = self.plan
+        self._progress = RoundProgress(plan.warmup + (plan.rounds or plan.rule.max_rounds), self.say,
+                                       at_most=plan.adaptive)
         for pairing in (self.paired, self.against):
             if pairing is not None:
                 pairing.clear()
         energy = EnergyMeter(self.engine.info.device)
-        driven = self.driver.drive(lambda: self._one_round(energy), self.rounds, self.warmup, plain)
+        if plan.adaptive:
+            paired = self.paired is not None or self.against is not None
+            plan = dataclasses.replace(plan, figure=self.figure, decide=beyond_band(self.tolerance) if paired else None)
+        driven = self.driver.drive(lambda: self._one_round(energy), plan, plain)
         timed = [t for t in self._traces if not t.warmup]
         measurements, absent = measure(self._traces, self.slo)
         served = [r for t in timed for r in t.requests]
         joules, no_joules = energy_findings(energy, sum(r.output_tokens for r in served if r.ok))
-        compared, compared_conditions, not_compared = self._compared(timed)
+        compared, compared_conditions, not_compared = self._compared(timed, plan)
         return Measured({**measurements, **joules, **driven.peak_memory, **compared},
                         {**absent, **no_joules, **driven.memory_absent, **not_compared},
                         {**driven.conditions, **compared_conditions}, timed, [r for r in served if not r.ok],
                         output_digest(self._traces[-1]))
 
-    def _compared(self, timed: list[RoundTrace]) -> tuple[dict[str, Measurement], dict[str, Any], dict[str, str]]:
-        """The case against its reference, pair by pair (measure/paired.py), when it has one."""
+    def figure(self) -> list[float]:
+        """Each timed round's figure, what adaptive rounds judge: the ratio of output tokens/s to the
+        reference's (paired), or to the undrafted twin's (drafting), else the case's own tokens/s."""
+        own = [rate for t in self._traces if not t.warmup if (rate := tok_per_s(t)) is not None]
+        if self.against is not None:
+            return _ratios(own, [tok_per_s(t) for t in self.against.reference_rounds if not t.warmup])
+        if self.paired is not None:
+            return _ratios([tok_per_s(t) for t in self.paired.drafted], [tok_per_s(t) for t in self.paired.undrafted])
+        return own
+
+    def _compared(self, timed: list[RoundTrace], plan: RoundPlan
+                  ) -> tuple[dict[str, Measurement], dict[str, Any], dict[str, str]]:
+        """The case against its reference, pair by pair (measure/paired.py), when it has one; under
+        adaptive rounds its interval is the stopping rule's (valid however the case stopped)."""
         if self.against is None:
             return {}, {}, {}
         reference = [t for t in self.against.reference_rounds if not t.warmup]
-        measurements, ratios, absent = compare_rounds(timed, reference)
+        alpha = plan.rule.alpha_per_look / 2 if plan.adaptive else REPORT_ALPHA
+        measurements, ratios, absent = compare_rounds(timed, reference, alpha)
         return measurements, {"compared_to": {"reference": self.against.label(), "ratios": ratios}}, absent
 
     def _one_round(self, energy: EnergyMeter) -> None:
-        warm = len(self._traces) < self.warmup
+        warm = len(self._traces) < self.plan.warmup
         if not warm and not energy.started:
             energy.start()
         if self.against is not None:  # the case's and its reference's rounds, alternating which goes first
@@ -123,6 +143,16 @@ class LatencyCase:
             return run_round(self.engine, self.requests, self.batch_size, self.sampling, warmup=warm)
         return serve_round(self.engine, self.requests, self.batching, self.load, self.sampling, self.budget_s,
                            warmup=warm)
+
+
+def tok_per_s(round_: RoundTrace) -> float | None:
+    window = window_s(round_)
+    return sum(r.output_tokens for r in round_.requests if r.ok) / window if window > 0 else None
+
+
+def _ratios(candidate: Sequence[float | None], reference: Sequence[float | None]) -> list[float]:
+    """Pair by pair; a pair missing a side (a round with nothing served) is left out."""
+    return [c / r for c, r in zip(candidate, reference) if c and r]
 
 
 @dataclass
@@ -204,8 +234,7 @@ class OverheadCase:
     engine: Engine
     requests: Sequence[Request]
     sampling: SamplingSpec
-    warmup: int
-    rounds: int
+    plan: RoundPlan
     say: Callable[[str], None]
     recorded: list[float] = field(default_factory=list)
     bare: list[float] = field(default_factory=list)
@@ -223,11 +252,16 @@ class OverheadCase:
                 tokens, seconds = bare_generate(self.engine, self.requests, self.sampling)
                 rates[path] = tokens / seconds
         self.pairs += 1
-        if self.pairs > self.warmup:
+        if self.pairs > self.plan.warmup:
             self.recorded.append(rates["recorded"])
             self.bare.append(rates["bare"])
-        self.say(f"pair {self.pairs}/{self.warmup + self.rounds} recorded {rates['recorded']:.2f} tok/s, "
+        most = self.plan.warmup + (self.plan.rounds or self.plan.rule.max_rounds)
+        self.say(f"pair {self.pairs}/{'<=' if self.plan.adaptive else ''}{most} recorded {rates['recorded']:.2f} tok/s, "
                  f"bare {rates['bare']:.2f} tok/s")
+
+    def driven_plan(self) -> RoundPlan:
+        """Adaptive pairs judge the recorded/bare ratio of each pair."""
+        return dataclasses.replace(self.plan, figure=lambda: _ratios(self.recorded, self.bare))
 
     def findings(self, driven: DrivenRounds, seed: int) -> Findings:
         """``harness_overhead_pct``: median over pairs of (1 - recorded / bare) with a bootstrap 95%

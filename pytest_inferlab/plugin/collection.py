@@ -12,7 +12,7 @@ from typing import Any, Callable
 import pytest
 
 from pytest_inferlab.device import Device
-from pytest_inferlab.engines.factory import ModelChecks
+from pytest_inferlab.assembly.factory import ModelChecks
 from pytest_inferlab.engines.sources import context_length, load_tokenizer, resolve_model, tokenizer_key
 from pytest_inferlab.judge.gate import Gate
 from pytest_inferlab.optimizations.kv import resolve_kv, unsupported_kv_reason, unsupported_pairing
@@ -22,7 +22,7 @@ from pytest_inferlab.optimizations.speculative import (SpeculativeConfigError, c
 from pytest_inferlab.plugin.options import Settings
 from pytest_inferlab.run.batching import resolve_batching, unsupported_batching_reason
 from pytest_inferlab.run.traffic import check_workload
-from pytest_inferlab.run.workloads import resolve_workload
+from pytest_inferlab.specs.workloads import resolve_workload
 from pytest_inferlab.specs.core import ModelSpec, SpeculativeSpec
 from pytest_inferlab.specs.load import parse_load
 
@@ -62,8 +62,9 @@ class Collection:
     """The collection hook of a run (registered beside the session)."""
 
     def __init__(self, config: pytest.Config, settings: Settings, device: Device, checks: ModelChecks,
-                 gate: Gate) -> None:
+                 gate: Gate, series: int | None = None) -> None:
         self.config, self.settings, self.device, self.checks, self.gate = config, settings, device, checks, gate
+        self.series = series  # a fresh-process child: the whole run's series count, not its own one case
 
     def _session_model(self) -> ModelSpec | None:
         """The session's model (--inferlab-model) as a spec, or None when its name does not resolve."""
@@ -94,7 +95,7 @@ class Collection:
                 item.add_marker(pytest.mark.skip(reason=reason))
         if self.settings.shard is not None:  # xdist workers each compute the same selection
             self._keep_shard(items)
-        self.gate.series = lab_cases(items)
+        self.gate.series = self.series or lab_cases(items)
         items[:] = grouped_by_variant(items)
 
     def _skip_reason(self, item: pytest.Item, params: dict[str, Any], checks: dict[str, Check]) -> str | None:

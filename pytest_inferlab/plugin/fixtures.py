@@ -24,7 +24,7 @@ from pytest_inferlab.plugin.collection import shown
 from pytest_inferlab.plugin.lab import Lab
 from pytest_inferlab.plugin.session import SESSION_KEY, LabSession
 from pytest_inferlab.run.batching import resolve_batching
-from pytest_inferlab.run.workloads import resolve_workload
+from pytest_inferlab.specs.workloads import resolve_workload
 from pytest_inferlab.specs.batching import BatchingSpec
 from pytest_inferlab.specs.core import KVCacheSpec, ModelSpec, QuantSpec, SpeculativeSpec, WorkloadSpec
 from pytest_inferlab.specs.load import LoadSpec, parse_load
@@ -130,7 +130,7 @@ def kv_model(model: Engine, kv_cache: KVCacheSpec) -> Engine:
                                     model.info.model.name)
     if reason:
         pytest.skip(reason)
-    return model.with_kv_cache(kv_cache)
+    return model.with_kv_cache(kv_cache, kv_caches.get(kv_cache.kind))
 
 
 @pytest.fixture

@@ -14,15 +14,17 @@ from typing import TYPE_CHECKING, Sequence
 import pytest
 
 from pytest_inferlab.engines.base import Engine
+from pytest_inferlab.judge.policy import policies_for
 from pytest_inferlab.measure.enrichers import Case, enrich
 from pytest_inferlab.measure.metrics import round_values
 from pytest_inferlab.plugin.case_settings import CaseSettings, SloChoice
 from pytest_inferlab.plugin.cases import LatencyCase, OverheadCase, SweepCase
 from pytest_inferlab.plugin.recorder import Findings, InferlabWarning, Recorder, now
-from pytest_inferlab.plugin.rounds import RoundDriver
-from pytest_inferlab.optimizations.speculative.pairs import SpeculativePairs
+from pytest_inferlab.plugin.rounds import RoundDriver, RoundPlan
+from pytest_inferlab.measure.speculative_pairs import SpeculativePairs
 from pytest_inferlab.record.record import Record
 from pytest_inferlab.run.batching import BatchingSpec, resolve_batching
+from pytest_inferlab.run.probes.process import process_conditions
 from pytest_inferlab.run.reference_pairs import ReferencePairs
 from pytest_inferlab.specs.core import RunSpec, SamplingSpec, WorkloadSpec
 from pytest_inferlab.specs.load import LoadSpec, parse_load
@@ -30,6 +32,13 @@ from pytest_inferlab.specs.slo import SLO
 
 if TYPE_CHECKING:
     from pytest_inferlab.plugin.session import LabSession
+
+
+def rounds_note(rounds: dict) -> tuple[str, ...]:
+    """How many rounds adaptive rounds ran and why they stopped, for the results table's note."""
+    if rounds.get("mode") != "adaptive" or not rounds.get("stopped"):
+        return ()
+    return (f"{rounds['used']} rounds: {rounds['stopped'].split(':')[0].split(' (')[0]}",)
 
 
 class Lab:
@@ -49,8 +58,9 @@ class Lab:
         self.settings = CaseSettings.read(request.node, session.settings)
 
     @property
-    def rounds(self) -> int:
-        """Timed rounds: ``@pytest.mark.inferlab(rounds=N)``, else --inferlab-rounds."""
+    def rounds(self) -> int | None:
+        """Fixed timed rounds (--inferlab-rounds=N beats ``@pytest.mark.inferlab(rounds=N)``), or None:
+        adaptive (rounds until the case's interval is precise or decides, judge/sequential.py)."""
         return self.settings.rounds
 
     @property
@@ -86,22 +96,28 @@ class Lab:
         if reference is not None and reference is not engine:
             against = ReferencePairs(engine, reference, lambda ref: self._session.references.requests_for(ref, workload),
                                      batch_size, load_spec)
-        rounds = LatencyCase(engine, requests, batch_size, sampling, choice.slo, self._driver(engine), self.rounds,
-                             self.warmup, self._say_live, batching_spec, load_spec, self._session.settings.load_budget,
-                             paired, against)
+        rounds = LatencyCase(engine, requests, batch_size, sampling, choice.slo, self._driver(engine), self._plan(),
+                             self._say_live, self._speed_tolerance(),
+                             batching_spec, load_spec, self._session.settings.load_budget, paired, against)
         started = now()
         counters_before = engine.counters()
+        process = self._process()
         measured = rounds.run()
         if measured.failed and len(measured.failed) == sum(len(t.requests) for t in measured.timed):
             pytest.fail(f"every request failed; first error: {measured.failed[0].error}", pytrace=False)
         case = Case(engine, workload, batch_size, sampling, requests, measured.timed, self._session.references,
-                    load_spec, choice.slo, self._session.settings.slo_attainment, counters_before, paired, tuple(evals))
+                    load_spec, batching_spec, choice.slo, self._session.settings.slo_attainment, counters_before, paired,
+                    tuple(evals))
         extras = enrich(case, measured.measurements)
         failed = (f"{len(measured.failed)} failed",) if measured.failed else ()
+        failed += rounds_note(measured.conditions.get("rounds") or {})
+        exactness = {"exactness": {claim: check.to_dict() for claim, check in extras.exactness.items()}} \
+            if extras.exactness else {}
         found = Findings({**measured.measurements, **extras.measurements}, {**measured.absent, **extras.absent},
-                         {**measured.conditions, **extras.conditions, **self._slo_condition(choice)},
+                         {**measured.conditions, **extras.conditions, **exactness, **self._slo_condition(choice),
+                          "process": process},
                          " ".join(failed + extras.notes), measured.output_digest, extras.evals, list(extras.curve),
-                         extras.failure, round_values(measured.timed))
+                         extras.failure or extras.exactness_failure(), round_values(measured.timed))
 
         def remeasure() -> tuple[dict, dict]:
             again = rounds.run(plain=True)
@@ -133,7 +149,7 @@ class Lab:
                           choice.slo, self._session.settings.slo_attainment,
                           budget_s or 3 * self._session.settings.load_budget, process, rates, self._say)
         started = now()
-        driven = self._driver(engine).drive(sweep.run, rounds=1, warmup=0)
+        driven = self._driver(engine).drive(sweep.run, RoundPlan.fixed(1, 0))
         found = sweep.findings(driven)
         return self._recorder().finish(spec, engine, found, started)
 
@@ -144,9 +160,9 @@ class Lab:
         sampling = sampling or SamplingSpec(seed=self.settings.seed)
         spec = RunSpec(engine.info.model, workload, 1, sampling, engine.info.device.kind, measure="overhead")
         overhead = OverheadCase(engine, self._session.references.requests_for(engine, workload), sampling,
-                                self.warmup, self.rounds, self._say_live)
+                                self._plan(), self._say_live)
         started = now()
-        driven = self._driver(engine).drive(overhead.one_pair, self.rounds, self.warmup)
+        driven = self._driver(engine).drive(overhead.one_pair, overhead.driven_plan())
         return self._recorder().finish(spec, engine, overhead.findings(driven, sampling.seed), started)
 
     # ---- what every kind of case shares -----------------------------------------------
@@ -185,6 +201,19 @@ class Lab:
     @staticmethod
     def _slo_condition(choice: SloChoice) -> dict:
         return {"slo": choice.to_dict()} if choice.slo.is_set() else {}
+
+    def _process(self) -> dict:
+        session = self._session
+        return process_conditions(session.cases_measured, session.fresh_child is not None,
+                                  session.references.in_process)
+
+    def _speed_tolerance(self) -> float:
+        """The tokens/s tolerance (the test's, the project's, the catalog's): a paired ratio beyond it is decided."""
+        return policies_for(["output_tok_per_s"], self._session.settings.tolerance,
+                            self.settings.tolerance)["output_tok_per_s"].tolerance
+
+    def _plan(self) -> RoundPlan:
+        return RoundPlan(self.settings.warmup, self.settings.rounds, self.settings.rule)
 
     def _driver(self, engine: Engine) -> RoundDriver:
         shard = self._session.settings.shard

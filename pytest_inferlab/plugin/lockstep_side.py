@@ -9,7 +9,7 @@ from typing import Callable, Generator
 import pytest
 
 from pytest_inferlab.run.lockstep import TurnClient
-from pytest_inferlab.run.probes.interference import MEASURED_PIDS
+from pytest_inferlab.ground.processes import MEASURED_PIDS
 
 
 class LockstepSide:

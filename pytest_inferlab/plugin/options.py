@@ -18,6 +18,9 @@ GPU = "--inferlab-gpu"
 MODEL = "--inferlab-model"
 THREADS = "--inferlab-threads"
 ROUNDS = "--inferlab-rounds"
+PRECISION = "--inferlab-precision"
+MAX_ROUNDS = "--inferlab-max-rounds"
+ROUND_BUDGET = "--inferlab-round-budget"
 WARMUP = "--inferlab-warmup"
 SEED = "--inferlab-seed"
 RESULTS = "--inferlab-results"
@@ -41,6 +44,7 @@ SERVER_KIND = "--inferlab-server"
 LOAD_PROCESSES = "--inferlab-load-processes"
 RAY_ADDRESS = "--inferlab-ray-address"
 SHARD_DURATIONS = "--inferlab-shard-durations"
+FRESH_PROCESS = "--inferlab-fresh-process"
 AB = "--inferlab-ab"
 AB_TURNS = "--inferlab-ab-turns"
 AB_SIDE = "--inferlab-ab-side"
@@ -71,6 +75,16 @@ def parse_device_index(text: str) -> int:
 
 def parse_positive_int(text: str) -> int:
     return _integer(text, 1, "an integer >= 1")
+
+
+AUTO = "auto"
+
+
+def parse_rounds(text: str) -> int | str:
+    """``auto`` (adaptive: judge/sequential.py) or a fixed count >= 1."""
+    if str(text).strip().lower() == AUTO:
+        return AUTO
+    return _integer(text, 1, "an integer >= 1, or auto (rounds until the interval is precise or decides)")
 
 
 def parse_non_negative_int(text: str) -> int:
@@ -190,7 +204,15 @@ OPTIONS = (
     Option(MODEL, parse_model, "smollm2-135m",
            "model: embedded alias, dummy:<preset>, local folder, .gguf file or cached hub id (default: smollm2-135m)"),
     Option(THREADS, parse_positive_int, None, "CPU threads for torch (default: torch's choice); recorded"),
-    Option(ROUNDS, parse_positive_int, 3, "timed rounds per case (default: 3)"),
+    Option(ROUNDS, parse_rounds, AUTO,
+           "timed rounds per case: auto (default: until the case's interval is within --inferlab-precision, or "
+           "decides, or --inferlab-max-rounds / --inferlab-round-budget is reached) or a fixed count N. Given here, it "
+           "beats a test's marker"),
+    Option(PRECISION, parse_probability, 0.05,
+           "adaptive rounds stop once the case's interval is within +-this fraction (default: 0.05)"),
+    Option(MAX_ROUNDS, parse_positive_int, 10, "adaptive rounds: at most this many timed rounds per case (default: 10)"),
+    Option(ROUND_BUDGET, parse_seconds, 90.0,
+           "adaptive rounds: no new round once the timed rounds have taken this many seconds (default: 90)"),
     Option(WARMUP, parse_non_negative_int, 1, "warm-up rounds per case, not measured (default: 1)"),
     Option(SEED, parse_seed, 0, "seed for sampling and synthetic prompts (default: 0)"),
     Option(RESULTS, str, ".inferlab", "directory for records (default: .inferlab)"),
@@ -234,6 +256,9 @@ OPTIONS = (
            "records with `inferlab merge-runs`"),
     Option(SHARD_DURATIONS, str, None,
            "a run folder of an earlier full run whose case durations balance the shards (default: equal costs)"),
+    Option(FRESH_PROCESS, _ini_bool, False,
+           "measure every case in a new Python process (cold-process figures: nothing an earlier case loaded, "
+           "built or imported is in its process); slower: each case loads its model again", True),
     Option(AB, parse_revision, None,
            "A/B against revision REV: run the selected cases for REV (a git worktree) and for the working tree "
            "in lock-step, round by round, and judge the paired differences (as `inferlab ab REV`)"),
@@ -258,7 +283,10 @@ class Settings:
     gpu: int | None
     model: str
     threads: int | None
-    rounds: int
+    rounds: int | str  # a count, or "auto"
+    precision: float
+    max_rounds: int
+    round_budget: float
     warmup: int
     seed: int
     results: Path
@@ -282,9 +310,11 @@ class Settings:
     ray_address: str | None
     shard: Any
     shard_durations: Path | None
+    fresh_process: bool
     ab: str | None
     ab_turns: str | None
     ab_side: str | None
+    explicit: frozenset[str] = frozenset()  # settings given on the command line: they beat a test's marker
 
 
 def _ini_raw(config: pytest.Config, option: Option) -> Any:
@@ -301,8 +331,11 @@ def given(config: pytest.Config, flag: str) -> bool:
 
 def read_settings(config: pytest.Config) -> Settings:
     values: dict[str, Any] = {}
+    explicit = set()
     for option in OPTIONS:
         value = config.getoption(option.dest)
+        if value is not None:
+            explicit.add(option.dest.removeprefix("inferlab_"))
         if value is None:
             raw = _ini_raw(config, option)
             value = option.default if raw is None else _parse_ini(option, raw)
@@ -313,7 +346,7 @@ def read_settings(config: pytest.Config) -> Settings:
         values[folder] = Path(values[folder])
         if not values[folder].is_absolute():
             values[folder] = config.rootpath / values[folder]
-    return Settings(**values)
+    return Settings(**values, explicit=frozenset(explicit))
 
 
 def _parse_ini(option: Option, raw: Any) -> Any:

@@ -9,6 +9,7 @@ Loading and quantizing a model say what they do and, once done, how long it took
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -27,7 +28,10 @@ class TerminalLine:
 
     def write(self, text: str, live: bool = False) -> None:
         reporter = self.config.pluginmanager.get_plugin("terminalreporter")
-        if reporter is None or self.quiet:
+        if self.quiet:
+            return
+        if reporter is None:  # a fresh-process child runs without one: its lines reach the controller's output
+            sys.stderr.write(f"[inferlab] {text}\n")
             return
         capture = self.config.pluginmanager.get_plugin("capturemanager")
         if capture is None:
@@ -56,8 +60,9 @@ class TerminalLine:
 class RoundProgress:
     """One case's rounds: ``done(tokens, seconds, warmup)`` after each; the line it writes."""
 
-    total: int  # warm-up and timed rounds
+    total: int  # warm-up and timed rounds (at most, when adaptive)
     say: Callable[[str], None]
+    at_most: bool = False  # adaptive rounds: the case may stop before ``total``
     clock: Callable[[], float] = time.monotonic
     _done: int = 0
     _timed_tokens: int = 0
@@ -79,7 +84,8 @@ class RoundProgress:
                 else f"{tokens / seconds:.1f} tok/s" if seconds > 0 else "")
         left = self.total - self._done
         mean = (self.clock() - self._started) / self._done
-        eta = f", ~{left * mean:.0f} s left" if left else ", done"
-        line = f"{label} {self._done}/{self.total}: {tokens} tok in {seconds:.1f} s, {rate}{eta}"
+        bound = "<=" if self.at_most else ""
+        eta = f", {bound or '~'}{left * mean:.0f} s left" if left else ", done"
+        line = f"{label} {self._done}/{bound}{self.total}: {tokens} tok in {seconds:.1f} s, {rate}{eta}"
         self.say(line)
         return line

@@ -67,6 +67,12 @@ def param_value(value: Any) -> Any:
     return getattr(value, "name", None) or repr(value)  # any object a user parametrizes with
 
 
+def rounds_used(conditions: dict[str, Any], fixed: int | None) -> int | None:
+    """The timed rounds a case ran: its fixed count, or as many as its adaptive rounds used."""
+    rounds = conditions.get("rounds") or {}
+    return rounds.get("used") if rounds.get("mode") == "adaptive" else rounds.get("rounds", fixed)
+
+
 class Recorder:
     """Records one test's case: ``node`` and ``benchmark`` are the test's, ``write`` the run's store."""
 
@@ -86,6 +92,7 @@ class Recorder:
             judgement, confirmations = self.gate.confirm(record, judgement, self.case.tolerance, remeasure,
                                                          lambda text: self.say(f"{self.case.name}: {text}"))
             record = dataclasses.replace(record, conditions={**record.conditions, "confirmations": confirmations})
+        self.gate.note(judgement)  # the run's evidence about its host, for the cases after this one
         record = dataclasses.replace(record, verdicts=[dataclasses.asdict(v) for v in judgement.verdicts],
                                      baseline=judgement.baseline,
                                      conditions={**record.conditions, "invalid": judgement.invalid})
@@ -105,7 +112,8 @@ class Recorder:
             measurements=measurements, absent=absent,
             engine={**dataclasses.asdict(engine.info), "model_spec_id": engine.info.model.spec_id},
             environment=run.environment, machine_id=run.machine_id, seed=spec.sampling.seed, started_at=started,
-            finished_at=now(), rounds=self.case.rounds, warmup_rounds=self.case.warmup, conditions=found.conditions,
+            finished_at=now(), rounds=rounds_used(found.conditions, self.case.rounds),
+            warmup_rounds=self.case.warmup, conditions=found.conditions,
             output_digest=found.output_digest, evals=found.evals, curve=found.curve,
             round_values=found.round_values,
         )

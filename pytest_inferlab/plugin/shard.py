@@ -93,7 +93,7 @@ def merge_runs(run_dirs: list[Path], results: Path, run_id: str) -> list[Path]:
     read first (an unreadable one stops the merge before anything is written), a case measured by
     two shards or shards of different commits are refused, records keep their file names and say
     which run they came from (``conditions.merged_from``)."""
-    from pytest_inferlab.record.jsonio import write_json_new
+    from pytest_inferlab.ground.jsonio import write_json_new
     from pytest_inferlab.record.record import RecordError, load_record
 
     found: dict[str, tuple[Path, dict]] = {}

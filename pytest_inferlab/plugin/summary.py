@@ -23,10 +23,11 @@ from pytest_inferlab.record.store import RecordStore
 
 
 class Summary:
-    """What the run reports at its end; ``worker_id`` is set in xdist workers (which report nothing)."""
+    """What the run reports at its end; ``reports`` is False in xdist workers and fresh-process children
+    (the controller reports for them)."""
 
-    def __init__(self, settings: Settings, store: RecordStore, baselines: BaselineStore, worker_id: str | None) -> None:
-        self.settings, self.store, self.baselines, self.worker_id = settings, store, baselines, worker_id
+    def __init__(self, settings: Settings, store: RecordStore, baselines: BaselineStore, reports: bool) -> None:
+        self.settings, self.store, self.baselines, self.reports = settings, store, baselines, reports
         self.rows: list[dict[str, Any]] = []
         self.verdict_rows: list[dict[str, Any]] = []
         self.asv_lines: list[str] = []
@@ -36,8 +37,13 @@ class Summary:
         self.change_lines: list[str] = []  # change points of this run's cases over their stored history
         self.findings_lines: list[str] = []  # each optimization against its reference (outputs/findings.py)
         self.report_line = ""
+        self.failures: list[dict[str, str]] = []  # the manifest's, for report.html's first lines
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        if report.failed:
+            lines = [line for line in (report.longreprtext or "").splitlines() if line.strip()]
+            reason = next((line for line in lines if line.startswith("E ")), lines[0] if lines else "failed")
+            self.failures.append({"nodeid": report.nodeid, "when": report.when, "reason": reason.removeprefix("E ").strip()})
         if report.when != "call":
             return
         for key, value in report.user_properties:
@@ -47,11 +53,11 @@ class Summary:
                 self.verdict_rows.extend(value)
 
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        if self.worker_id is not None or not self.store.folder.is_dir():
+        if not self.reports or not self.store.folder.is_dir():
             return
         finish_manifest(self.store.folder, self.store.folder.name, pytest_command(), int(exitstatus),
-                        interrupted=exitstatus == pytest.ExitCode.INTERRUPTED)
-        from pytest_inferlab.measure.curves import curves_summary
+                        interrupted=exitstatus == pytest.ExitCode.INTERRUPTED, failures=self.failures)
+        from pytest_inferlab.outputs.curves import curves_summary
         from pytest_inferlab.outputs.asv_export import export, find_records
         from pytest_inferlab.outputs.pareto import tradeoff_summary
 

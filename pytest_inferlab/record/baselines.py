@@ -18,10 +18,9 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from pytest_inferlab.record.environment import machine_fingerprint
-from pytest_inferlab.record.jsonio import read_json_object, write_json_replace_all
+from pytest_inferlab.ground.jsonio import read_json_object, write_json_replace_all
 from pytest_inferlab.record.naming import baseline_filename, legacy_baseline_filename
-from pytest_inferlab.record.record import record_commit
-from pytest_inferlab.judge.verdict import NOT_MEASURED
+from pytest_inferlab.record.record import NOT_MEASURED, record_commit
 
 BASELINE_SCHEMA_VERSION = 1  # of the baseline file format (records have their own, record.py)
 HISTORY_LIMIT = 50
@@ -134,6 +133,17 @@ class BaselineStore:
     def load(self, machine_id: str, test_id: str, spec_id: str) -> Baseline | None:
         path, _ = self._locate(self.root / machine_id, test_id, spec_id)
         return Baseline(path, machine_id, self._read(path, test_id)) if path.exists() else None
+
+    def machine_histories(self, machine_id: str) -> list[dict[str, Any]]:
+        """Every readable baseline of one machine (the gate pools their run-to-run noise); a file that
+        cannot be read is left out here: its own case reports it."""
+        found = []
+        for path in sorted((self.root / machine_id).glob("*.json")):
+            try:
+                found.append(parse_baseline(path))
+            except BaselineError:
+                continue
+        return found
 
     def find(self, machine_id: str, test_id: str, spec_id: str) -> tuple[Baseline | None, bool]:
         """(baseline, same machine?): this machine's, else one of another fingerprint (never gates)."""

@@ -6,10 +6,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from pytest_inferlab.record.jsonio import is_temp, read_json_object
+from pytest_inferlab.ground.jsonio import is_temp, read_json_object
+from pytest_inferlab.measure.exactness import DIVERGED, EXACT, NEAR_TIE, Exactness, Mismatch, worst
 from pytest_inferlab.measure.metrics import Measurement
 
 RECORD_SCHEMA_VERSION = 1
+NOT_MEASURED = "not measured in this run"  # the reason of an invalid verdict with no value
 
 
 class RecordError(ValueError):
@@ -61,6 +63,13 @@ class Record:
     def __contains__(self, metric: object) -> bool:
         return metric in self.measurements
 
+    @property
+    def exactness(self) -> Exactness | None:
+        """The least exact of the case's checks of a speed-only claim (drafting, padded/static/continuous
+        batching, prefix sharing) against decoding without it: ``record.exactness.lossless`` is True when
+        the outputs are equal, or equal up to a near tie (measure/exactness.py); None: nothing was checked."""
+        return worst(list(exactness_checks(self.conditions).values()))
+
     def to_json(self) -> dict[str, Any]:
         return {
             "schema_version": self.schema_version, "run_id": self.run_id, "test_id": self.test_id,
@@ -73,6 +82,21 @@ class Record:
             "verdicts": self.verdicts, "baseline": self.baseline, "evals": self.evals,
             "curve": self.curve, "round_values": self.round_values,
         }
+
+
+def exactness_checks(conditions: Mapping[str, Any]) -> dict[str, Exactness]:
+    """A record's exactness checks by claim (``conditions.exactness``); a record written before those
+    existed has its drafting check in ``conditions.speculative`` (exact, first_mismatch.near_tie)."""
+    if conditions.get("exactness"):
+        return {claim: Exactness.from_dict(check) for claim, check in conditions["exactness"].items()}
+    drafting = conditions.get("speculative") or {}
+    if drafting.get("exact") is None:
+        return {}
+    mismatch = drafting.get("first_mismatch") or {}
+    state = EXACT if drafting["exact"] else NEAR_TIE if mismatch.get("near_tie") else DIVERGED
+    found = Mismatch(mismatch["request"], mismatch["position"], mismatch.get("target"), mismatch.get("speculative"),
+                     mismatch.get("tie_margin_nats")) if mismatch else None
+    return {"drafting": Exactness(state, int(drafting.get("checked_requests") or 0), "the target without drafting", found)}
 
 
 REQUIRED = ("run_id", "test_id", "spec_id", "spec", "measurements", "environment", "machine_id")

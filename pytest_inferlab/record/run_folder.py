@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_inferlab.record.jsonio import is_temp, read_json_object, write_json_replace, write_text_if_absent
+from pytest_inferlab.ground.jsonio import is_temp, read_json_object, write_json_replace, write_text_if_absent
 
 MANIFEST = "inferlab-run.manifest"
 MANIFEST_VERSION = 1
@@ -45,8 +45,10 @@ def start_manifest(folder: Path, run_id: str, command: list[str]) -> None:
     write_text_if_absent(folder / MANIFEST, json.dumps(data, indent=1) + "\n")
 
 
-def finish_manifest(folder: Path, run_id: str, command: list[str], exit_status: int, interrupted: bool) -> None:
-    """The run is over: its status, exit status and record count (atomically replaces the manifest)."""
+def finish_manifest(folder: Path, run_id: str, command: list[str], exit_status: int, interrupted: bool,
+                    failures: list[dict[str, str]] | None = None) -> None:
+    """The run is over: its status, exit status, record count and the cases that failed, each
+    ``{"nodeid", "when", "reason"}`` (atomically replaces the manifest)."""
     path = folder / MANIFEST
     started = None
     if path.exists():
@@ -59,7 +61,7 @@ def finish_manifest(folder: Path, run_id: str, command: list[str], exit_status: 
     write_json_replace(path, {"manifest_version": MANIFEST_VERSION, "run_id": run_id,
                               "status": INTERRUPTED if interrupted else FINISHED, "started_at": started,
                               "finished_at": _now(), "command": command, "exit_status": int(exit_status),
-                              "records": len(record_files(folder))})
+                              "records": len(record_files(folder)), "failures": failures or []})
 
 
 def pytest_command() -> list[str]:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from pytest_inferlab.record.baselines import parse_baseline  # its errors name the file
-from pytest_inferlab.record.jsonio import is_temp
+from pytest_inferlab.ground.jsonio import is_temp
 from pytest_inferlab.record.record import load_record, record_commit
 
 

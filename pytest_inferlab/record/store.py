@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pytest_inferlab.record.naming import record_filename
-from pytest_inferlab.record.jsonio import write_json_new, write_text_if_absent
+from pytest_inferlab.ground.jsonio import write_json_new, write_text_if_absent
 from pytest_inferlab.record.packages import lock_state, packages_txt
 from pytest_inferlab.record.record import Record
 

@@ -10,7 +10,7 @@ from typing import Any, Callable, Sequence
 
 from pytest_inferlab.engines.base import Engine
 from pytest_inferlab.run.runner import run_round
-from pytest_inferlab.run.trace import Request, RoundTrace
+from pytest_inferlab.ground.trace import Request, RoundTrace
 from pytest_inferlab.specs.core import SamplingSpec
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from pytest_inferlab.record.jsonio import write_text_if_absent
+from pytest_inferlab.ground.jsonio import write_text_if_absent
 from pytest_inferlab.specs.traffic import MOONCAKE_BLOCK_TOKENS, TRACES_DIR, file_sha256
 
 REQUIRED = ("timestamp", "input_length", "output_length")

@@ -7,7 +7,7 @@ from typing import Sequence
 
 from pytest_inferlab.engines import Engine
 from pytest_inferlab.specs.core import SamplingSpec
-from pytest_inferlab.run.trace import Request, RoundTrace
+from pytest_inferlab.ground.trace import Request, RoundTrace
 
 
 def batches(requests: Sequence[Request], batch_size: int) -> list[Sequence[Request]]:

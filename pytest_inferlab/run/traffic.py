@@ -14,7 +14,7 @@ from collections import Counter
 from typing import Any, Sequence
 
 from pytest_inferlab.run.replay import read_trace
-from pytest_inferlab.run.trace import LaterTurns, Request
+from pytest_inferlab.ground.trace import LaterTurns, Request
 from pytest_inferlab.specs.core import WorkloadSpec
 from pytest_inferlab.specs.traffic import Lengths
 

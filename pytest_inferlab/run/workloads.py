@@ -1,4 +1,4 @@
-"""Workloads: named specs in a registry, and their materialization into tokenized requests."""
+"""Workloads made concrete: a spec (specs/workloads.py names them) materialized into tokenized requests."""
 
 from __future__ import annotations
 
@@ -8,36 +8,13 @@ import random
 from pathlib import Path
 from typing import Callable
 
-from pytest_inferlab.registry import Registry
 from pytest_inferlab.specs.core import WorkloadSpec
-from pytest_inferlab.run.trace import Request
+from pytest_inferlab.ground.trace import Request
 from pytest_inferlab.run.traffic import synthetic_requests, trace_requests
-
-workloads: Registry[WorkloadSpec] = Registry("workloads")
-
-for _spec in (
-    WorkloadSpec(name="short-chat", prompts="short_chat", count=8, output_tokens=64),
-    WorkloadSpec(name="long-context", prompts="long_context", count=4, output_tokens=64),
-    WorkloadSpec(name="copy-edit", prompts="copy_edit", count=8, output_tokens=96),
-    WorkloadSpec(name="code", prompts="code", count=4, output_tokens=64),
-    WorkloadSpec(name="synthetic", prompts="synthetic", count=8, output_tokens=64, input_tokens=256),
-    # Realistic traffic (docs/traffic.md): wide lengths, shared prefixes, conversations, a replayed trace.
-    WorkloadSpec(name="wide-lengths", prompts="synthetic", count=16, input_lengths="lognormal:256,0.7,16,2048",
-                 output_lengths="normal:64,32,8,256"),
-    WorkloadSpec(name="shared-prefix", prompts="synthetic", count=16, prefix="4x256",
-                 input_lengths="normal:64,16,16,128"),
-    WorkloadSpec(name="multi-turn", prompts="synthetic", count=12, sessions="3@1", input_lengths="normal:128,32,32,256"),
-    WorkloadSpec(name="trace-chat", prompts="trace", trace="synthetic-chat", count=32),
-):
-    workloads.register(_spec.name, _spec)
 
 PROMPTS_DIR = Path(__file__).resolve().parents[1] / "data" / "prompts"
 
 Encoder = Callable[[str, bool], list[int]]
-
-
-def resolve_workload(value: str | WorkloadSpec) -> WorkloadSpec:
-    return value if isinstance(value, WorkloadSpec) else workloads.get(value)
 
 
 @functools.lru_cache(maxsize=None)

@@ -105,6 +105,13 @@ class ModelSpec:
         """The unquantized model this variant is judged against."""
         return dataclasses.replace(self, quant=None)
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "ModelSpec":
+        """The form ``spec_dict`` writes, rebuilt: ``from_dict(spec_dict(m)) == m``."""
+        quant = data.get("quant")
+        named = QuantSpec(quant["method"], tuple(tuple(pair) for pair in quant["settings"])) if quant else None
+        return cls(**{**data, "quant": named})
+
 
 @dataclass(frozen=True, slots=True)
 class WorkloadSpec:
@@ -177,7 +184,7 @@ class WorkloadSpec:
     def of(cls, name: str, **overrides: Any) -> "WorkloadSpec":
         """The registered workload ``name`` with fields overridden: ``WorkloadSpec.of("synthetic",
         count=1, input_tokens=2048)``; an unknown field or a bad value raises naming the workload."""
-        from pytest_inferlab.run.workloads import resolve_workload
+        from pytest_inferlab.specs.workloads import resolve_workload  # the registry is built of this class
 
         base = resolve_workload(name)
         unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(cls)})
@@ -249,9 +256,7 @@ class RunSpec:
                 return None
             return spec_cls(value[spec_cls.NAME_FIELD], tuple(tuple(pair) for pair in value["settings"]))
 
-        model = dict(data["model"])
-        model["quant"] = named(QuantSpec, model.get("quant"))
-        return cls(model=ModelSpec(**model), workload=WorkloadSpec.from_mapping(data["workload"]),
+        return cls(model=ModelSpec.from_dict(data["model"]), workload=WorkloadSpec.from_mapping(data["workload"]),
                    batch_size=data["batch_size"], sampling=SamplingSpec(**data["sampling"]), device=data["device"],
                    measure=data["measure"], kv_cache=named(KVCacheSpec, data.get("kv_cache")),
                    batching=named(BatchingSpec, data.get("batching")),

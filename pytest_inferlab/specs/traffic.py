@@ -264,7 +264,7 @@ def parse_trace(value: str | TraceRef | Mapping[str, Any]) -> TraceRef:
 
 
 def file_sha256(path: Path) -> str:
-    from pytest_inferlab.engines.sources import file_version  # the one (path, size, mtime) key of a file's version
+    from pytest_inferlab.ground.files import file_version  # the one (path, size, mtime) key of a file's version
 
     return _sha256(*file_version(path))
 

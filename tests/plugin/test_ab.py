@@ -9,6 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from pytest_inferlab.ab.run import DEFAULT_ROUNDS
+
+pytestmark = pytest.mark.alone  # judges paired timings of two sides
+
 TOOLS = str(Path(__file__).resolve().parents[2] / "tools")
 SUITE = '''
 import pytest
@@ -85,7 +89,7 @@ def test_a_planted_slowdown_in_the_working_tree_regresses_and_both_sides_are_kep
     for side in ("base", "candidate"):
         [record] = (run / side / "runs").glob("*/*.json")
         data = json.loads(record.read_text())
-        assert len(data["round_values"]["tpot_ms"]) == 6
+        assert len(data["round_values"]["tpot_ms"]) == DEFAULT_ROUNDS  # the A/B's pairs beat the marker's rounds=6
     turns = json.loads((run / "turns.json").read_text())
     rounds = [(t["side"][0], t["index"]) for t in turns if t["kind"] == "round"]
     assert rounds[:8] == [("b", 0), ("c", 0), ("c", 1), ("b", 1), ("b", 2), ("c", 2), ("c", 3), ("b", 3)]

@@ -140,3 +140,76 @@ def test_bad_{name}(lab, model, workload, {name}):
         result = pytester.runpytest_subprocess(*ARGS)
         assert result.ret == 4
         result.stderr.fnmatch_lines([expected])
+
+
+DIVERGING = """
+import dataclasses
+
+import pytest
+
+from pytest_inferlab import Engine
+
+
+class Diverging(Engine):
+    '''The model, except that in a batch of more than one request the second request's third token is
+    replaced by the token the model finds least likely there: a batching bug, planted.'''
+
+    def __init__(self, engine):
+        self.engine, self.info, self.module, self.tokenizer = engine, engine.info, engine.module, engine.tokenizer
+
+    def encode(self, text, chat):
+        return self.engine.encode(text, chat)
+
+    def window_log_probs(self, windows):
+        return self.engine.window_log_probs(windows)
+
+    def generate(self, batch, sampling):
+        out = self.engine.generate(batch, sampling)
+        if len(batch) > 1 and out[1].ok:
+            ids = list(out[1].output_ids)
+            [scores] = self.window_log_probs([[*batch[1].prompt_ids, *ids[:2], ids[2]]])
+            ids[2] = int(scores[-1].argmin())
+            out[1] = dataclasses.replace(out[1], output_ids=tuple(ids))
+        return out
+
+
+@pytest.fixture
+def diverging(model):
+    return Diverging(model)
+
+
+@pytest.fixture
+def workload_overrides():
+    return {"count": 2, "output_tokens": 6}
+
+
+@pytest.mark.parametrize("batching", ["static", "continuous"], indirect=True)
+def test_batched(lab, model, workload, batching):
+    record = lab.measure(model, workload, batching=batching, load="closed:2")
+    assert record.exactness.state == "exact", record.exactness
+
+
+def test_padded(lab, model, workload):
+    assert lab.measure(model, workload, batch_size=2).exactness.lossless
+
+
+def test_diverging(lab, diverging, workload):
+    lab.measure(diverging, workload, batch_size=2)
+"""
+
+
+def test_batching_is_checked_against_sequential_decoding_and_a_planted_divergence_fails(pytester):
+    pytester.makepyfile(test_suite=DIVERGING)
+    result = pytester.runpytest_subprocess(*ARGS)
+    assert result.ret == 1, result.stdout.str()
+    result.stdout.fnmatch_lines(["*padded batches of 2: output DIVERGED from sequential greedy decoding at request 1, "
+                                 "token 2*not a near tie*", "*1 failed, 3 passed*"])
+    by_test = {r["test_id"].split("::")[-1]: r for r in records(pytester)}
+    assert by_test["test_diverging"]["conditions"]["exactness"]["padded batches of 2"]["state"] == "diverged"
+    assert {name: r["conditions"]["exactness"] for name, r in by_test.items() if name != "test_diverging"} == {
+        "test_batched[static]": {"static batching (max_batch=16)": {
+            "state": "exact", "checked_requests": 2, "against": "sequential greedy decoding", "first_mismatch": None}},
+        "test_batched[continuous]": {"continuous batching": {
+            "state": "exact", "checked_requests": 2, "against": "sequential greedy decoding", "first_mismatch": None}},
+        "test_padded": {"padded batches of 2": {
+            "state": "exact", "checked_requests": 2, "against": "sequential greedy decoding", "first_mismatch": None}}}

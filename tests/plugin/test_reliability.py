@@ -12,7 +12,7 @@ import pytest
 from pytest_inferlab.record.baselines import BaselineError, BaselineStore, save_valid
 from pytest_inferlab.record.naming import baseline_filename, legacy_baseline_filename
 from pytest_inferlab.cli import main
-from pytest_inferlab.record.jsonio import remove_stale_temps, write_json_new, write_json_replace
+from pytest_inferlab.ground.jsonio import remove_stale_temps, write_json_new, write_json_replace
 from pytest_inferlab.record.record import record_files
 from pytest_inferlab.record.store import RecordStore
 
@@ -230,7 +230,7 @@ def test_files_get_the_modes_the_umask_gives(tmp_path):
     previous = os.umask(0o022)
     try:
         done = subprocess.run([sys.executable, "-c", (
-            "import sys, pathlib; from pytest_inferlab.record.jsonio import write_json_new, write_json_replace;"
+            "import sys, pathlib; from pytest_inferlab.ground.jsonio import write_json_new, write_json_replace;"
             "root = pathlib.Path(sys.argv[1]); write_json_new(root / 'new.json', {}); "
             "write_json_replace(root / 'replaced.json', {})"), str(tmp_path)], capture_output=True, text=True)
     finally:
@@ -373,12 +373,19 @@ def test_ctrl_c_while_saving_leaves_only_whole_files(tmp_path):
     import signal
     import time
 
+    # A shell's background job (and a pytest-xdist worker started from one) ignores SIGINT, and a child
+    # inherits that: the saver restores the default, so Python turns SIGINT into KeyboardInterrupt again.
     with subprocess.Popen([sys.executable, "-c", KILLED_SAVER, str(tmp_path)], stdout=subprocess.PIPE, text=True,
-                          stderr=subprocess.DEVNULL) as proc:
-        assert proc.stdout.readline().strip() == "ready"
-        time.sleep(1.0)
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=30)
+                          stderr=subprocess.DEVNULL,
+                          preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)) as proc:
+        try:
+            assert proc.stdout.readline().strip() == "ready"
+            time.sleep(1.0)
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=30)
+        finally:
+            if proc.poll() is None:  # never wait forever on the way out (Popen's exit waits)
+                proc.kill()
     [path] = (tmp_path / "m").glob("t-*-s.json")
     data = json.loads(path.read_text())  # whole: the old file or the new one
     assert len(data["metrics"]) == 20 and len({h["run_id"] for h in data["metrics"]["metric_0"]["history"]}) == \

@@ -167,8 +167,8 @@ import pytest
 def test_overhead(lab, model, workload):
     lab.measure_overhead(model, workload)
 """)
-    result = pytester.runpytest_subprocess(*TINY)
-    assert result.ret == 0, result.stdout.str()
+    result = pytester.runpytest_subprocess(TINY[0], "-p", "no:cacheprovider")
+    assert result.ret == 0, result.stdout.str()  # no --inferlab-rounds/-warmup: the marker's 3 pairs, no warm-up
     result.stdout.fnmatch_lines(["*pair 3/3 recorded * tok/s, bare * tok/s*",
                                  "test_overhead * dummy:tiny *↓", "  ↳ overhead *%, harness cost *%"])
     [rec] = records(pytester).values()

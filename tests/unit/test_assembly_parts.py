@@ -8,7 +8,7 @@ import pytest
 
 from pytest_inferlab.device import CPU
 from pytest_inferlab.engines.base import Engine, EngineCapabilityError, EngineInfo
-from pytest_inferlab.judge.gate import Gate, Judgement, merge
+from pytest_inferlab.judge.gate import Gate, GateSettings, Judgement, merge
 from pytest_inferlab.judge.policy import policy_of
 from pytest_inferlab.judge.verdict import Verdict
 from pytest_inferlab.measure.catalog import DETERMINISTIC, TIMING, facts_of, unit_of
@@ -18,7 +18,7 @@ from pytest_inferlab.measure.enrichers import Case, Extras, engine_counters, enr
 from pytest_inferlab.measure.references import ReferenceCache
 from pytest_inferlab.plugin.case_settings import CaseSettings
 from pytest_inferlab.record.baselines import BaselineStore
-from pytest_inferlab.run.trace import RequestTrace
+from pytest_inferlab.ground.trace import RequestTrace
 from pytest_inferlab.specs import SLO, ModelSpec, ParallelSpec, SamplingSpec, WorkloadSpec
 from pytest_inferlab.specs.parsing import parse_assignments
 from pytest_inferlab.optimizations.quant import quant_methods, resolve_quant
@@ -67,7 +67,7 @@ def test_an_engine_without_optional_capabilities_says_what_it_lacks():
     with pytest.raises(EngineCapabilityError, match="lm-eval needs an in-process model; the fake engine has none"):
         engine.in_process_module("lm-eval")
     with pytest.raises(EngineCapabilityError, match="cache configuration at load"):
-        engine.with_kv_cache(None)
+        engine.with_kv_cache(None, None)
     engine.close()  # nothing to release, and it says so by doing nothing
 
 
@@ -86,12 +86,22 @@ def node(**marker):
     return SimpleNamespace(nodeid="t.py::test_x", name="test_x", get_closest_marker=lambda name: mark)
 
 
-SETTINGS = SimpleNamespace(rounds=3, warmup=1, slo=SLO(ttft_ms=900), seed=7)
+SETTINGS = SimpleNamespace(rounds="auto", warmup=1, slo=SLO(ttft_ms=900), seed=7, precision=0.05, max_rounds=10,
+                           round_budget=90.0, explicit=frozenset())
 
 
-def test_case_settings_are_the_marker_over_the_options():
+def test_case_settings_are_the_marker_over_the_ini_and_defaults():
     case = CaseSettings.read(node(rounds=5, tolerance={"tpot_ms": 0.1}), SETTINGS)
     assert (case.rounds, case.warmup, dict(case.tolerance), case.seed) == (5, 1, {"tpot_ms": 0.1}, 7)
+    adaptive = CaseSettings.read(node(precision=0.02, max_rounds=6), SETTINGS)
+    assert adaptive.rounds is None and (adaptive.rule.precision, adaptive.rule.max_rounds) == (0.02, 6)
+
+
+def test_the_command_line_beats_the_marker():
+    """``inferlab ab`` passes --inferlab-rounds=16: a suite's marker rounds=3 must not cut its pairs."""
+    given = SimpleNamespace(**{**vars(SETTINGS), "rounds": 16, "explicit": frozenset({"rounds"})})
+    assert CaseSettings.read(node(rounds=3, warmup=2), given).rounds == 16
+    assert CaseSettings.read(node(rounds=3, warmup=2), given).warmup == 2  # not given: the marker's
 
 
 @pytest.mark.parametrize("marker, message", [
@@ -99,7 +109,8 @@ def test_case_settings_are_the_marker_over_the_options():
     ({"warmup": "2"}, r"inferlab\(warmup='2'\) must be an integer >= 0"),
     ({"tolerance": 0.1}, r"tolerance=...\) must be a dict"),
     ({"slo": {"ttft": 1}}, r"no SLO on 'ttft'"),
-    ({"round": 2}, r"unknown setting\(s\) \['round'\]; known: rounds, warmup, tolerance, slo"),
+    ({"round": 2}, r"unknown setting\(s\) \['round'\]; known: rounds, warmup, tolerance, slo, precision, max_rounds"),
+    ({"precision": 2.0}, r"adaptive rounds: precision=2.0"),
 ])
 def test_a_bad_marker_is_a_usage_error_naming_the_test(marker, message):
     with pytest.raises(pytest.UsageError, match=f"t.py::test_x: .*{message}"):
@@ -119,7 +130,7 @@ def test_slo_precedence_is_said_never_silent():
 
 
 # ---- the gate -----------------------------------------------------------------------------------
-GATE_SETTINGS = SimpleNamespace(max_interference=0.1, tolerance={}, alpha=0.05, no_gate=False, save_baseline=False,
+GATE_SETTINGS = GateSettings(max_interference=0.1, tolerance={}, alpha=0.05, no_gate=False, save_baseline=False,
                                 confirm=2)
 
 

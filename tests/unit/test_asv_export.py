@@ -9,7 +9,7 @@ import pytest
 from asv.results import Results, iter_results
 
 from pytest_inferlab.outputs.asv_export import INVERTED, benchmark_base, export, find_records
-from pytest_inferlab.record.jsonio import write_json_new
+from pytest_inferlab.ground.jsonio import write_json_new
 
 COMMIT_A, COMMIT_B = "a" * 40, "b" * 40
 

@@ -15,7 +15,10 @@ from pytest_inferlab.measure.metrics import measure
 from pytest_inferlab.specs.slo import SLO
 from pytest_inferlab.engines.sources import resolve_model
 from pytest_inferlab.specs.core import SamplingSpec
-from pytest_inferlab.run.workloads import materialize, workloads
+from pytest_inferlab.run.workloads import materialize
+from pytest_inferlab.specs.workloads import workloads
+
+pytestmark = pytest.mark.alone  # times budgets and arrival schedules
 
 ENGINES = ["sequential", "static", "continuous"]
 

@@ -14,7 +14,7 @@ from pytest_inferlab.judge.changepoints import MIN_POINTS, detect, detect_all
 from pytest_inferlab.judge.policy import policy_of
 from pytest_inferlab.outputs.asv_changes import CHANGE_POINTS_FILE, published_policy, write_change_points
 from pytest_inferlab.outputs.asv_export import export
-from pytest_inferlab.record.jsonio import write_json_new
+from pytest_inferlab.ground.jsonio import write_json_new
 from pytest_inferlab.record.baselines import BASELINE_SCHEMA_VERSION
 from pytest_inferlab.record.series import RunPoint, RunSeries, series_from_baselines, series_from_records
 

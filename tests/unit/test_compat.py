@@ -20,7 +20,8 @@ from pytest_inferlab.specs.load import LoadSpec
 from pytest_inferlab.record.packages import normalized, pins
 from pytest_inferlab.engines.sources import resolve_model
 from pytest_inferlab.specs.core import SamplingSpec
-from pytest_inferlab.run.workloads import materialize, workloads
+from pytest_inferlab.run.workloads import materialize
+from pytest_inferlab.specs.workloads import workloads
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "pytest_inferlab"

@@ -11,8 +11,9 @@ from pytest_inferlab.engines import load_engine
 from pytest_inferlab.run.runner import run_round
 from pytest_inferlab.engines.sources import resolve_model
 from pytest_inferlab.specs.core import SamplingSpec
-from pytest_inferlab.run.trace import output_digest
-from pytest_inferlab.run.workloads import materialize, workloads
+from pytest_inferlab.ground.trace import output_digest
+from pytest_inferlab.run.workloads import materialize
+from pytest_inferlab.specs.workloads import workloads
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,8 @@ import torch
 
 from pytest_inferlab.device import CPU
 from pytest_inferlab.engines import load_engine
-from pytest_inferlab.measure.fidelity import ReferenceLogProbs, compare, log_probs, windows
+from pytest_inferlab.engines.in_process import log_probs
+from pytest_inferlab.measure.fidelity import ReferenceLogProbs, compare, windows
 from pytest_inferlab.optimizations.quant import QuantSpec, quant_methods, quantize
 from pytest_inferlab.registry import UnknownNameError
 from pytest_inferlab.engines.sources import resolve_model

@@ -12,7 +12,8 @@ import torch
 from pytest_inferlab.device import CPU
 from pytest_inferlab.engines import load_engine
 from pytest_inferlab.engines.transformers_engine import weight_bytes
-from pytest_inferlab.measure.fidelity import ReferenceLogProbs, compare, log_probs, windows
+from pytest_inferlab.engines.in_process import log_probs
+from pytest_inferlab.measure.fidelity import ReferenceLogProbs, compare, windows
 from pytest_inferlab.optimizations.quant import QuantizationError, QuantSpec, quantize
 from pytest_inferlab.optimizations.quant.gptqmodel_methods import calibration_examples, checkpoint_quant_config
 from pytest_inferlab.engines.sources import resolve_model

@@ -12,8 +12,8 @@ from pytest_inferlab.optimizations.kv import (KVCacheSpec, fresh_cache, generati
 from pytest_inferlab.registry import UnknownNameError
 from pytest_inferlab.engines.sources import resolve_model
 from pytest_inferlab.specs.core import RunSpec, SamplingSpec, WorkloadSpec, spec_dict, stable_id
-from pytest_inferlab.run.workloads import resolve_workload
-from pytest_inferlab.run.trace import Request
+from pytest_inferlab.specs.workloads import resolve_workload
+from pytest_inferlab.ground.trace import Request
 
 # dummy:tiny: 2 layers, 2 KV heads of 64/4 = 16 dims, fp32: keys + values per token
 TINY_KV_BYTES_PER_TOKEN = 2 * 2 * 2 * 16 * 4
@@ -24,13 +24,18 @@ def tiny():
     return load_engine("transformers", resolve_model("dummy:tiny"), CPU)
 
 
+
+def with_cache(engine, kind):
+    """``engine`` generating with the cache configuration ``kind``, as the kv_model fixture hands it over."""
+    return engine.with_kv_cache(KVCacheSpec.of(kind), kv_caches.get(kind))
+
 def _requests(n: int, prompt: int = 12, new: int = 20) -> list[Request]:
     return [Request(i, tuple(range(10 + i, 10 + i + prompt)), new, True) for i in range(n)]
 
 
 @pytest.mark.parametrize("kind, per_token", [("dynamic", 1.0), ("static", 1.0), ("fp8", 0.25)])
 def test_cache_bytes_come_from_the_cache_objects(tiny, kind, per_token):
-    engine = tiny.with_kv_cache(KVCacheSpec.of(kind))
+    engine = with_cache(tiny, kind)
     traces = engine.generate(_requests(2), SamplingSpec())
     assert all(t.ok for t in traces), traces[0].error
     usage = engine.last_kv
@@ -41,7 +46,7 @@ def test_cache_bytes_come_from_the_cache_objects(tiny, kind, per_token):
 
 def test_lossless_static_cache_gives_the_dynamic_cache_tokens(tiny):
     dynamic = {t.index: t.output_ids for t in tiny.generate(_requests(2), SamplingSpec())}
-    static = {t.index: t.output_ids for t in tiny.with_kv_cache(KVCacheSpec.of("static")).generate(_requests(2), SamplingSpec())}
+    static = {t.index: t.output_ids for t in with_cache(tiny, "static").generate(_requests(2), SamplingSpec())}
     assert token_agreement(dynamic, static) == 1.0
     assert token_agreement({0: (1, 2, 3, 4)}, {0: (1, 2, 9, 4, 5)}) == 0.75
     assert token_agreement({}, {0: (1,)}) is None
@@ -53,9 +58,9 @@ def test_decode_kld_is_zero_for_a_lossless_cache_and_positive_for_fp8(tiny):
     prompt = tuple(range(100, 140))
     # the floor: incremental fp32 decoding vs one full forward differ only by rounding (~1e-7 here;
     # dummy weights give near-flat distributions, so every KL on this model is small)
-    floor = kv_decode_kld(tiny.with_kv_cache(KVCacheSpec.of("dynamic")), prompt, 16)
-    static = kv_decode_kld(tiny.with_kv_cache(KVCacheSpec.of("static")), prompt, 16)
-    fp8 = kv_decode_kld(tiny.with_kv_cache(KVCacheSpec.of("fp8")), prompt, 16)
+    floor = kv_decode_kld(with_cache(tiny, "dynamic"), prompt, 16)
+    static = kv_decode_kld(with_cache(tiny, "static"), prompt, 16)
+    fp8 = kv_decode_kld(with_cache(tiny, "fp8"), prompt, 16)
     assert 0 <= floor < 1e-6 and 0 <= static < 1e-6
     assert fp8 > 3 * max(floor, static)
 
@@ -117,7 +122,7 @@ def test_the_fp8_cache_crops_back_to_the_states_it_held_and_drafting_on_it_is_ex
     # the undrafted fp8 cache's own
     from pytest_inferlab.optimizations.speculative import drafters, resolve_speculative
 
-    fp8 = tiny.with_kv_cache(KVCacheSpec.of("fp8"))
+    fp8 = with_cache(tiny, "fp8")
     spec = resolve_speculative("prompt-lookup")
     drafted = fp8.with_assist(spec, drafters.get(spec.method).assist(spec, fp8, None))
     request = Request(0, tuple([5, 6, 7, 8] * 6), 24, True)

@@ -11,9 +11,11 @@ from pytest_inferlab.device import CPU
 from pytest_inferlab.engines.llamacpp_engine import LlamaCppEngine, LlamaCppSettings, LlamaCppUnavailable, llamacpp_missing
 from pytest_inferlab.engines.sources import embedded_gguf_path, gguf_tensor_sizes, resolve_model
 from pytest_inferlab.optimizations.quant.gguf_ladder import LadderError, check_rung, make_rung, read_gguf
-from pytest_inferlab.run.trace import Request
+from pytest_inferlab.ground.trace import Request
 from pytest_inferlab.run.workloads import prompt_texts
 from pytest_inferlab.specs.core import SamplingSpec
+
+pytestmark = pytest.mark.alone  # llama.cpp's OpenMP threads spin: beside another worker a 6 s test took 82 s
 
 needs_llamacpp = pytest.mark.skipif(llamacpp_missing() is not None, reason=str(llamacpp_missing()))
 EMBEDDED = resolve_model("smollm2-135m")
@@ -148,7 +150,7 @@ def test_llama_cpp_f32_and_transformers_fp32_agree_on_greedy_tokens(tmp_path, ca
 
 # ---- speculative decoding on llama.cpp ---------------------------------------------------------
 def _pairs_of(drafting, requests, rounds=2):
-    from pytest_inferlab.optimizations.speculative.pairs import SpeculativePairs
+    from pytest_inferlab.measure.speculative_pairs import SpeculativePairs
 
     pairs = SpeculativePairs(drafting)
     for done in range(rounds):
@@ -262,7 +264,8 @@ def test_the_llama_cpp_server_streams_counted_tokens_and_stops_by_its_process_gr
     from pytest_inferlab.engines.local_server import LocalServer
     from pytest_inferlab.engines.openai_engine import OpenAIServerEngine
     from pytest_inferlab.engines.sources import load_tokenizer
-    from pytest_inferlab.run.workloads import materialize, workloads
+    from pytest_inferlab.run.workloads import materialize
+    from pytest_inferlab.specs.workloads import workloads
 
     server = LocalServer(str(embedded_gguf_path("smollm2-135m")), "llamacpp", threads=2).start()
     try:

@@ -6,13 +6,14 @@ import statistics
 import pytest
 
 from pytest_inferlab.run.batching import Arrivals, BatchingSpec, generator_conditions, resolve_batching
-from pytest_inferlab.measure.curves import configuration_label, curve_point, format_curves
+from pytest_inferlab.measure.curves import configuration_label, curve_point
+from pytest_inferlab.outputs.curves import format_curves
 from pytest_inferlab.engines.vllm_args import NoVllmEquivalent, batching_engine_args, kv_engine_args
 from pytest_inferlab.optimizations.kv import KVCacheSpec, unsupported_pairing
 from pytest_inferlab.specs.load import LoadSpec, parse_load
 from pytest_inferlab.measure.metrics import Measurement, measure
 from pytest_inferlab.specs.slo import SLO
-from pytest_inferlab.run.trace import Request, RequestTrace, RoundTrace
+from pytest_inferlab.ground.trace import Request, RequestTrace, RoundTrace
 
 
 def test_poisson_schedule_is_seeded_and_has_the_rate():

@@ -13,11 +13,13 @@ from pytest_inferlab.engines.sources import load_tokenizer, resolve_model
 from pytest_inferlab.measure.curves import curve_point
 from pytest_inferlab.measure.metrics import e2e_ms, itl_ms, measure, tpot_ms, ttft_ms
 from pytest_inferlab.run.batching import generator_conditions, serve_round
-from pytest_inferlab.run.trace import Request
+from pytest_inferlab.ground.trace import Request
 from pytest_inferlab.specs.batching import BatchingSpec
 from pytest_inferlab.specs.core import SamplingSpec
 from pytest_inferlab.specs.load import LoadSpec
 from pytest_inferlab.specs.slo import SLO
+
+pytestmark = pytest.mark.alone  # holds the client's timings to a server of known timing within 2%
 
 SERVER = BatchingSpec("server")
 SPEC = TruthSpec(ttft_ms=150, gap_ms=20, tokens=32)
@@ -210,7 +212,7 @@ def test_the_closed_loop_reaches_256_in_flight_without_errors(tokenizer):
 @pytest.mark.slow
 @pytest.mark.parametrize("load", [LoadSpec.closed(8), LoadSpec.constant(40.0)], ids=["closed:8", "constant:40"])
 def test_two_load_generator_processes_share_a_round(truth, tokenizer, load):
-    from pytest_inferlab.run.probes.interference import MEASURED_PIDS
+    from pytest_inferlab.ground.processes import MEASURED_PIDS
 
     engine = engine_for(truth, tokenizer, processes=2)
     try:
@@ -227,7 +229,7 @@ def test_two_load_generator_processes_share_a_round(truth, tokenizer, load):
 
 
 def test_a_client_late_beyond_the_bound_voids_the_case_and_says_so():
-    from pytest_inferlab.run.trace import RequestTrace, RoundTrace
+    from pytest_inferlab.ground.trace import RequestTrace, RoundTrace
 
     def round_with(lag_s):
         traces = tuple(RequestTrace(i, 10.0, (10.15, 10.2), (1, 1), 4, client_lag_s=lag_s) for i in range(9))

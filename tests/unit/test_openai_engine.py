@@ -13,7 +13,8 @@ from pytest_inferlab.engines.sse import StreamResult, count_tokens, parse_stream
 from pytest_inferlab.engines.local_server import LocalServer, free_port, plain_folder
 from pytest_inferlab.engines.sources import resolve_model
 from pytest_inferlab.specs.core import SamplingSpec
-from pytest_inferlab.run.workloads import materialize, workloads
+from pytest_inferlab.run.workloads import materialize
+from pytest_inferlab.specs.workloads import workloads
 
 
 def test_parse_stream_reads_content_and_usage_and_skips_other_fields():

@@ -5,7 +5,7 @@ import pytest
 from pytest_inferlab.registry import Registry, UnknownNameError
 from pytest_inferlab.outputs.report import format_table, report_row
 from pytest_inferlab.specs.core import ModelSpec, RunSpec, WorkloadSpec
-from pytest_inferlab.run.workloads import workloads
+from pytest_inferlab.specs.workloads import workloads
 
 
 def test_spec_id_is_stable_and_changes_with_any_field():

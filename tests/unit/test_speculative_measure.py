@@ -5,22 +5,15 @@ import pytest
 from pytest_inferlab.engines.vllm_args import NoVllmEquivalent, speculative_engine_args
 from pytest_inferlab.specs.core import SpeculativeSpec
 from pytest_inferlab.optimizations.speculative import SpeculativeConfigError, check_tokenizers, resolve_speculative
-from pytest_inferlab.optimizations.speculative.measure import AssistUsage, first_mismatch, speculative_measurements, unigram_tv
-from pytest_inferlab.run.trace import RequestTrace, RoundTrace
+from pytest_inferlab.ground.trace import AssistUsage
+from pytest_inferlab.measure.speculative import speculative_measurements, unigram_tv
+from pytest_inferlab.ground.trace import RequestTrace, RoundTrace
 
 
 def round_of(outputs, seconds, chunks=None):
     requests = tuple(RequestTrace(i, 0.0, tuple(seconds * (k + 1) / len(ids) for k in range(len(chunks or ids))),
                                   tuple(chunks or (1,) * len(ids)), 5, tuple(ids)) for i, ids in enumerate(outputs))
     return RoundTrace(0.0, seconds, requests)
-
-
-def test_first_mismatch_names_request_and_position():
-    ref = [round_of([(1, 2, 3), (4, 5, 6)], 1.0)]
-    assert first_mismatch(ref, [round_of([(1, 2, 3), (4, 5, 6)], 0.5)]) is None
-    found = first_mismatch(ref, [round_of([(1, 2, 3), (4, 9, 6)], 0.5)])
-    assert found == {"request": 1, "position": 1, "target": 5, "speculative": 9}
-    assert first_mismatch(ref, [round_of([(1, 2), (4, 5, 6)], 0.5)])["position"] == 2
 
 
 class ScoringTwin:
@@ -51,7 +44,7 @@ class Drafting:
 
 @pytest.mark.parametrize("gap, near", [(0.09, True), (2.0, False)])
 def test_a_greedy_divergence_is_tolerated_only_at_a_near_tie(gap, near):
-    from pytest_inferlab.optimizations.speculative.pairs import SpeculativePairs
+    from pytest_inferlab.measure.speculative_pairs import SpeculativePairs
     from pytest_inferlab.specs.core import SamplingSpec
 
     pairs = SpeculativePairs(Drafting(ScoringTwin(gap)))
@@ -59,9 +52,12 @@ def test_a_greedy_divergence_is_tolerated_only_at_a_near_tie(gap, near):
     pairs.undrafted = [round_of([(1, 2, 3), (4, 5, 6)], 1.0)]
     pairs.drafted = [round_of([(1, 2, 3), (4, 9, 6)], 0.5)]
     _, check = pairs.measurements(SamplingSpec())
-    mismatch = check["first_mismatch"]
+    mismatch = check["first_mismatch"]  # the record's legacy form: target / speculative
     assert check["exact"] is False and mismatch["near_tie"] is near
+    assert (mismatch["target"], mismatch["speculative"]) == (5, 9)
     assert mismatch["tie_margin_nats"] == pytest.approx(gap)
+    assert check["exactness"] == ("near-tie" if near else "diverged")
+    assert check["exactness_check"]["first_mismatch"]["tie_margin_nats"] == pytest.approx(gap)
 
 
 def test_speculative_measurements_from_counts():

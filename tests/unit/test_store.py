@@ -6,7 +6,7 @@ import os
 import pytest
 
 from pytest_inferlab.record.record import RecordError, load_record, parse_record
-from pytest_inferlab.record.jsonio import write_json_new
+from pytest_inferlab.ground.jsonio import write_json_new
 from pytest_inferlab.record.naming import safe_name
 
 

@@ -12,9 +12,10 @@ import pytest
 from pytest_inferlab.engines.sources import resolve_model
 from pytest_inferlab.run.batching import Arrivals
 from pytest_inferlab.run.replay import main as write_trace, read_trace
-from pytest_inferlab.run.trace import Request, RequestTrace
+from pytest_inferlab.ground.trace import Request, RequestTrace
 from pytest_inferlab.run.traffic import FIRST_PLAIN_TOKEN_ID, check_workload, traffic_facts
-from pytest_inferlab.run.workloads import materialize, workloads
+from pytest_inferlab.run.workloads import materialize
+from pytest_inferlab.specs.workloads import workloads
 from pytest_inferlab.specs.core import RunSpec, WorkloadSpec, spec_dict
 from pytest_inferlab.specs.load import LoadSpec, parse_load
 from pytest_inferlab.specs.traffic import TRACES_DIR, Lengths, parse_lengths, parse_prefix, parse_sessions

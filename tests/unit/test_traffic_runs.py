@@ -15,9 +15,12 @@ from pytest_inferlab.device import CPU
 from pytest_inferlab.measure.enrichers import Case, traffic
 from pytest_inferlab.measure.metrics import ttft_ms
 from pytest_inferlab.run.batching import BatchingSpec, serve_round
-from pytest_inferlab.run.workloads import materialize, workloads
+from pytest_inferlab.run.workloads import materialize
+from pytest_inferlab.specs.workloads import workloads
 from pytest_inferlab.specs.core import SamplingSpec, WorkloadSpec
 from pytest_inferlab.specs.load import LoadSpec, parse_load
+
+pytestmark = pytest.mark.alone  # times think times and schedules against a server of known timing
 
 
 @pytest.fixture(scope="module")

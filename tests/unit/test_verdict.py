@@ -8,8 +8,8 @@ import statistics
 import pytest
 
 from pytest_inferlab.judge.policy import MetricPolicy, parse_tolerances, policies_for
-from pytest_inferlab.judge.verdict import (NoiseModel, Verdict, blame_the_host, bonferroni_alpha, host_slowdown, judge,
-                                            judge_items, judge_run, mcnemar)
+from pytest_inferlab.judge.verdict import (HostEvidence, NoiseModel, Verdict, blame_the_host, bonferroni_alpha,
+                                            host_slowdown, judge, judge_items, judge_run, mcnemar)
 
 TPOT = MetricPolicy("tpot_ms", "timing", higher_is_better=False, tolerance=0.05)
 TOKS = MetricPolicy("output_tok_per_s", "timing", higher_is_better=True, tolerance=0.05)
@@ -61,33 +61,47 @@ POLICIES = {"ttft_ms": MetricPolicy("ttft_ms", "timing", False, 0.05), "tpot_ms"
             "peak_mem_bytes": MetricPolicy("peak_mem_bytes", "deterministic", False, 0.05)}
 
 
-def test_a_case_that_moved_as_a_whole_blames_the_host():
-    moved = _verdicts({"ttft_ms": 1.6, "tpot_ms": 1.55, "output_tok_per_s": 1 / 1.6})
-    judged = blame_the_host(moved, POLICIES, host_ratio=None)
+STEADY = HostEvidence(reference_ratio=1.01, reference_slower=False)
+SLOWER = HostEvidence(reference_ratio=1.5, reference_slower=True)
+# The issue's planted 40 ms per decoder forward pass (2026-12-05): every series 1.44-1.58x worse
+FORWARD_40MS = {"ttft_ms": 1.44, "tpot_ms": 1.575, "output_tok_per_s": 1 / 1.55}
+
+
+def test_a_case_that_moved_as_a_whole_with_a_steady_host_reference_is_a_regression():
+    """Every series moved together, the host-speed reference did not: the code slowed (a slower kernel,
+    a lost fusion, a wrong dtype move every series alike), and the gate says so."""
+    judged = blame_the_host(_verdicts(FORWARD_40MS), POLICIES, STEADY)
+    assert {v.outcome for v in judged} == {"regressed"}
+    assert "the host-speed reference was steady (1.01x): the case moved, not the host" in judged[0].reason
+
+
+def test_an_unchanged_case_on_a_host_that_slowed_is_set_aside_because_the_host_reference_says_so():
+    moved = _verdicts({"ttft_ms": 1.5, "tpot_ms": 1.5, "output_tok_per_s": 1 / 1.5})
+    judged = blame_the_host(moved, POLICIES, SLOWER)
     assert {v.outcome for v in judged} == {"inconclusive"}
-    assert "every timing series of the case moved together (1.55-1.60x worse)" in judged[0].reason
+    assert "the host-speed reference was slower than in the history (1.50x), so the host moved" in judged[0].reason
     assert "inferlab ab BASE" in judged[0].reason
 
 
-def test_series_that_moved_by_very_different_factors_did_not_move_together():
-    planted = _verdicts({"ttft_ms": 1.63, "tpot_ms": 18.8, "output_tok_per_s": 1 / 17.5})  # queued TTFT, slow decode
-    assert [v.outcome for v in blame_the_host(planted, POLICIES, host_ratio=None)] == ["regressed"] * 3
-
-
-def test_a_slowdown_of_some_series_stands():
-    planted = _verdicts({"ttft_ms": 1.0, "tpot_ms": 1.55, "output_tok_per_s": 1 / 1.5})
-    planted[0] = dataclasses.replace(planted[0], outcome="unchanged")
-    judged = blame_the_host(planted, POLICIES, host_ratio=None)
-    assert [v.outcome for v in judged] == ["unchanged", "regressed", "regressed"]
-
-
-def test_a_slower_host_reference_blames_the_host_for_raw_verdicts_only():
-    raw = _verdicts({"tpot_ms": 1.3})
+def test_a_verdict_in_host_speed_units_stands_on_a_slower_host():
     calibrated = _verdicts({"tpot_ms": 1.3}, reason="in host-speed units: 1.3x baseline")
-    assert blame_the_host(raw, POLICIES, host_ratio=1.25)[0].outcome == "inconclusive"
-    assert "host-speed reference ran 1.25x slower" in blame_the_host(raw, POLICIES, host_ratio=1.25)[0].reason
-    assert blame_the_host(calibrated, POLICIES, host_ratio=1.25)[0].outcome == "regressed"
-    assert blame_the_host(raw, POLICIES, host_ratio=None)[0].outcome == "regressed"
+    assert blame_the_host(calibrated, POLICIES, SLOWER)[0].outcome == "regressed"
+
+
+def test_without_a_host_reference_the_runs_other_cases_decide():
+    alone = HostEvidence(alike=1, judged=4)  # one earlier case of four regressed alike: this case moved
+    crowd = HostEvidence(alike=3, judged=4)  # three of four: the host moved
+    assert blame_the_host(_verdicts(FORWARD_40MS), POLICIES, alone)[0].outcome == "regressed"
+    judged = blame_the_host(_verdicts(FORWARD_40MS), POLICIES, crowd)
+    assert judged[0].outcome == "inconclusive" and "3 of 4 earlier case(s) of this run regressed alike" in judged[0].reason
+    assert blame_the_host(_verdicts(FORWARD_40MS), POLICIES, HostEvidence(alike=1, judged=1))[0].outcome == "regressed"
+
+
+def test_non_timing_and_non_regressed_verdicts_are_left_alone():
+    planted = _verdicts({"ttft_ms": 1.0, "tpot_ms": 1.55, "peak_mem_bytes": 1.5})
+    planted[0] = dataclasses.replace(planted[0], outcome="unchanged")
+    judged = blame_the_host(planted, POLICIES, SLOWER)
+    assert [v.outcome for v in judged] == ["unchanged", "inconclusive", "regressed"]
 
 
 def test_the_host_reference_moved_only_beyond_its_own_noise_and_the_tolerance():

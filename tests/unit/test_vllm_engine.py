@@ -11,7 +11,7 @@ from pytest_inferlab.specs.parallel import ParallelSpec
 from pytest_inferlab.engines.vllm_engine import (engine_args, sampling_kwargs, trace_from_output,
                                                  unavailable_reason)
 from pytest_inferlab.specs.core import KVCacheSpec, ModelSpec, QuantSpec, SamplingSpec, SpeculativeSpec
-from pytest_inferlab.run.trace import Request
+from pytest_inferlab.ground.trace import Request
 
 HUB = ModelSpec(name="org/model", source="hub", location="org/model", dtype="bfloat16")
 

@@ -6,7 +6,8 @@ import pytest
 
 from pytest_inferlab.specs.core import WorkloadSpec
 from pytest_inferlab.run.traffic import FIRST_PLAIN_TOKEN_ID, legacy_lengths
-from pytest_inferlab.run.workloads import materialize, prompt_texts, workloads
+from pytest_inferlab.run.workloads import materialize, prompt_texts
+from pytest_inferlab.specs.workloads import workloads
 
 
 def byte_encode(text, chat):

@@ -21,7 +21,7 @@ from typing import Any, Sequence
 from pytest_inferlab.engines.base import Engine, EngineInfo
 from pytest_inferlab.engines.local_server import free_port
 from pytest_inferlab.specs.core import SamplingSpec
-from pytest_inferlab.run.trace import Request, RequestTrace
+from pytest_inferlab.ground.trace import Request, RequestTrace
 
 READY_TIMEOUT_S = 180.0
 

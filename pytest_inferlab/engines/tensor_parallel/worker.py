@@ -31,7 +31,7 @@ def main() -> int:
     from pytest_inferlab.device import CPU
     from pytest_inferlab.engines.sources import load_tokenizer
     from pytest_inferlab.specs.core import ModelSpec, SamplingSpec
-    from pytest_inferlab.run.trace import Request
+    from pytest_inferlab.ground.trace import Request
 
     folder, port, threads = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     torch.set_num_threads(threads)

@@ -18,8 +18,7 @@ from pytest_inferlab.device import Device
 from pytest_inferlab.registry import Registry
 from pytest_inferlab.specs.core import KVCacheSpec
 
-__all__ = ["KVCacheSpec", "kv_caches", "resolve_kv", "unsupported_kv_reason", "generation_kwargs", "fresh_cache",
-           "cache_bytes"]
+__all__ = ["KVCacheSpec", "kv_caches", "resolve_kv", "unsupported_kv_reason", "generation_kwargs", "fresh_cache"]
 
 
 class KVCacheConfig(Protocol):
@@ -208,38 +207,6 @@ def unsupported_pairing(spec: KVCacheSpec, batching: Any) -> str | None:
 
 def generation_kwargs(spec: KVCacheSpec | None, device: Device) -> dict[str, Any]:
     return {} if spec is None else kv_caches.get(spec.kind).generation_kwargs(spec, device)
-
-
-def cache_bytes(cache: Any) -> int:
-    """Bytes held by a transformers cache object: every tensor reachable from its layers (keys,
-    values, quantized payloads, scales, full-precision residuals), each storage counted once."""
-    import torch
-
-    seen: set[int] = set()
-    total = 0
-
-    def visit(obj: Any, depth: int) -> None:
-        nonlocal total
-        if depth > 4 or obj is None:
-            return
-        if isinstance(obj, torch.Tensor):
-            if obj.device.type != "meta" and obj.data_ptr() not in seen and obj.numel():
-                seen.add(obj.data_ptr())
-                total += obj.untyped_storage().nbytes()
-            return
-        if isinstance(obj, (list, tuple)):
-            for item in obj:
-                visit(item, depth + 1)
-        elif isinstance(obj, dict):
-            for item in obj.values():
-                visit(item, depth + 1)
-        elif hasattr(obj, "__dict__") and not isinstance(obj, (str, bytes, int, float, type)):
-            for item in vars(obj).values():
-                visit(item, depth + 1)
-
-    for layer in getattr(cache, "layers", [cache]):
-        visit(layer, 0)
-    return total
 
 
 def token_agreement(reference: dict[int, tuple[int, ...]], outputs: dict[int, tuple[int, ...]]) -> float | None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from pytest_inferlab.specs.core import SamplingSpec
-from pytest_inferlab.run.trace import Request
+from pytest_inferlab.ground.trace import Request
 
 
 def kv_decode_kld(engine: Any, prompt_ids: tuple[int, ...], new_tokens: int) -> float:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from pytest_inferlab.device import Device
+from pytest_inferlab.ground.child import Progress
 from pytest_inferlab.registry import Registry
 from pytest_inferlab.specs.core import ModelSpec, QuantSpec
 
@@ -28,9 +29,30 @@ class QuantMethod(Protocol):
     def unsupported(self, device: Device) -> str | None:
         """None when the method runs on ``device``; else why not (the skip reason)."""
 
-    def apply(self, reference: Any, spec: QuantSpec, device: Device, tokenizer: Any) -> Variant:
+    def unsupported_model(self, model: ModelSpec) -> str | None:
+        """None when the method can quantize ``model`` (default); else why not (a GGUF rung needs a GGUF file)."""
+
+    def own_engine(self, spec: ModelSpec, device: Device, threads: int, progress: Progress | None = None) -> Any:
+        """The variant as an engine of its own (a llama.cpp rung runs its file), or None (default): the
+        variant is the torch module ``apply`` makes, run by the reference's engine."""
+
+    def apply(self, reference: Any, spec: QuantSpec, device: Device, tokenizer: Any,
+              progress: Progress | None = None) -> Variant:
         """A new model: the reference quantized by this method (the reference stays unchanged).
-        ``tokenizer`` is the reference's, for methods that calibrate on text."""
+        ``tokenizer`` is the reference's, for methods that calibrate on text; ``progress`` hears of a
+        long build's steps (GPTQ's layers), for the run's live line."""
+
+
+class MethodDefaults:
+    """The defaults of QuantMethod's optional members; a method subclasses it and overrides what it has."""
+
+    __slots__ = ()
+
+    def unsupported_model(self, model: ModelSpec) -> str | None:
+        return None
+
+    def own_engine(self, spec: ModelSpec, device: Device, threads: int, progress: Progress | None = None) -> Any:
+        return None
 
 
 quant_methods: Registry[QuantMethod] = Registry("quantization methods")
@@ -40,12 +62,13 @@ class QuantizationError(RuntimeError):
     """A variant that cannot be used (broken weights, a checkpoint that is not what it claims)."""
 
 
-def quantize(reference: Any, spec: QuantSpec, device: Device, tokenizer: Any = None) -> Variant:
+def quantize(reference: Any, spec: QuantSpec, device: Device, tokenizer: Any = None,
+             progress: Progress | None = None) -> Variant:
     """The variant of ``reference``; its weights are checked to be finite before anyone uses them."""
     reason = unsupported_reason(spec, device)
     if reason:
         raise RuntimeError(f"quantization cannot run: {reason}")
-    variant = quant_methods.get(spec.method).apply(reference, spec, device, tokenizer)
+    variant = quant_methods.get(spec.method).apply(reference, spec, device, tokenizer, progress)
     broken = non_finite_tensors(variant.model)
     if broken:
         more = f" (+{len(broken) - 3} more)" if len(broken) > 3 else ""
@@ -80,8 +103,7 @@ def unsupported_reason(spec: QuantSpec, device: Device, model: ModelSpec | None 
     reason = method.unsupported(device)
     if reason:
         return f"{spec.method} on {device.torch_name}: {reason}"
-    model_check = getattr(method, "unsupported_model", None)
-    reason = model_check(model) if model_check and model is not None else None
+    reason = method.unsupported_model(model) if model is not None else None
     return f"{spec.method} with model {model.name}: {reason}" if reason else None
 
 

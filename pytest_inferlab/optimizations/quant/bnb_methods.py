@@ -10,14 +10,15 @@ from pathlib import Path
 from typing import Any
 
 from pytest_inferlab.device import Device
-from pytest_inferlab.optimizations.quant import QuantSpec, Variant, quant_methods
+from pytest_inferlab.ground.child import Progress
+from pytest_inferlab.optimizations.quant import MethodDefaults, QuantSpec, Variant, quant_methods
 from pytest_inferlab.optimizations.quant.gptqmodel_methods import save_plain_checkpoint
 
 INSTALL_HINT = "bitsandbytes is not installed: pip install bitsandbytes (a CUDA machine)"
 
 
 @dataclass(frozen=True, slots=True)
-class BitsAndBytesMethod:
+class BitsAndBytesMethod(MethodDefaults):
     bits: int  # 4 (NF4) or 8 (LLM.int8)
 
     def unsupported(self, device: Device) -> str | None:
@@ -27,7 +28,8 @@ class BitsAndBytesMethod:
             return INSTALL_HINT
         return None
 
-    def apply(self, reference: Any, spec: QuantSpec, device: Device, tokenizer: Any = None) -> Variant:
+    def apply(self, reference: Any, spec: QuantSpec, device: Device, tokenizer: Any = None,
+              progress: Progress | None = None) -> Variant:
         import bitsandbytes
         import torch
         from transformers import AutoModelForCausalLM, BitsAndBytesConfig

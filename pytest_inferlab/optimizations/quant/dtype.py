@@ -7,11 +7,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_inferlab.device import Device
-from pytest_inferlab.optimizations.quant import QuantSpec, Variant, quant_methods
+from pytest_inferlab.ground.child import Progress
+from pytest_inferlab.optimizations.quant import MethodDefaults, QuantSpec, Variant, quant_methods
 
 
 @dataclass(frozen=True, slots=True)
-class DtypeCast:
+class DtypeCast(MethodDefaults):
     dtype_name: str
 
     def unsupported(self, device: Device) -> str | None:
@@ -29,7 +30,8 @@ class DtypeCast:
             return f"torch on CPU cannot multiply {self.dtype_name} matrices ({exc})"
         return None
 
-    def apply(self, reference: Any, spec: QuantSpec, device: Device, tokenizer: Any = None) -> Variant:
+    def apply(self, reference: Any, spec: QuantSpec, device: Device, tokenizer: Any = None,
+              progress: Progress | None = None) -> Variant:
         import torch
 
         dtype = getattr(torch, self.dtype_name)

@@ -18,12 +18,15 @@ import difflib
 import functools
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pytest_inferlab.engines.sources import cache_dir, file_version, gguf_file_type, gguf_header
-from pytest_inferlab.record.jsonio import publish_folder
+from pytest_inferlab.ground.child import Progress, Report, run_child
+from pytest_inferlab.engines.sources import cache_dir, gguf_file_type, gguf_header
+from pytest_inferlab.ground.files import file_version
+from pytest_inferlab.ground.jsonio import publish_folder
 
 FLOAT_TYPES = ("F32", "F16")
 #: Rung name -> llama.cpp's ``llama_ftype`` constant (llama.h), the types ``llama-quantize`` offers.
@@ -93,7 +96,7 @@ def _named(path: Path, read: Any) -> Any:
                           "file (a download cut short is the usual cause)") from exc
 
 
-def float_gguf(source: Path, target: Path, kind: str = "F32") -> None:
+def float_gguf(source: Path, target: Path, kind: str = "F32", report: Report | None = None) -> None:
     """Rewrite ``source`` with every tensor dequantized: F32, or F16 for 2-D weights (1-D norms and
     biases stay F32, as llama.cpp's converter keeps them). Metadata is copied, the file type set."""
     import gguf
@@ -110,7 +113,9 @@ def float_gguf(source: Path, target: Path, kind: str = "F32") -> None:
         sub_type = field.types[-1] if value_type == gguf.GGUFValueType.ARRAY else None
         writer.add_key_value(field.name, field.contents(), value_type, sub_type=sub_type)
     writer.add_file_type(int(file_type))
-    for tensor in reader.tensors:
+    for index, tensor in enumerate(reader.tensors):
+        if report is not None:
+            report(index, len(reader.tensors), f"{kind} rewrite, tensor")
         values = gguf.quants.dequantize(tensor.data, tensor.tensor_type).astype(np.float32)
         if kind == "F16" and values.ndim > 1:
             values = values.astype(np.float16)
@@ -121,20 +126,55 @@ def float_gguf(source: Path, target: Path, kind: str = "F32") -> None:
     writer.close()
 
 
-def _quantize(source: Path, target: Path, rung: str, threads: int, allow_requantize: bool) -> None:
+def _quantize(source: Path, target: Path, rung: str, threads: int, allow_requantize: bool,
+              report: Report | None = None) -> None:
     import llama_cpp
 
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = getattr(llama_cpp, RUNGS[rung])
     params.nthread = threads
     params.allow_requantize = allow_requantize
+    if report is not None:
+        _report_tensors(report, f"{rung} quantization, tensor")
     status = llama_cpp.llama_model_quantize(str(source).encode(), str(target).encode(), ctypes.byref(params))
     if status != 0:
         raise LadderError(f"llama.cpp could not quantize {source} to {rung} (llama_model_quantize returned {status})")
 
 
-def make_rung(source: Path, rung: str, threads: int = 2, cache: Path | None = None) -> Rung:
-    """The rung's file, made once per (source digest, rung) and then reused."""
+_LOG_CALLBACKS: list[Any] = []
+QUANTIZER_LINE = re.compile(rb"\[\s*(\d+)/\s*(\d+)\]")  # llama-quant.cpp logs "[  12/ 272] name - ..." per tensor
+
+
+def _report_tensors(report: Report, what: str) -> None:
+    """llama.cpp's log read for the quantizer's per-tensor lines (public ``llama_log_set``). In the
+    child process only: its log is nobody else's, so the default logger is not put back."""
+    import llama_cpp
+
+    @llama_cpp.llama_log_callback
+    def on_log(level: int, text: bytes, user_data: Any) -> None:
+        found = QUANTIZER_LINE.match(text.lstrip())
+        if found:
+            report(int(found.group(1)) - 1, int(found.group(2)), what)
+
+    _LOG_CALLBACKS.append(on_log)  # a ctypes callback must outlive its registration
+    llama_cpp.llama_log_set(on_log, ctypes.c_void_p(0))
+
+
+def make_rung_file(job: dict[str, Any], report: Report) -> dict[str, Any]:
+    """In a child process (ground/child.py): one rung's file, the float rewrite of the source or the
+    quantizer's output. gguf-py's rewrite holds the whole model in float and llama.cpp's quantizer runs
+    its own threads: neither belongs in the measuring process."""
+    target = Path(job["target"])
+    if job["float_source"] is None:
+        float_gguf(Path(job["source"]), target, job["rung"], report)
+    else:
+        _quantize(Path(job["float_source"]), target, job["rung"], job["threads"], allow_requantize=False, report=report)
+    return {"bytes": target.stat().st_size}
+
+
+def make_rung(source: Path, rung: str, threads: int = 2, cache: Path | None = None,
+              progress: Progress | None = None) -> Rung:
+    """The rung's file, made once per (source digest, rung) in a child process and then reused."""
     rung = check_rung(rung)
     check_gguf(source)  # a truncated or non-GGUF source is an error naming it, before anything is made
     source_type = gguf_file_type(source)
@@ -148,13 +188,13 @@ def make_rung(source: Path, rung: str, threads: int = 2, cache: Path | None = No
                                      f"rung's fidelity is bounded by the source's")
     if not (folder / "model.gguf").is_file():
         # Quantized rungs start from the F32 rung, made once and kept (every rung of a ladder needs it).
-        float_source = None if rung in FLOAT_TYPES else make_rung(source, "F32", threads, cache).path
+        float_source = None if rung in FLOAT_TYPES else make_rung(source, "F32", threads, cache, progress).path
 
         def fill(temp: Path) -> None:
-            if float_source is None:
-                float_gguf(source, temp / "model.gguf", rung)
-            else:
-                _quantize(float_source, temp / "model.gguf", rung, threads, allow_requantize=False)
+            run_child(f"{__name__}:make_rung_file", {
+                "source": str(source), "float_source": str(float_source) if float_source else None,
+                "target": str(temp / "model.gguf"), "rung": rung, "threads": threads,
+            }, what=f"GGUF rung {rung} of {source} (child process)", progress=progress)
             (temp / "rung.json").write_text(json.dumps(facts, indent=1))
         publish_folder(folder, fill)
     return Rung(rung, folder / "model.gguf", facts)

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from pytest_inferlab.device import Device
+from pytest_inferlab.ground.child import Progress
 from pytest_inferlab.engines.sources import GGUF_PATH_ATTRIBUTE, gguf_file_type, gguf_tensor_sizes
 from pytest_inferlab.specs.core import ModelSpec
-from pytest_inferlab.optimizations.quant import QuantizationError, QuantSpec, Variant, quant_methods
+from pytest_inferlab.optimizations.quant import MethodDefaults, QuantSpec, QuantizationError, Variant, quant_methods
 
 
 def gguf_source(model: Any) -> Path | None:
@@ -29,7 +30,7 @@ def gguf_source(model: Any) -> Path | None:
 
 
 @dataclass(frozen=True, slots=True)
-class GgufFile:
+class GgufFile(MethodDefaults):
     def unsupported(self, device: Device) -> str | None:
         if importlib.util.find_spec("gguf") is None:
             return "the gguf package is not installed: pip install gguf"
@@ -40,7 +41,8 @@ class GgufFile:
             return "the model is not a GGUF file (--inferlab-model=PATH.gguf or the embedded smollm2-135m)"
         return None
 
-    def apply(self, reference: Any, spec: QuantSpec, device: Device, tokenizer: Any = None) -> Variant:
+    def apply(self, reference: Any, spec: QuantSpec, device: Device, tokenizer: Any = None,
+              progress: Progress | None = None) -> Variant:
         path = gguf_source(reference)
         if path is None or not path.is_file():
             raise QuantizationError("gguf: this model was not loaded from a .gguf file; run with "

@@ -14,6 +14,7 @@ session loads it from there. A user's own checkpoint: ``QuantSpec.of("gptq", che
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import importlib.resources
@@ -24,14 +25,15 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
 
 from pytest_inferlab.compat import gptqmodel_log_dir
 from pytest_inferlab.device import Device
-from pytest_inferlab.record.jsonio import publish_folder, read_json_object
+from pytest_inferlab.ground.child import Progress, run_child
+from pytest_inferlab.ground.jsonio import publish_folder, read_json_object
 from pytest_inferlab.engines.sources import cache_dir
 from pytest_inferlab.specs.core import stable_id
-from pytest_inferlab.optimizations.quant import QuantizationError, QuantSpec, Variant, quant_methods
+from pytest_inferlab.optimizations.quant import MethodDefaults, QuantSpec, QuantizationError, Variant, quant_methods
 
 PINNED_VERSION = "7.7.0"
 INSTALL_HINT = (f"GPTQModel is not installed: run `make install`, or pip install --no-deps gptqmodel=={PINNED_VERSION} "
@@ -112,25 +114,72 @@ def save_plain_checkpoint(reference: Any, tokenizer: Any, folder: Path) -> None:
 
 
 def _quantize_into(folder: Path, reference: Any, tokenizer: Any, algorithm: str, settings: dict[str, Any],
-                   device: Device) -> None:
-    from gptqmodel import GPTQModel, QuantizeConfig
-
-    gptqmodel_log_dir(folder / "logs")  # keep the quantization log with the checkpoint it describes
+                   device: Device, progress: Progress | None) -> None:
+    """The reference saved as a plain checkpoint here, quantized by GPTQModel in a child process
+    (ground/child.py): an in-process build left GPTQModel's worker threads behind and slowed every
+    later case of the run 1.7x."""
     source = folder / "reference"
     save_plain_checkpoint(reference, tokenizer, source)
     examples = calibration_examples(tokenizer, settings["samples"], settings["sample_tokens"], settings["seed"])
-    config = QuantizeConfig(bits=settings["bits"], group_size=settings["group_size"], quant_method=algorithm)
-    model = GPTQModel.load(str(source), config, device=device.torch_name)
-    model.quantize(examples, batch_size=1)
-    model.save(str(folder / "quantized"))
+    run_child(f"{__name__}:build_checkpoint", {
+        "folder": str(folder), "algorithm": algorithm, "bits": settings["bits"], "group_size": settings["group_size"],
+        "device": device.torch_name, "examples": examples,
+    }, what=f"{algorithm} quantization of {source} (child process)", progress=progress)
     (folder / "calibration.json").write_text(json.dumps({"text": CALIBRATION_TEXT, **settings}, indent=1))
     for item in source.iterdir():  # the fp copy was only the quantizer's input
         item.unlink()
     source.rmdir()
 
 
+def build_checkpoint(job: dict[str, Any], report: Any) -> dict[str, Any]:
+    """In the child: GPTQModel quantizes ``folder/reference`` into ``folder/quantized``, reporting
+    each decoder layer as GPTQModel starts it (a forward pre-hook per layer: public torch API)."""
+    os.environ.setdefault("GPTQMODEL_CPU_WORKERS", "2")
+    from gptqmodel import GPTQModel, QuantizeConfig
+
+    folder = Path(job["folder"])
+    gptqmodel_log_dir(folder / "logs")  # keep the quantization log with the checkpoint it describes
+    config = QuantizeConfig(bits=job["bits"], group_size=job["group_size"], quant_method=job["algorithm"])
+    model = GPTQModel.load(str(folder / "reference"), config, device=job["device"])
+    layers = decoder_layers(model.model)
+    report(0, len(layers), "layer")
+    with layer_reports(layers, lambda index: report(index, len(layers), "layer")):
+        model.quantize(job["examples"], batch_size=1)
+    report(len(layers), len(layers), "layer")
+    model.save(str(folder / "quantized"))
+    return {"layers": len(layers)}
+
+
+def decoder_layers(model: Any) -> list[Any]:
+    """The model's stack of decoder layers: its longest ``nn.ModuleList``."""
+    import torch
+
+    lists = [m for m in model.modules() if isinstance(m, torch.nn.ModuleList)]
+    return list(max(lists, key=len)) if lists else []
+
+
+@contextlib.contextmanager
+def layer_reports(layers: list[Any], started: Callable[[int], None]) -> Iterator[None]:
+    """``started(i)`` once, when layer ``i`` first runs (its layers before it are done)."""
+    seen: set[int] = set()
+
+    def hook(index: int) -> Callable[..., None]:
+        def pre(module: Any, args: Any) -> None:
+            if index not in seen:
+                seen.add(index)
+                started(index)
+        return pre
+
+    handles = [layer.register_forward_pre_hook(hook(i)) for i, layer in enumerate(layers)]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 @dataclass(frozen=True, slots=True)
-class GptqModelMethod:
+class GptqModelMethod(MethodDefaults):
     algorithm: str  # "gptq" or "awq"
 
     def unsupported(self, device: Device) -> str | None:
@@ -142,7 +191,8 @@ class GptqModelMethod:
             return "AWQ runs on CUDA devices only here (GPTQModel's AWQ kernels are GPU kernels)"
         return None
 
-    def apply(self, reference: Any, spec: QuantSpec, device: Device, tokenizer: Any = None) -> Variant:
+    def apply(self, reference: Any, spec: QuantSpec, device: Device, tokenizer: Any = None,
+              progress: Progress | None = None) -> Variant:
         # GPTQModel sizes a CPU thread pool at half the cores and then asks it for 2 loader workers,
         # which fails on 2-core machines; 2 workers is also what it uses on larger ones.
         os.environ.setdefault("GPTQMODEL_CPU_WORKERS", "2")
@@ -162,7 +212,7 @@ class GptqModelMethod:
             if not (folder / "quantized").is_dir():
                 started = time.perf_counter()
                 publish_folder(folder, lambda temp: _quantize_into(temp, reference, tokenizer, self.algorithm,
-                                                                   settings, device))
+                                                                   settings, device, progress))
                 facts["quantize_s"] = round(time.perf_counter() - started, 1)
             path = folder / "quantized"
             facts["calibration"] = {"text": CALIBRATION_TEXT, "samples": settings["samples"],

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_inferlab.device import Device
-from pytest_inferlab.optimizations.quant import QuantizationError, Variant, quant_methods
+from pytest_inferlab.ground.child import Progress
+from pytest_inferlab.optimizations.quant import MethodDefaults, QuantizationError, Variant, quant_methods
 from pytest_inferlab.optimizations.quant.gguf_ladder import LADDER, make_rung
 from pytest_inferlab.specs.core import ModelSpec, QuantSpec
 
@@ -22,8 +23,8 @@ PREFIX = "gguf-"
 
 
 @dataclass(frozen=True, slots=True)
-class LlamaCppRung:
-    """One rung of the ladder; ``engine`` builds its variant (``apply`` is for torch transforms)."""
+class LlamaCppRung(MethodDefaults):
+    """One rung of the ladder; ``own_engine`` builds its variant (``apply`` is for torch transforms)."""
 
     rung: str
 
@@ -39,24 +40,21 @@ class LlamaCppRung:
             return "the ladder is made from a GGUF file (--inferlab-model=PATH.gguf or the embedded smollm2-135m)"
         return None
 
-    def apply(self, reference: Any, spec: QuantSpec, device: Device, tokenizer: Any = None) -> Variant:
+    def apply(self, reference: Any, spec: QuantSpec, device: Device, tokenizer: Any = None,
+              progress: Progress | None = None) -> Variant:
         raise QuantizationError(f"{PREFIX}{self.rung.lower()} is a GGUF file run by llama.cpp, not a torch module: "
                                 "use it through the quantized_model fixture (the factory builds its engine)")
 
-    def engine(self, spec: ModelSpec, device: Device, threads: int) -> Any:
+    def own_engine(self, spec: ModelSpec, device: Device, threads: int, progress: Progress | None = None) -> Any:
         """The rung's file (made once, cached) loaded by the llama.cpp engine, with its facts."""
         from pytest_inferlab.engines.llamacpp_engine import LlamaCppEngine, LlamaCppSettings
         from pytest_inferlab.engines.sources import gguf_path_of
 
-        made = make_rung(gguf_path_of(spec.reference), self.rung, threads)
+        made = make_rung(gguf_path_of(spec.reference), self.rung, threads, progress=progress)
         engine = LlamaCppEngine.load(spec, device, LlamaCppSettings(threads=threads), path=made.path)
         quantization = {**spec.quant.to_dict(), **made.facts}
         engine.info = dataclasses.replace(engine.info, facts={**engine.info.facts, "quantization": quantization})
         return engine
-
-
-def is_llamacpp_rung(method: str) -> bool:
-    return isinstance(quant_methods.get(method), LlamaCppRung)
 
 
 for _rung in LADDER:

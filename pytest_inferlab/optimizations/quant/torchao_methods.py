@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from pytest_inferlab.device import Device
-from pytest_inferlab.optimizations.quant import QuantSpec, Variant, quant_methods
+from pytest_inferlab.ground.child import Progress
+from pytest_inferlab.optimizations.quant import MethodDefaults, QuantSpec, Variant, quant_methods
 
 INSTALL_HINT = "torchao is not installed: pip install 'pytest-inferlab[quant]' (or pip install torchao)"
 
@@ -56,7 +57,7 @@ def _fp8_unsupported(device: Device) -> str | None:
 
 
 @dataclass(frozen=True, slots=True)
-class TorchaoMethod:
+class TorchaoMethod(MethodDefaults):
     kind: str
     default_group_size: int = 32
 
@@ -67,7 +68,8 @@ class TorchaoMethod:
             return _fp8_unsupported(device)
         return None
 
-    def apply(self, reference: Any, spec: QuantSpec, device: Device, tokenizer: Any = None) -> Variant:
+    def apply(self, reference: Any, spec: QuantSpec, device: Device, tokenizer: Any = None,
+              progress: Progress | None = None) -> Variant:
         import torch
         import torchao
         from torchao.quantization import quantize_

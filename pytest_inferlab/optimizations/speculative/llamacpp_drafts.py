@@ -17,7 +17,7 @@ from typing import Any
 
 from llama_cpp.llama_speculative import LlamaDraftModel, LlamaPromptLookupDecoding
 
-from pytest_inferlab.optimizations.speculative.measure import AssistUsage
+from pytest_inferlab.ground.trace import AssistUsage
 
 
 class CountedDraft(LlamaDraftModel):

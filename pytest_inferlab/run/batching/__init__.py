@@ -24,7 +24,7 @@ from pytest_inferlab.specs.load import LoadSpec
 from pytest_inferlab.registry import Registry
 from pytest_inferlab.specs.batching import BatchingSpec
 from pytest_inferlab.specs.core import SamplingSpec
-from pytest_inferlab.run.trace import Request, RequestTrace, RoundTrace
+from pytest_inferlab.ground.trace import Request, RequestTrace, RoundTrace
 
 # Budget-cut requests are failures under load, not missing data: they count against goodput.
 BUDGET_ERROR = "not served: the round's time budget of {budget:.0f} s ran out (the engine is saturated at this load)"
@@ -43,12 +43,24 @@ class Batcher(Protocol):
               spec: BatchingSpec, budget_s: float) -> RoundTrace:
         """Serve ``requests`` arriving by ``load``; stop admitting work once ``budget_s`` has passed."""
 
+    def lossless_claim(self, spec: BatchingSpec) -> str | None:
+        """What this batcher claims gives the greedy outputs of one-request-at-a-time decoding (the lab
+        checks it: measure/exactness.py), or None: no claim to check (sequential is that decoding; a
+        server's tokens are its own)."""
+
 
 batchers: Registry[Batcher] = Registry("batching engines")
 batchers.register("sequential", "pytest_inferlab.run.batching.padded:SEQUENTIAL")
 batchers.register("static", "pytest_inferlab.run.batching.padded:STATIC")
 batchers.register("continuous", "pytest_inferlab.run.batching.continuous:CONTINUOUS")
 batchers.register("server", "pytest_inferlab.run.batching.server:SERVER")
+
+
+def lossless_claim(batching: BatchingSpec | None, batch_size: int) -> str | None:
+    """The case's claim to sequential greedy outputs: its batcher's, or padded batches of ``batch_size``."""
+    if batching is not None:
+        return batchers.get(batching.kind).lossless_claim(batching)
+    return f"padded batches of {batch_size}" if batch_size > 1 else None
 
 
 def resolve_batching(value: str | BatchingSpec) -> BatchingSpec:

@@ -21,7 +21,7 @@ from pytest_inferlab.compat import GenerationThread, counted_prefix_matches, pre
 from pytest_inferlab.device import Device
 from pytest_inferlab.specs.load import LoadSpec
 from pytest_inferlab.specs.core import SamplingSpec
-from pytest_inferlab.run.trace import Request, RequestTrace, RoundTrace
+from pytest_inferlab.ground.trace import Request, RequestTrace, RoundTrace
 from pytest_inferlab.run.batching import Arrivals, BatchingSpec, budget_failures, finish_round
 
 DEFAULT_PAGE_SIZE = 32
@@ -119,10 +119,16 @@ def start_manager(engine: Any, plan: CachePlan, sampling: SamplingSpec, ignore_e
     import torch
     from transformers import ContinuousBatchingConfig, GenerationConfig
 
+    # ignore_eos: generate's min_new_tokens (= max_new_tokens) keeps EOS out of every step's choice; the
+    # manager has no per-request minimum, so EOS is suppressed outright (same tokens: every request of such
+    # a round runs to its max_new_tokens). With eos_token_id=-1 alone the model chose EOS and went on,
+    # and the lossless check saw continuous batching diverge from sequential decoding (2026-12-05).
+    eos = engine.tokenizer.eos_token_id
     generation = GenerationConfig(
         do_sample=not sampling.greedy, temperature=sampling.temperature if not sampling.greedy else None,
         top_p=sampling.top_p if not sampling.greedy else None, top_k=None,
-        eos_token_id=-1 if ignore_eos else engine.tokenizer.eos_token_id, pad_token_id=engine.tokenizer.pad_token_id)
+        eos_token_id=-1 if ignore_eos else eos, suppress_tokens=[eos] if ignore_eos and eos is not None else None,
+        pad_token_id=engine.tokenizer.pad_token_id)
     batching = ContinuousBatchingConfig(
         page_size=plan.page_size, num_blocks=plan.num_blocks, max_batch_tokens=plan.max_batch_tokens,
         max_requests_per_batch=plan.max_batch, allow_block_sharing=plan.prefix_sharing, seed=sampling.seed)
@@ -206,6 +212,9 @@ class ManagerHolder:
 @dataclass(frozen=True, slots=True)
 class ContinuousBatcher:
     """transformers' continuous batching manager; per-request timestamps from the manager."""
+
+    def lossless_claim(self, spec: BatchingSpec) -> str | None:
+        return "continuous batching with prefix sharing" if spec.setting("prefix_sharing", False) else "continuous batching"
 
     def unsupported(self, device: Device) -> str | None:
         try:

@@ -16,7 +16,7 @@ from typing import Any, Sequence
 from pytest_inferlab.device import Device
 from pytest_inferlab.specs.load import LoadSpec
 from pytest_inferlab.specs.core import SamplingSpec
-from pytest_inferlab.run.trace import Request, RequestTrace, RoundTrace
+from pytest_inferlab.ground.trace import Request, RequestTrace, RoundTrace
 from pytest_inferlab.run.batching import Arrivals, BatchingSpec, budget_failures, finish_round
 
 DEFAULT_MAX_BATCH = 16
@@ -30,6 +30,9 @@ class PaddedBatcher:
 
     def unsupported(self, device: Device) -> str | None:
         return None
+
+    def lossless_claim(self, spec: BatchingSpec) -> str | None:
+        return None if self.fixed_max_batch == 1 else f"static batching (max_batch={self.max_batch(spec)})"
 
     def max_batch(self, spec: BatchingSpec) -> int:
         if self.fixed_max_batch is not None:

@@ -26,9 +26,9 @@ from typing import Any, Awaitable, Callable, Sequence, TypeVar
 from pytest_inferlab.device import Device
 from pytest_inferlab.engines.telemetry import RoundTelemetry, Scrape, reading
 from pytest_inferlab.run.batching import BUDGET_ERROR, SESSION_ENDED, BatchingSpec, unsent_turns
-from pytest_inferlab.run.probes.interference import MEASURED_PIDS
+from pytest_inferlab.ground.processes import MEASURED_PIDS
 from pytest_inferlab.run.saturation import SaturationWatch
-from pytest_inferlab.run.trace import Request, RequestTrace, RoundTrace
+from pytest_inferlab.ground.trace import Request, RequestTrace, RoundTrace
 from pytest_inferlab.specs.core import SamplingSpec
 from pytest_inferlab.specs.load import LoadSpec
 
@@ -352,6 +352,9 @@ def _run_share(client: Any, share: Share, t0: float, budget_s: float, sample_met
 
 @dataclass(frozen=True, slots=True)
 class ServerBatcher:
+    def lossless_claim(self, spec: BatchingSpec) -> str | None:
+        return None  # the server's batching is the server's; its tokens come back as text
+
     def unsupported(self, device: Device) -> str | None:
         return None
 

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from pytest_inferlab.device import Device
+from pytest_inferlab.ground.processes import MEASURED_PIDS
 
 PROC_STAT = Path("/proc/stat")
 
@@ -22,8 +23,6 @@ def _machine_busy_s() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")  # user..steal; guest is inside user
 
 
-# Processes that are part of what is measured (the session's local server): their CPU is not interference.
-MEASURED_PIDS: set[int] = set()
 
 
 def _process_cpu_s(pid: int) -> float:

@@ -4,7 +4,8 @@ speedup and the exactness check come from the same run, under the same condition
 Greedy exactness allows one thing: verifying k drafted tokens runs the target's kernels on a batch
 of k positions, whose float sums round differently from one-position decoding. Where the two
 outputs part at a near tie (the target's own log-probabilities of the two tokens within
-``NEAR_TIE_NATS``), the check records the margin and the case does not fail; any wider gap does.
+``NEAR_TIE_NATS``, measure/exactness.py), the check records the margin and the case does not fail;
+any wider gap does.
 llama.cpp shows this on the embedded Q4_1 file (a 0.09-nat tie in the copy-edit workload)."""
 
 from __future__ import annotations
@@ -14,10 +15,9 @@ from typing import Any, Sequence
 from pytest_inferlab.measure.metrics import Measurement
 from pytest_inferlab.run.runner import run_round
 from pytest_inferlab.specs.core import SamplingSpec
-from pytest_inferlab.run.trace import Request, RoundTrace
-from pytest_inferlab.optimizations.speculative.measure import first_mismatch, speculative_measurements, unigram_tv
-
-NEAR_TIE_NATS = 0.25  # log-prob gap below which batch-shape rounding can flip a greedy choice
+from pytest_inferlab.ground.trace import Request, RoundTrace
+from pytest_inferlab.measure.exactness import EXACT, Exactness, Mismatch, judge_exactness, margin_from
+from pytest_inferlab.measure.speculative import speculative_measurements, unigram_tv
 
 
 class SpeculativePairs:
@@ -60,39 +60,38 @@ class SpeculativePairs:
         return rounds["drafted"]
 
     def measurements(self, sampling: SamplingSpec) -> tuple[dict[str, Measurement], dict[str, Any]]:
-        """The speculative metrics and the exactness check (greedy: token for token; sampling: the
-        token distributions, with the seed recorded)."""
+        """The speculative metrics and the exactness check (greedy: token for token, three states
+        (measure/exactness.py); sampling: the token distributions, with the seed recorded)."""
         found = speculative_measurements(self.undrafted, self.drafted, self.usages, sampling.seed)
         check: dict[str, Any] = {"method": self.engine.info.speculative.to_dict(), "greedy": sampling.greedy,
                                  "sampling_seed": None if sampling.greedy else sampling.seed,
                                  "checked_requests": sum(len(r.requests) for r in self.drafted),
-                                 "exact": None, "first_mismatch": None}
+                                 "exact": None, "exactness": None, "first_mismatch": None}
         if sampling.greedy:
-            check["first_mismatch"] = mismatch = first_mismatch(self.undrafted, self.drafted)
-            check["exact"] = mismatch is None
-            if mismatch is not None and "target" in mismatch:
-                margin = self.tie_margin(mismatch)
-                mismatch["tie_margin_nats"] = margin
-                mismatch["near_tie"] = margin is not None and margin < NEAR_TIE_NATS
+            result = self.exactness()
+            check.update(exact=result.state == EXACT, exactness=result.state,
+                         first_mismatch=_legacy_mismatch(result.mismatch))
+            check["exactness_check"] = result.to_dict()
         else:
             tv = unigram_tv(self.undrafted, self.drafted)
             if tv is not None:
                 found["sampled_unigram_tv"] = Measurement("fraction", tv)
         return found, check
 
-    def tie_margin(self, mismatch: dict[str, Any]) -> float | None:
-        """|log p(target's token) - log p(drafted token)| after the common prefix, by the target's
-        own forward pass over the prefix; None where the engine cannot score."""
-        from pytest_inferlab.engines.base import EngineCapabilityError
+    def exactness(self) -> Exactness:
+        """The drafted rounds' outputs against the undrafted twin's, near ties scored by the twin itself."""
+        reference = {r.index: r.output_ids for t in self.undrafted for r in t.requests if r.ok}
+        drafted = [{r.index: r.output_ids for r in t.requests if r.ok} for t in self.drafted]
+        return judge_exactness(reference, drafted, "the target without drafting",
+                               margin_from(self.reference, self.prompts, reference))
 
-        index, position = mismatch["request"], mismatch["position"]
-        output = next((r.output_ids for t in self.undrafted for r in t.requests if r.index == index and r.ok), None)
-        if output is None or index not in self.prompts:
-            return None
-        ids = [*self.prompts[index], *output[:position], mismatch["target"]]
-        try:
-            [scores] = self.reference.window_log_probs([ids])
-        except EngineCapabilityError:
-            return None
-        last = scores[-1]
-        return abs(float(last[mismatch["target"]]) - float(last[mismatch["speculative"]]))
+
+def _legacy_mismatch(mismatch: Mismatch | None) -> dict[str, Any] | None:
+    """``conditions.speculative.first_mismatch`` as records have always had it (target/speculative)."""
+    if mismatch is None:
+        return None
+    out: dict[str, Any] = {"request": mismatch.request, "position": mismatch.position}
+    if mismatch.expected is not None and mismatch.got is not None:
+        out.update(target=mismatch.expected, speculative=mismatch.got, tie_margin_nats=mismatch.tie_margin_nats,
+                   near_tie=mismatch.near_tie)
+    return out

@@ -5,41 +5,14 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from dataclasses import dataclass
 from typing import Any, Sequence
 
 from pytest_inferlab.measure.metrics import Measurement, bootstrap_median_ci, window_s
-from pytest_inferlab.run.trace import RoundTrace
-
-
-@dataclass
-class AssistUsage:
-    """One generate call with drafting, counted as it ran (by either engine): target forwards
-    (counted, not inferred), draft tokens proposed, seconds spent drafting and in the whole call."""
-
-    target_forwards: int = 0
-    proposed: int = 0
-    draft_s: float = 0.0
-    seconds: float = 0.0
+from pytest_inferlab.ground.trace import RoundTrace
 
 
 def _outputs(round_: RoundTrace) -> dict[int, tuple[int, ...]]:
     return {r.index: r.output_ids for r in round_.requests if r.ok}
-
-
-def first_mismatch(reference: Sequence[RoundTrace], drafted: Sequence[RoundTrace]) -> dict[str, Any] | None:
-    """The first position where drafted output differs from the target's own (greedy), or None."""
-    for ref_round, spec_round in zip(reference, drafted):
-        ref, spec = _outputs(ref_round), _outputs(spec_round)
-        for index in sorted(ref.keys() & spec.keys()):
-            a, b = ref[index], spec[index]
-            for position, (x, y) in enumerate(zip(a, b)):
-                if x != y:
-                    return {"request": index, "position": position, "target": x, "speculative": y}
-            if len(a) != len(b):
-                return {"request": index, "position": min(len(a), len(b)), "target_tokens": len(a),
-                        "speculative_tokens": len(b)}
-    return None
 
 
 def unigram_tv(reference: Sequence[RoundTrace], drafted: Sequence[RoundTrace]) -> float | None:

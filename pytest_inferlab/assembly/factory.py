@@ -9,16 +9,48 @@ from __future__ import annotations
 
 import dataclasses
 import time
-import gc
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
 
 from pytest_inferlab.device import Device
 from pytest_inferlab.engines.base import Engine, load_engine
 from pytest_inferlab.engines.model_checks import ModelSourceError
 from pytest_inferlab.engines.sources import check_model, resolve_model
-from pytest_inferlab.plugin.options import Settings
-from pytest_inferlab.run.probes.interference import MEASURED_PIDS
+from pytest_inferlab.ground.child import Progress
+from pytest_inferlab.ground.memory import return_freed_memory
+from pytest_inferlab.ground.progress import StepProgress
+from pytest_inferlab.ground.processes import MEASURED_PIDS
 from pytest_inferlab.specs.core import ModelSpec, QuantSpec, SpeculativeSpec
+
+
+@dataclass(frozen=True, slots=True)
+class EngineSettings:
+    """What building engines reads of a run's options (no pytest below the plugin)."""
+
+    model: str = "smollm2-135m"
+    seed: int = 0
+    threads: int | None = None
+    server_url: str | None = None
+    server: str = "transformers"  # the kind of local server
+    server_model: str | None = None
+    load_processes: int = 1
+
+
+def build_model_engine(spec: ModelSpec, device: Device, progress: Progress | None = None,
+                       reference: Engine | None = None) -> Engine:
+    """The model ``spec`` names, loaded; with ``spec.quant``, its variant (of ``reference``, loaded here
+    when the method needs it and it is not given). The one way an in-process model engine is built: by
+    the factory for a run, and by a preparation child (lm-eval, reference log-probabilities) that
+    rebuilds the same model from its spec."""
+    if spec.quant is None:
+        return load_engine("transformers", spec, device)
+    from pytest_inferlab.optimizations.quant.engine import own_variant_engine, variant_engine
+
+    own = own_variant_engine(spec, device, progress)
+    if own is not None:
+        return own
+    base = reference if reference is not None else load_engine("transformers", spec.reference, device)
+    return variant_engine(base, spec, progress)
 
 
 class ModelChecks:
@@ -36,7 +68,7 @@ class ModelChecks:
 class EngineFactory:
     """Engines of one run, cached by what defines them; ``close`` stops every process it started."""
 
-    def __init__(self, settings: Settings, device: Device, checks: ModelChecks, say: Callable[[str], None]) -> None:
+    def __init__(self, settings: EngineSettings, device: Device, checks: ModelChecks, say: Callable[..., None]) -> None:
         self.settings = settings
         self.device = device
         self.checks = checks
@@ -67,13 +99,12 @@ class EngineFactory:
                 self._engines[spec] = self._load(spec)
                 self.say(f"loaded {spec.name} in {time.monotonic() - started:.1f} s")
             else:
-                from pytest_inferlab.optimizations.quant.engine import variant_engine
-
                 reference = self.engine_for(spec.reference)
                 self._evict_variants()
                 started = time.monotonic()
                 self.say(f"quantizing {spec.name} with {spec.quant.method} ...")
-                self._engines[spec] = variant_engine(reference, spec)
+                progress = StepProgress(f"{spec.quant.method} of {spec.name}", lambda text: self.say(text, True))
+                self._engines[spec] = build_model_engine(spec, self.device, progress, reference)
                 self.say(f"quantized {spec.name} with {spec.quant.method} in {time.monotonic() - started:.1f} s")
         return self._engines[spec]
 
@@ -82,7 +113,7 @@ class EngineFactory:
         library's traceback is chained, for -v and the log)."""
         try:
             self.checks.check_once(spec)
-            return load_engine("transformers", spec, self.device)
+            return build_model_engine(spec, self.device)
         except ModelSourceError as exc:
             self._unloadable[spec] = str(exc)
             raise
@@ -94,9 +125,22 @@ class EngineFactory:
     def _evict_variants(self) -> None:
         """Keep one quantized variant at a time (parametrized cases of a variant run together), so a
         case's peak RSS is the reference plus its own variant, not every variant built so far."""
-        for cached in [s for s in self._engines if s.quant is not None]:
-            del self._engines[cached]
-        gc.collect()
+        self.release_variants(keep=())
+
+    def release_variants(self, keep: Iterable[QuantSpec]) -> None:
+        """Drop the quantized variants (and drafts) whose method is not in ``keep``, and hand their memory
+        back to the system: the next case's RSS starts from the same place whatever ran before it
+        (conditions.process says what its process still holds)."""
+        kept = set(keep)
+        dropped = [s for s in self._engines if s.quant is not None and s.quant not in kept]
+        drafts = [key for key, draft in self._drafts.items() if draft.info.model.quant is not None and
+                  draft.info.model.quant not in kept]
+        for spec in dropped:
+            del self._engines[spec]
+        for key in drafts:
+            del self._drafts[key]
+        if dropped or drafts:
+            return_freed_memory()
 
     def _apply_threads(self) -> None:
         import torch

@@ -108,3 +108,14 @@ def output_digest(round_: RoundTrace) -> str:
     for request in sorted(round_.requests, key=lambda r: r.index):
         digest.update(",".join(map(str, request.output_ids)).encode() + b";")
     return digest.hexdigest()[:12]
+
+
+@dataclass
+class AssistUsage:
+    """One generate call with drafting, counted as it ran (by either engine): target forwards
+    (counted, not inferred), draft tokens proposed, seconds spent drafting and in the whole call."""
+
+    target_forwards: int = 0
+    proposed: int = 0
+    draft_s: float = 0.0
+    seconds: float = 0.0
