@@ -110,8 +110,10 @@ def test_queueing_at_the_server_shows_as_ttft_not_tpot(tokenizer):
         engine = engine_for(server, tokenizer)
         trace = serve_round(engine, requests(12, 6), SERVER, LoadSpec.closed(4), SamplingSpec(), 60)
     ttfts = sorted(ttft_ms(r) for r in trace.requests)
-    # four clients, two slots: after the first wave every request waits one whole request (200 ms)
-    assert close(ttfts[1], 150) and close(statistics.median(ttfts), 350), ttfts
+    # four clients, two slots: after the first wave every request waits one whole request (200 ms). The
+    # first wave also opens the clients' connections (measured 152-156 ms here, 2026-12-05): never below
+    # the server's 150 ms, within 10 ms above it
+    assert 150 <= ttfts[1] <= 160 and close(statistics.median(ttfts), 350), ttfts
     assert close(statistics.median(map(tpot_ms, trace.requests)), 10)
     summary = measure([trace])[0]
     assert summary["failed_requests"].value == 0
