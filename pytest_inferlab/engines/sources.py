@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from pytest_inferlab.ground.files import file_version
-from pytest_inferlab.ground.jsonio import publish_folder
+from pytest_inferlab.ground.jsonio import publish_folder, write_text_replace
 from pytest_inferlab.engines.model_checks import (ModelSourceError, check_gguf_file, check_hub_cache, check_known,
                            check_model_folder)
 from pytest_inferlab.registry import Registry
@@ -169,11 +170,31 @@ def _prepared(tokenizer: Any) -> Any:
     return tokenizer
 
 
+GgufHeader = tuple[str | None, int, int, int | None]
+
+
 @functools.lru_cache(maxsize=32)
-def _gguf_header(path: str, size: int, mtime_ns: int) -> tuple[str | None, int, int, int | None]:
+def _gguf_header(path: str, size: int, mtime_ns: int) -> GgufHeader:
     """(file type, parameters, tensor bytes, trained context) of one version of a GGUF file. gguf-py
-    parses a file in seconds, and a ladder asks each file several times: once per version, then from
-    memory (the reader and its memory map are dropped, so a case's RSS never carries the file's pages)."""
+    parses a whole file (its tokenizer's 49,152 strings included) in 3-6 s here, and every pytest run on
+    the embedded model asks at collection (the workload's context check): read once per file version
+    on this machine and kept beside the converted tokenizers (a few bytes of JSON), then from memory
+    (the reader and its memory map are dropped, so a case's RSS never carries the file's pages)."""
+    saved = cache_dir() / "gguf-headers" / f"{stable_id({'path': path, 'size': size, 'mtime': mtime_ns})}.json"
+    try:
+        file_type, params, nbytes, context = json.loads(saved.read_text(encoding="utf-8"))
+        return file_type, int(params), int(nbytes), context
+    except (OSError, ValueError, TypeError):
+        pass  # not read yet on this machine (or a damaged entry): read the file itself
+    header = _read_gguf_header(path)
+    try:
+        write_text_replace(saved, json.dumps(list(header)))
+    except OSError:
+        pass  # the cache is read-only: the header is simply read again next time
+    return header
+
+
+def _read_gguf_header(path: str) -> GgufHeader:
     import gguf
 
     reader = gguf.GGUFReader(path)
@@ -196,7 +217,7 @@ def _gguf_header(path: str, size: int, mtime_ns: int) -> tuple[str | None, int, 
     return file_type, params, nbytes, context
 
 
-def gguf_header(path: Path) -> tuple[str | None, int, int, int | None]:
+def gguf_header(path: Path) -> GgufHeader:
     """(file type, parameters, tensor bytes, trained context) of ``path``; gguf-py's error where it is not GGUF."""
     return _gguf_header(*file_version(path))
 

@@ -74,3 +74,28 @@ def test_every_request_gets_exactly_its_output_tokens_and_a_timestamp_each(tiny,
         assert trace.ok and trace.output_tokens == 12 and len(trace.chunk_times) == 12
         assert trace.t_send < trace.chunk_times[0] and list(trace.chunk_times) == sorted(trace.chunk_times)
         assert trace.input_tokens == len(request.prompt_ids)
+
+
+def test_a_gguf_header_is_read_once_per_file_version_on_the_machine(tmp_path, monkeypatch):
+    """gguf-py parses the embedded file in seconds; every pytest run on it asks at collection, so the
+    header is kept on disk by file version: read back the same, and a damaged entry is read again."""
+    from pytest_inferlab.engines import sources
+
+    path = sources.embedded_gguf_path("smollm2-135m")
+    monkeypatch.setenv("INFERLAB_CACHE_DIR", str(tmp_path))
+    sources._gguf_header.cache_clear()
+    header = sources.gguf_header(path)
+    [saved] = (tmp_path / "gguf-headers").glob("*.json")
+    assert header[0] == "MOSTLY_Q4_1" and header[3] == 8192 and header[1] > 100_000_000
+
+    def no_file_read(path):
+        raise AssertionError("read the file again")
+
+    sources._gguf_header.cache_clear()
+    with monkeypatch.context() as patch:
+        patch.setattr(sources, "_read_gguf_header", no_file_read)
+        assert sources.gguf_header(path) == header  # from the saved entry, in a new process's place
+    saved.write_text("[1, 2")  # cut short
+    sources._gguf_header.cache_clear()
+    assert sources.gguf_header(path) == header and saved.read_text().startswith('["MOSTLY_Q4_1"')
+    sources._gguf_header.cache_clear()
