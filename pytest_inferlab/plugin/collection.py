@@ -7,6 +7,7 @@ and the parameter. Then the shard is selected and cases of one quantized variant
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable
 
 import pytest
@@ -19,7 +20,7 @@ from pytest_inferlab.optimizations.kv import resolve_kv, unsupported_kv_reason, 
 from pytest_inferlab.optimizations.quant import resolve_quant, unsupported_reason
 from pytest_inferlab.optimizations.speculative import (SpeculativeConfigError, check_tokenizers, draft_model_name,
                                                        drafters, resolve_speculative, unsupported_speculative_reason)
-from pytest_inferlab.plugin.options import Settings
+from pytest_inferlab.plugin.options import SHARD_DURATIONS, Settings
 from pytest_inferlab.run.batching import resolve_batching, unsupported_batching_reason
 from pytest_inferlab.run.traffic import check_workload
 from pytest_inferlab.specs.workloads import resolve_workload
@@ -76,14 +77,15 @@ class Collection:
     def _checks(self) -> dict[str, Check]:
         """Parameters whose values this device (or model) may not run: skip now, with the reason."""
         model = self._session_model()
-        context = context_length(model) if model is not None else None
+        # read only when a case has a workload to check (a GGUF header is a file read)
+        context = functools.cache(lambda: context_length(model) if model is not None else None)
         return {
             "quantization": lambda value: unsupported_reason(resolve_quant(value), self.device, model),
             "kv_cache": lambda value: unsupported_kv_reason(resolve_kv(value), self.device, model),
             "batching": lambda value: unsupported_batching_reason(resolve_batching(value), self.device),
             "speculative": lambda value: self._speculative_check(resolve_speculative(value), model),
             "model": self._model_check,
-            "workload": lambda value: check_workload(resolve_workload(value), context),
+            "workload": lambda value: check_workload(resolve_workload(value), context()),
             "load": lambda value: parse_load(value, self.settings.seed) and None,
         }
 
@@ -124,8 +126,12 @@ class Collection:
     def _keep_shard(self, items: list[pytest.Item]) -> None:
         """--inferlab-shard=I/N: keep this shard's cases, report the rest as deselected."""
         from pytest_inferlab.plugin.shard import run_durations, select
+        from pytest_inferlab.record.record import RecordError
 
-        durations = run_durations(self.settings.shard_durations) if self.settings.shard_durations else {}
+        try:
+            durations = run_durations(self.settings.shard_durations) if self.settings.shard_durations else {}
+        except RecordError as exc:
+            raise pytest.UsageError(f"{SHARD_DURATIONS}: {exc}; pass a run folder whose records all read") from None
         chosen = select((item.nodeid for item in items), self.settings.shard, durations)
         dropped = [item for item in items if item.nodeid not in chosen]
         items[:] = [item for item in items if item.nodeid in chosen]
