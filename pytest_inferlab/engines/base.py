@@ -12,13 +12,16 @@ from __future__ import annotations
 import abc
 import contextlib
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, ContextManager, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar, ContextManager, Mapping, Protocol, Sequence
 
 from pytest_inferlab.device import Device
 from pytest_inferlab.engines.in_process import hf_lm, log_probs
 from pytest_inferlab.registry import Registry
 from pytest_inferlab.specs.core import KVCacheSpec, ModelSpec, SamplingSpec, SpeculativeSpec
-from pytest_inferlab.ground.trace import Request, RequestTrace
+from pytest_inferlab.ground.trace import AssistUsage, KVUsage, Request, RequestTrace
+
+if TYPE_CHECKING:  # the load generator imports aiohttp; an in-process engine never needs it
+    from pytest_inferlab.loadgen.rounds import LoadTarget
 
 
 class EngineCapabilityError(TypeError):
@@ -52,38 +55,6 @@ class KVCacheConfiguration(Protocol):
         """A new cache object for one ``generate`` call, or None when transformers builds it."""
 
 
-@dataclass(frozen=True, slots=True)
-class KVUsage:
-    """A generate call's cache: bytes it holds, positions it covers, rows in the batch."""
-
-    nbytes: int
-    positions: int
-    rows: int
-
-    @property
-    def bytes_per_token(self) -> float | None:
-        return self.nbytes / (self.positions * self.rows) if self.positions and self.rows else None
-
-
-class LoadTarget(Protocol):
-    """A server the ``server`` batching engine drives (run/batching/server.py)."""
-
-    def prepare(self, requests: Sequence[Request], sampling: SamplingSpec) -> list[Any]:
-        """Everything a request needs before its send time (bodies serialized)."""
-
-    def client(self) -> Any:
-        """An async context manager with ``warm(n)``, ``send(prepared, scheduled)``, ``text(path)``."""
-
-    def finish(self, outcomes: Sequence[Any]) -> list[RequestTrace]:
-        """Traces from the client's outcomes (token counting happens here, off the clock)."""
-
-    def learned(self, quirks: Any) -> None:
-        """What a client learned about the server during a round (it may have run in another process)."""
-
-    def load_processes(self) -> Any:
-        """None: one process sends a round; else the worker processes that share it."""
-
-
 class Engine(abc.ABC):
     """A loaded model that generates for a batch of requests and timestamps every delivery.
 
@@ -101,6 +72,8 @@ class Engine(abc.ABC):
     counters_key: ClassVar[str | None] = None
     #: The cache of the last generate call's last batch, where the engine can measure it.
     last_kv: KVUsage | None = None
+    #: A drafting engine's counts, one per generate call (forwards, drafts, time); () where it does not draft.
+    assist_log: Sequence[AssistUsage] = ()
     #: The in-process torch module (fidelity, lm-eval, cache checks); None for remote and multi-process engines.
     module: Any = None
     #: The tokenizer requests are encoded with; None where the engine borrows another engine's ``encode``.
@@ -109,6 +82,15 @@ class Engine(abc.ABC):
     #: build_model_engine``): lm-eval and reference log-probabilities run in a preparation child
     #: (ground/child.py). None: only this process has the model (a truncated draft, a server).
     rebuild: ModelSpec | None = None
+
+    @classmethod
+    def load(cls, spec: ModelSpec, device: Device) -> "Engine":
+        """The one constructor from a model: ``spec``'s weights on ``device``, as the factory and a
+        preparation child call it (``load_engine(name, spec, device)``). Engines built from more than a
+        model (a server's client, a tensor-parallel group, a drafting twin, vLLM with a layout) are built
+        by the factory's own methods (assembly/factory.py) and say so here."""
+        raise EngineCapabilityError(f"the {cls.__name__} engine is not built from a model spec alone: the engine "
+                                    "factory builds it (assembly/factory.py)")
 
     @abc.abstractmethod
     def encode(self, text: str, chat: bool) -> list[int]:
@@ -125,7 +107,7 @@ class Engine(abc.ABC):
             raise EngineCapabilityError(f"{needed_for} needs an in-process model; the {self.info.engine} engine has none")
         return self.module
 
-    def load_target(self) -> "LoadTarget":
+    def load_target(self) -> LoadTarget:
         """What the ``server`` batching engine drives: ``prepare(requests, sampling)``, ``client()``
         (an async context manager with ``warm``, ``send``, ``text``) and ``finish(outcomes)``; a
         server engine is its own (engines/openai_engine.py). In-process engines batch themselves."""

@@ -1,9 +1,9 @@
 """Any OpenAI-compatible server (vLLM's, ``transformers serve``, llama.cpp's, ...) as an engine.
 
 Requests stream ``/v1/completions`` (default) or ``/v1/chat/completions`` from one event loop
-(engines/openai_client.py); TTFT is taken at the first chunk with content and every content chunk
+(loadgen/client.py); TTFT is taken at the first chunk with content and every content chunk
 is a delivery with its timestamp. Output tokens: the server's ``usage`` (asked for with
-``stream_options``) wins, else one per chunk, else re-tokenized (engines/sse.py); which source
+``stream_options``) wins, else one per chunk, else re-tokenized (loadgen/sse.py); which source
 was used is counted. HTTP errors, timeouts, broken connections, malformed or truncated streams are
 failed requests with their reason (data, not exceptions), counted by kind.
 """
@@ -19,8 +19,11 @@ from pytest_inferlab.device import Device
 from pytest_inferlab.specs.core import ModelSpec, SamplingSpec
 from pytest_inferlab.ground.trace import Request, RequestTrace
 from pytest_inferlab.engines.base import Engine, EngineInfo, encode_prompt
-from pytest_inferlab.engines.openai_client import OpenAIClient, Outcome, Prepared, ServerQuirks
-from pytest_inferlab.engines.sse import count_tokens
+from pytest_inferlab.loadgen.client import OpenAIClient, Outcome, Prepared, ServerQuirks
+from pytest_inferlab.loadgen.processes import LoadProcesses
+from pytest_inferlab.loadgen.rounds import serve_one_process
+from pytest_inferlab.loadgen.sse import count_tokens
+from pytest_inferlab.specs.load import LoadSpec
 
 APIS = ("completions", "chat")
 EXTENSIONS = ("ignore_eos", "min_tokens")  # vLLM's request fields a strict server refuses
@@ -54,7 +57,7 @@ def cached_share(result: Any, prompt_tokens: int) -> int | None:
 
 
 class OpenAIServerEngine(Engine):
-    """Streams requests to ``base_url`` from one event loop (engines/openai_client.py); it is its own
+    """Streams requests to ``base_url`` from one event loop (loadgen/client.py); it is its own
     load target for the ``server`` batching engine, and ``generate`` sends a batch at once."""
 
     counters_key = "server"  # the record's conditions key: token sources, failures by kind
@@ -67,7 +70,7 @@ class OpenAIServerEngine(Engine):
         if not isinstance(processes, int) or processes < 1:
             raise ValueError(f"processes={processes!r}: the load client needs at least 1 process")
         self.processes = processes
-        self._pool: Any = None  # run/batching/server.py:LoadProcesses, started on first use
+        self._pool: LoadProcesses | None = None  # started on first use
         self.base_url = base_url.rstrip("/")
         self.served_model = served_model
         self.tokenizer = tokenizer
@@ -88,13 +91,11 @@ class OpenAIServerEngine(Engine):
     def load_target(self) -> "OpenAIServerEngine":
         return self
 
-    def load_processes(self) -> Any:
+    def load_processes(self) -> LoadProcesses | None:
         """None: one process sends everything; else the worker processes that share each round."""
         if self.processes == 1:
             return None
         if self._pool is None:
-            from pytest_inferlab.run.batching.server import LoadProcesses
-
             self._pool = LoadProcesses(self.processes)
         return self._pool
 
@@ -174,9 +175,6 @@ class OpenAIServerEngine(Engine):
 
     def generate(self, batch: Sequence[Request], sampling: SamplingSpec) -> list[RequestTrace]:
         """The batch's requests sent at once (the server batches them)."""
-        from pytest_inferlab.run.batching.server import serve_one_process
-        from pytest_inferlab.specs.load import LoadSpec
-
         if not batch:
             return []
         budget = self.timeout_s + 30.0  # each request times out on its own first

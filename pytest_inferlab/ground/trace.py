@@ -83,6 +83,19 @@ class RequestTrace:
 
 
 @dataclass(frozen=True, slots=True)
+class KVUsage:
+    """A generate call's cache: bytes it holds, positions it covers, rows in the batch."""
+
+    nbytes: int
+    positions: int
+    rows: int
+
+    @property
+    def bytes_per_token(self) -> float | None:
+        return self.nbytes / (self.positions * self.rows) if self.positions and self.rows else None
+
+
+@dataclass(frozen=True, slots=True)
 class RoundTrace:
     """One pass over the workload; throughput is taken over [t_start, t_end]."""
 
@@ -97,9 +110,12 @@ class RoundTrace:
     scheduled_req_per_s: float | None = None
     cut_by_budget: bool = False
     # The server batcher: the server's /metrics around and during the round
-    # (engines.telemetry.RoundTelemetry), and what showed the queue growing if the round was stopped.
+    # (loadgen.telemetry.RoundTelemetry), and what showed the queue growing if the round was stopped.
     server_metrics: Any = None
     over_saturated: Mapping[str, Any] | None = None
+    # The cache the round's batcher ran the model with, where the batcher measured it (continuous
+    # batching's paged pool); None: the engine's own, measured by the engine (Engine.last_kv).
+    kv: KVUsage | None = None
 
 
 def output_digest(round_: RoundTrace) -> str:

@@ -17,7 +17,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from pytest_inferlab.engines.sse import StreamReader, StreamResult
+from pytest_inferlab.loadgen.sse import StreamReader, StreamResult
 from pytest_inferlab.ground.trace import Request
 
 JSON_HEADERS = {"Content-Type": "application/json", "Accept": "text/event-stream"}

@@ -113,7 +113,7 @@ def server_telemetry(case: Case, measured: Mapping[str, Measurement]) -> Extras:
     telemetry = [r.server_metrics for r in case.timed if r.server_metrics is not None]
     if not telemetry:
         return Extras()
-    from pytest_inferlab.engines.telemetry import DERIVED, derived_values, summarize
+    from pytest_inferlab.loadgen.telemetry import DERIVED, derived_values, summarize
 
     summary = summarize(telemetry)
     values = derived_values(summary)
@@ -164,7 +164,7 @@ def kv_cache(case: Case, measured: Mapping[str, Measurement]) -> Extras:
     """The cache's bytes (last round's last batch) and, for a non-default configuration, its greedy
     tokens against the dynamic cache's and its decode-step KLD."""
     out = Extras()
-    kv = case.engine.last_kv
+    kv = case.timed[-1].kv if case.timed and case.timed[-1].kv is not None else case.engine.last_kv
     if kv is not None:
         out += Extras({"kv_cache_bytes": scalar("kv_cache_bytes", kv.nbytes),
                        "kv_bytes_per_token": scalar("kv_bytes_per_token", kv.bytes_per_token)})

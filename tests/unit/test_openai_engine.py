@@ -9,7 +9,7 @@ import pytest
 from pytest_inferlab.device import CPU
 from pytest_inferlab.engines import load_engine
 from pytest_inferlab.engines.openai_engine import OpenAIServerEngine, ServerUnreachable, probe
-from pytest_inferlab.engines.sse import StreamResult, count_tokens, parse_stream, spread
+from pytest_inferlab.loadgen.sse import StreamResult, count_tokens, parse_stream, spread
 from pytest_inferlab.engines.local_server import LocalServer, free_port, plain_folder
 from pytest_inferlab.engines.sources import resolve_model
 from pytest_inferlab.specs.core import SamplingSpec

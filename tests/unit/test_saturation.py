@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from pytest_inferlab.run.saturation import SaturationWatch, drift
+from pytest_inferlab.loadgen.saturation import SaturationWatch, drift
 
 SERVICE_S = 0.09
 

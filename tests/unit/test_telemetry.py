@@ -4,7 +4,7 @@ TGI's "Metrics" reference, SGLang's "Production Metrics"), read into one vocabul
 
 import pytest
 
-from pytest_inferlab.engines.telemetry import (RoundTelemetry, derived_values, parse_metrics, reading, schema_for,
+from pytest_inferlab.loadgen.telemetry import (RoundTelemetry, derived_values, parse_metrics, reading, schema_for,
                                                summarize)
 
 VLLM = """\

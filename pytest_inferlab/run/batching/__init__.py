@@ -25,9 +25,8 @@ from pytest_inferlab.registry import Registry
 from pytest_inferlab.specs.batching import BatchingSpec
 from pytest_inferlab.specs.core import SamplingSpec
 from pytest_inferlab.ground.trace import Request, RequestTrace, RoundTrace
+from pytest_inferlab.loadgen.unserved import BUDGET_ERROR, SESSION_ENDED, unsent_turns
 
-# Budget-cut requests are failures under load, not missing data: they count against goodput.
-BUDGET_ERROR = "not served: the round's time budget of {budget:.0f} s ran out (the engine is saturated at this load)"
 # A load generator that delivers its arrivals this much slower than scheduled voids the case.
 MIN_RATE_KEPT = 0.95
 # A load client whose median lateness exceeds this share of the median TTFT (and 2 ms) voids the case:
@@ -178,14 +177,6 @@ class Arrivals:
             return None
         span = self.delivered[-1][0] - self.delivered[0][0]
         return (len(self.delivered) - 1) / span if span > 0 else None
-
-
-SESSION_ENDED = "not sent: turn {turn} of its session failed, which ended the session"
-
-
-def unsent_turns(request: Request, when: float, reason: str) -> list[RequestTrace]:
-    """Failures for the turns of ``request``'s session that will now never be sent."""
-    return [RequestTrace(index, when, (), (), 0, ok=False, error=reason) for index in request.turns_left()]
 
 
 def budget_failures(remaining: Sequence[tuple[float, Request]], budget_s: float) -> list[RequestTrace]:

@@ -21,7 +21,7 @@ from pytest_inferlab.compat import GenerationThread, counted_prefix_matches, pre
 from pytest_inferlab.device import Device
 from pytest_inferlab.specs.load import LoadSpec
 from pytest_inferlab.specs.core import SamplingSpec
-from pytest_inferlab.ground.trace import Request, RequestTrace, RoundTrace
+from pytest_inferlab.ground.trace import KVUsage, Request, RequestTrace, RoundTrace
 from pytest_inferlab.run.batching import Arrivals, BatchingSpec, budget_failures, finish_round
 
 DEFAULT_PAGE_SIZE = 32
@@ -288,8 +288,7 @@ class ContinuousBatcher:
             arrival, request = in_flight.pop(output.request_id)
             traces.append(request_trace(output, arrival, request))
             arrivals.completed([(request, traces[-1])], time.perf_counter())
-        self._measure_cache(manager.current, engine)
-        return finish_round(t0, traces, arrivals, cut)
+        return dataclasses.replace(finish_round(t0, traces, arrivals, cut), kv=self._pool_usage(manager.current))
 
     @staticmethod
     def _alone(holder: ManagerHolder, engine: Any, arrival: float, request: Request, deadline: float) -> RequestTrace:
@@ -309,14 +308,14 @@ class ContinuousBatcher:
                                    "a failing request")
 
     @staticmethod
-    def _measure_cache(manager: Any, engine: Any) -> None:
-        """The paged pool's bytes and capacity, from the cache object (kv_cache_bytes in the record)."""
-        from pytest_inferlab.engines.base import KVUsage
-
+    def _pool_usage(manager: Any) -> KVUsage | None:
+        """The paged pool's bytes and capacity, from the cache object (kv_cache_bytes in the record);
+        None where the manager holds no cache."""
         cache = getattr(getattr(manager, "batch_processor", None), "cache", None)
-        if cache is not None:
-            capacity = cache.num_blocks * manager.continuous_batching_config.page_size
-            engine.last_kv = KVUsage(int(cache.cache_tensor.numel() * cache.cache_tensor.element_size()), capacity, 1)
+        if cache is None:
+            return None
+        capacity = cache.num_blocks * manager.continuous_batching_config.page_size
+        return KVUsage(int(cache.cache_tensor.numel() * cache.cache_tensor.element_size()), capacity, 1)
 
 
 CONTINUOUS = ContinuousBatcher()
