@@ -93,12 +93,16 @@ def methods_page() -> str:
                         if value is not None)
         return f"prompts `{spec.prompts}`, {spec.count} requests, {tokens}, {out} out{shape}"
 
+    def arrival(process: Any) -> str:
+        schedule = f"schedule `{process.schedule.__name__}`" if process.schedule else "no schedule: arrivals follow completions"
+        return f"form `{process.form}`; {schedule}" + ("; seeded" if process.seeded else "")
+
     sections = [
         ("Quantization methods", "`quantization` parameter, `quantized_model`", quant_methods, _settings, "quantization.md"),
         ("KV-cache configurations", "`kv_cache` parameter, `kv_model`", kv_caches, _settings, "kv-cache.md"),
         ("Speculative methods", "`speculative` parameter, `speculative_model`", drafters, _settings, "speculative.md"),
         ("Batching engines", "`batching` parameter, `lab.measure(..., batching=)`", batchers, lambda t: "", "batching.md"),
-        ("Arrival processes", "`load` parameter (`closed:N` is the closed loop)", arrival_processes, lambda t: "",
+        ("Arrival processes", "`load` parameter (`closed:N` is the closed loop)", arrival_processes, arrival,
          "batching.md"),
         ("Workloads", "`workload` parameter", workloads, workload, "suites.md#workloads"),
         ("Model sources", "`--inferlab-model`, `model` parameter", model_sources, lambda t: "", "suites.md#models"),

@@ -5,8 +5,12 @@ completes (offered load follows the engine). Open loop: requests arrive on a sch
 not wait for the engine: Poisson with a seeded generator, constant spacing, bursts, gamma gaps
 with a burstiness shape (rescaled so the span is exactly the target rate, as vLLM's bench does),
 a linear or exponential ramp between two rates, staged rates, or a trace's own times sped up.
-Open-loop schedules come from a registry of pure functions: ``arrival_processes.register("name", fn)``
-adds one; a schedule sees the requests (a trace's carry their arrival times).
+
+Each process is an entry of the ``arrival_processes`` registry (an ``ArrivalProcess``) that carries
+all of itself: its text form and how to read it, its check, its label and its schedule (a pure
+function that sees the requests: a trace's carry their arrival times). A project registers its own
+the same way (``ArrivalProcess.at_rate(schedule)`` for one that needs only a rate), and the
+``load`` parameter, labels, checks and spec ids treat it as they treat the shipped ones.
 """
 
 from __future__ import annotations
@@ -21,7 +25,30 @@ from pytest_inferlab.specs.core import stable_id, spec_dict
 CLOSED = "closed"
 
 Schedule = Callable[["LoadSpec", Sequence[Any]], list[float]]
-arrival_processes: Registry[Schedule] = Registry("arrival processes")
+
+
+@dataclass(frozen=True, slots=True)
+class ArrivalProcess:
+    """One arrival process, whole: ``form`` (the text after ``name:``, for messages and the reference
+    page), ``parse`` (that text -> LoadSpec fields; ValueError where it does not read), ``check``
+    (what is wrong with a spec of it, the whole message, or None), ``label`` (the text form again) and
+    ``schedule`` (offsets in seconds; None: a closed loop, whose arrivals follow completions)."""
+
+    form: str
+    parse: Callable[[str], dict[str, Any]]
+    check: Callable[["LoadSpec"], str | None]
+    label: Callable[["LoadSpec"], str]
+    schedule: Schedule | None
+    seeded: bool = False  # the schedule draws from a generator seeded by --inferlab-seed
+
+    @classmethod
+    def at_rate(cls, schedule: Schedule, seeded: bool = True, form: str = "<req/s>") -> "ArrivalProcess":
+        """A process that needs only a mean rate (``name:2.5``), e.g. a project's own schedule."""
+        return cls(form, lambda value: {"rate": float(value)}, _rate_problem,
+                   lambda spec: f"{spec.process}:{spec.rate:g}", schedule, seeded)
+
+
+arrival_processes: Registry[ArrivalProcess] = Registry("arrival processes")
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,36 +71,15 @@ class LoadSpec:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "stages", tuple((float(r), float(d)) for r, d in self.stages))
-        if self.process == CLOSED:
-            if self.stages:
-                if any(not (c >= 1 and c == int(c) and d > 0) for c, d in self.stages):
-                    raise ValueError(f"load closed: stages need whole clients >= 1 for > 0 s (e.g. closed:2x10,8x10), "
-                                     f"got {list(self.stages)}")
-                object.__setattr__(self, "concurrency", int(max(c for c, _ in self.stages)))
-            if not isinstance(self.concurrency, int) or self.concurrency < 1:
-                raise ValueError(f"load {self.label}: a closed loop needs concurrency >= 1 (e.g. closed:4)")
-            return
+        if self.process == CLOSED and self.stages and all(c >= 1 and c == int(c) for c, _ in self.stages):
+            object.__setattr__(self, "concurrency", int(max(c for c, _ in self.stages)))  # the most clients
         try:
-            arrival_processes.get(self.process)
+            process = arrival_processes.get(self.process)
         except KeyError as exc:  # the registry's message: the known names and close matches
-            raise ValueError(f"{exc} (or {CLOSED}, the closed loop)") from None
-        if self.process == "stages":
-            if not self.stages or any(not (r > 0 and d > 0) for r, d in self.stages):
-                raise ValueError(f"load stages: needs stages of rate > 0 req/s for > 0 s (e.g. stages:1x10,4x10), "
-                                 f"got {list(self.stages)}")
-            return
-        if self.process == "trace":
-            if self.speedup is None or not self.speedup > 0:
-                raise ValueError(f"load trace: the speed-up must be > 0 (trace:1 replays on time), got {self.speedup!r}")
-            return
-        if self.rate is None or not self.rate > 0:
-            raise ValueError(f"load {self.process}: needs a rate > 0 requests/s (e.g. {self.process}:2.0), got {self.rate!r}")
-        if self.burstiness is not None and not self.burstiness > 0:
-            raise ValueError(f"load {self.process}: burstiness (the gamma shape) must be > 0, got {self.burstiness!r}")
-        if self.process in RAMPS and (self.rate_end is None or not self.rate_end > 0):
-            raise ValueError(f"load {self.process}: needs an end rate > 0 (e.g. {self.process}:1-8), got {self.rate_end!r}")
-        if self.process == "burst" and (not isinstance(self.burst_size, int) or self.burst_size < 1):
-            raise ValueError(f"load burst: needs a burst size >= 1 (e.g. burst:8@0.5), got {self.burst_size!r}")
+            raise ValueError(str(exc)) from None
+        problem = process.check(self)
+        if problem:
+            raise ValueError(problem)
 
     @classmethod
     def closed(cls, concurrency: int) -> "LoadSpec":
@@ -139,25 +145,11 @@ class LoadSpec:
 
     @property
     def open_loop(self) -> bool:
-        return self.process != CLOSED
+        return arrival_processes.get(self.process).schedule is not None
 
     @property
     def label(self) -> str:
-        if self.process == CLOSED:
-            if self.stages:
-                return f"closed:{stages_text(self.stages)}"
-            return f"closed:{self.concurrency}"
-        if self.process == "burst":
-            return f"burst:{self.burst_size}@{self.rate:g}"
-        if self.process == "gamma":
-            return f"gamma:{self.rate:g},{self.burstiness:g}"
-        if self.process in RAMPS:
-            return f"{self.process}:{self.rate:g}-{self.rate_end:g}"
-        if self.process == "stages":
-            return f"stages:{stages_text(self.stages)}"
-        if self.process == "trace":
-            return f"trace:{self.speedup:g}"
-        return f"{self.process}:{self.rate:g}"
+        return arrival_processes.get(self.process).label(self)
 
     def to_dict(self) -> dict[str, Any]:
         """The canonical form behind ``spec_id``: fields added later only where set."""
@@ -178,10 +170,11 @@ class LoadSpec:
             raise ValueError("a closed loop has no schedule: arrivals follow completions")
         if isinstance(requests, int):
             requests = [None] * requests
-        return arrival_processes.get(self.process)(self, requests)
+        schedule = arrival_processes.get(self.process).schedule
+        assert schedule is not None  # open_loop said so
+        return schedule(self, requests)
 
 
-@arrival_processes.register("poisson")
 def poisson_offsets(spec: LoadSpec, requests: Sequence[Any]) -> list[float]:
     """Exponential gaps of mean 1/rate from a seeded generator; the first request at 0."""
     rng = random.Random(spec.seed)
@@ -192,12 +185,10 @@ def poisson_offsets(spec: LoadSpec, requests: Sequence[Any]) -> list[float]:
     return offsets
 
 
-@arrival_processes.register("constant")
 def constant_offsets(spec: LoadSpec, requests: Sequence[Any]) -> list[float]:
     return [i / spec.rate for i in range(len(requests))]
 
 
-@arrival_processes.register("burst")
 def burst_offsets(spec: LoadSpec, requests: Sequence[Any]) -> list[float]:
     """``burst_size`` requests together, bursts spaced so the mean rate is ``rate``."""
     spacing = spec.burst_size / spec.rate
@@ -209,7 +200,6 @@ def gamma_gap(rng: random.Random, rate: float, burstiness: float) -> float:
     return rng.gammavariate(burstiness, 1.0 / (rate * burstiness))
 
 
-@arrival_processes.register("gamma")
 def gamma_offsets(spec: LoadSpec, requests: Sequence[Any]) -> list[float]:
     """Gamma gaps (shape ``burstiness``: 1 is Poisson, below 1 burstier), then every offset scaled so
     the last request arrives at (n - 1) / rate: the round's rate is the target, not a draw around it."""
@@ -239,11 +229,8 @@ def ramp_offsets(spec: LoadSpec, requests: Sequence[Any]) -> list[float]:
 
 
 RAMPS = ("ramp", "ramp-exp")
-for _name in RAMPS:
-    arrival_processes.register(_name, ramp_offsets)
 
 
-@arrival_processes.register("stages")
 def staged_offsets(spec: LoadSpec, requests: Sequence[Any]) -> list[float]:
     """Poisson arrivals at each stage's rate for its duration, one stage after the other; the last
     stage goes on until every request has arrived (size the workload to end with the stages)."""
@@ -261,7 +248,6 @@ def staged_offsets(spec: LoadSpec, requests: Sequence[Any]) -> list[float]:
     return offsets
 
 
-@arrival_processes.register("trace")
 def trace_offsets(spec: LoadSpec, requests: Sequence[Any]) -> list[float]:
     """The requests' own arrival times (a trace workload's), from the first, divided by the speed-up."""
     times = [getattr(r, "arrival_s", None) for r in requests]
@@ -287,37 +273,120 @@ def parse_stages(value: str) -> tuple[tuple[float, float], ...]:
 
 def parse_load(text: str | LoadSpec, seed: int = 0) -> LoadSpec:
     """``closed:4``, ``poisson:2.5``, ``constant:1``, ``burst:8@0.5``, ``gamma:2,0.5``, ``ramp:1-8``,
-    ``ramp-exp:1-8``, ``stages:1x10,4x10``, ``trace`` or ``trace:2`` (or a LoadSpec, returned as is)."""
+    ``ramp-exp:1-8``, ``stages:1x10,4x10``, ``trace`` or ``trace:2``, or a registered process's own
+    form (or a LoadSpec, returned as is)."""
     if isinstance(text, LoadSpec):
         return text
-    process, _, value = str(text).strip().partition(":")
-    forms = ("closed:<concurrency>, closed:<clients>x<seconds>,..., poisson:<req/s>, constant:<req/s>, burst:<size>@<req/s>, "
-             "gamma:<req/s>,<burstiness>, ramp:<req/s>-<req/s>, ramp-exp:<req/s>-<req/s>, "
-             "stages:<req/s>x<seconds>,... or trace[:<speed-up>]")
+    name, _, value = str(text).strip().partition(":")
     try:
-        if process == CLOSED and "x" in value:
-            numbers: dict = {"stages": parse_stages(value)}
-        elif process == CLOSED:
-            numbers = {"concurrency": int(value)}
-        elif process == "burst":
-            size, _, rate = value.partition("@")
-            numbers = {"burst_size": int(size), "rate": float(rate)}
-        elif process == "gamma":
-            rate, _, shape = value.partition(",")
-            numbers = {"rate": float(rate), "burstiness": float(shape)}
-        elif process in RAMPS:
-            start, _, end = value.partition("-")
-            numbers = {"rate": float(start), "rate_end": float(end) if end else None}
-        elif process == "stages":
-            numbers = {"stages": parse_stages(value)}
-        elif process == "trace":
-            numbers = {"speedup": float(value or 1.0)}
-        else:
-            numbers = {"rate": float(value)}
+        process = arrival_processes.get(name)
+    except KeyError as exc:
+        raise ValueError(f"load {text!r}: {exc}") from None
+    try:
+        fields = process.parse(value)
     except ValueError:
-        raise ValueError(f"load {text!r}: expected {forms}") from None
-    seeded = process in ("poisson", "gamma", "stages", *RAMPS)
+        raise ValueError(f"load {text!r}: expected {load_forms()}") from None
     try:
-        return LoadSpec(process, seed=seed if seeded else 0, **numbers)
+        return LoadSpec(name, seed=seed if process.seeded else 0, **fields)
     except ValueError as exc:
         raise ValueError(f"load {text!r}: {exc}") from None
+
+
+def load_forms() -> str:
+    """Every registered process's text form, for a message that says what a load may be."""
+    names = sorted(arrival_processes.names(), key=lambda name: name != CLOSED)  # the closed loop first
+    forms = [f"{name}[:{form[1:]}" if form.startswith("[") else f"{name}:{form}"
+             for name in names for form in arrival_processes.get(name).form.split(" | ")]
+    return ", ".join(forms[:-1]) + f" or {forms[-1]}" if len(forms) > 1 else forms[0]
+
+
+# ---- the shipped processes: how each reads, what it needs, its label -------------------------------
+def _rate_problem(spec: LoadSpec) -> str | None:
+    if spec.rate is None or not spec.rate > 0:
+        return f"load {spec.process}: needs a rate > 0 requests/s (e.g. {spec.process}:2.0), got {spec.rate!r}"
+    if spec.burstiness is not None and not spec.burstiness > 0:
+        return f"load {spec.process}: burstiness (the gamma shape) must be > 0, got {spec.burstiness!r}"
+    return None
+
+
+def _closed_problem(spec: LoadSpec) -> str | None:
+    if spec.stages and any(not (c >= 1 and c == int(c) and d > 0) for c, d in spec.stages):
+        return (f"load closed: stages need whole clients >= 1 for > 0 s (e.g. closed:2x10,8x10), "
+                f"got {list(spec.stages)}")
+    if not isinstance(spec.concurrency, int) or spec.concurrency < 1:
+        return f"load {_closed_label(spec)}: a closed loop needs concurrency >= 1 (e.g. closed:4)"
+    return None
+
+
+def _closed_label(spec: LoadSpec) -> str:
+    return f"closed:{stages_text(spec.stages)}" if spec.stages else f"closed:{spec.concurrency}"
+
+
+def _closed_fields(value: str) -> dict[str, Any]:
+    return {"stages": parse_stages(value)} if "x" in value else {"concurrency": int(value)}
+
+
+def _burst_fields(value: str) -> dict[str, Any]:
+    size, _, rate = value.partition("@")
+    return {"burst_size": int(size), "rate": float(rate)}
+
+
+def _burst_problem(spec: LoadSpec) -> str | None:
+    if _rate_problem(spec):
+        return _rate_problem(spec)
+    if not isinstance(spec.burst_size, int) or spec.burst_size < 1:
+        return f"load burst: needs a burst size >= 1 (e.g. burst:8@0.5), got {spec.burst_size!r}"
+    return None
+
+
+def _gamma_fields(value: str) -> dict[str, Any]:
+    rate, _, shape = value.partition(",")
+    return {"rate": float(rate), "burstiness": float(shape)}
+
+
+def _ramp_fields(value: str) -> dict[str, Any]:
+    start, _, end = value.partition("-")
+    return {"rate": float(start), "rate_end": float(end) if end else None}
+
+
+def _ramp_problem(spec: LoadSpec) -> str | None:
+    if _rate_problem(spec):
+        return _rate_problem(spec)
+    if spec.rate_end is None or not spec.rate_end > 0:
+        return f"load {spec.process}: needs an end rate > 0 (e.g. {spec.process}:1-8), got {spec.rate_end!r}"
+    return None
+
+
+def _stages_problem(spec: LoadSpec) -> str | None:
+    if not spec.stages or any(not (r > 0 and d > 0) for r, d in spec.stages):
+        return (f"load stages: needs stages of rate > 0 req/s for > 0 s (e.g. stages:1x10,4x10), "
+                f"got {list(spec.stages)}")
+    return None
+
+
+def _trace_problem(spec: LoadSpec) -> str | None:
+    if spec.speedup is None or not spec.speedup > 0:
+        return f"load trace: the speed-up must be > 0 (trace:1 replays on time), got {spec.speedup!r}"
+    return None
+
+
+arrival_processes.register(CLOSED, ArrivalProcess(
+    "<concurrency> | <clients>x<seconds>,...", _closed_fields, _closed_problem, _closed_label, None))
+arrival_processes.register("poisson", ArrivalProcess.at_rate(poisson_offsets))
+arrival_processes.register("constant", ArrivalProcess.at_rate(constant_offsets, seeded=False))
+arrival_processes.register("burst", ArrivalProcess(
+    "<size>@<req/s>", _burst_fields, _burst_problem, lambda spec: f"burst:{spec.burst_size}@{spec.rate:g}",
+    burst_offsets))
+arrival_processes.register("gamma", ArrivalProcess(
+    "<req/s>,<burstiness>", _gamma_fields, _rate_problem, lambda spec: f"gamma:{spec.rate:g},{spec.burstiness:g}",
+    gamma_offsets, seeded=True))
+for _ramp in RAMPS:
+    arrival_processes.register(_ramp, ArrivalProcess(
+        "<req/s>-<req/s>", _ramp_fields, _ramp_problem,
+        lambda spec: f"{spec.process}:{spec.rate:g}-{spec.rate_end:g}", ramp_offsets, seeded=True))
+arrival_processes.register("stages", ArrivalProcess(
+    "<req/s>x<seconds>,...", lambda value: {"stages": parse_stages(value)}, _stages_problem,
+    lambda spec: f"stages:{stages_text(spec.stages)}", staged_offsets, seeded=True))
+arrival_processes.register("trace", ArrivalProcess(
+    "[<speed-up>]", lambda value: {"speedup": float(value or 1.0)}, _trace_problem,
+    lambda spec: f"trace:{spec.speedup:g}", trace_offsets))

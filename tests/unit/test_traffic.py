@@ -284,3 +284,21 @@ def test_a_staged_closed_loop_adds_and_retires_clients_at_its_stage_boundaries()
     assert [r.index for _, r in arrivals.take_due(22.0)] == [4]
     with pytest.raises(ValueError, match="whole clients"):
         parse_load("closed:1.5x10")
+
+
+def test_a_registered_process_carries_its_form_check_label_and_schedule(monkeypatch):
+    """A project's own arrival process goes through the same doors as the shipped ones."""
+    from pytest_inferlab.specs.load import ArrivalProcess, arrival_processes, load_forms
+
+    def every_other(spec, requests):  # pairs of requests, a pair every 2/rate s
+        return [(i // 2) * 2 / spec.rate for i in range(len(requests))]
+
+    monkeypatch.setitem(arrival_processes._items, "pairs", ArrivalProcess.at_rate(every_other, seeded=False))
+    load = parse_load("pairs:4", seed=9)
+    assert load.label == "pairs:4" and load.open_loop and load.seed == 0 and parse_load(load.label) == load
+    assert load.offsets(4) == [0.0, 0.0, 0.5, 0.5]
+    assert "pairs:<req/s>" in load_forms()
+    with pytest.raises(ValueError, match="load pairs: needs a rate > 0"):
+        parse_load("pairs:0")
+    with pytest.raises(ValueError, match="expected closed:<concurrency>.*pairs:<req/s>"):
+        parse_load("pairs:often")
