@@ -3,23 +3,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from pytest_inferlab.measure.curves import curves_of
 from pytest_inferlab.outputs.plots import pyplot, save_png, table_and_plot
-
-
-def curves_from_records(paths: Iterable[Path]) -> dict[str, list[dict[str, Any]]]:
-    """``curves_of`` the record files that can be read."""
-    records = []
-    for path in paths:
-        try:
-            records.append(json.loads(path.read_text(encoding="utf-8")))
-        except (OSError, ValueError):
-            continue
-    return curves_of(records)
 
 
 def _num(value: float | None, fmt: str) -> str:
@@ -69,7 +57,7 @@ def plot_curves(curves: Mapping[str, list[dict[str, Any]]], path: Path) -> Path:
     return save_png(curves_figure(curves), path)
 
 
-def curves_summary(run_folder: Path, records: Iterable[Path]) -> tuple[list[str], Path | None, str | None]:
-    """(table lines, PNG path or None, why no PNG) for a run folder's records under load."""
-    return table_and_plot(curves_from_records(records), format_curves, plot_curves,
+def curves_summary(run_folder: Path, records: Iterable[Mapping[str, Any]]) -> tuple[list[str], Path | None, str | None]:
+    """(table lines, PNG path or None, why no PNG) for a run folder's records under load (as read)."""
+    return table_and_plot(curves_of(list(records)), format_curves, plot_curves,
                           run_folder / "latency_throughput.png")

@@ -1,6 +1,7 @@
 """What a run found, one row per optimization: its speed against its reference (with the interval
 where the reference ran in the same rounds), its memory, its fidelity and its task accuracy, and a
-sentence that says it in words. The terminal's findings table and the HTML report both read it.
+sentence that says it in words; the pick, and the speed x memory x fidelity front. The terminal's
+table (findings_table.py) and the HTML report both read it; which family a record is, families.py.
 
 Pure: records (their JSON form) in, findings out. Which reference a row is judged against:
 
@@ -14,19 +15,18 @@ Pure: records (their JSON form) in, findings out. Which reference a row is judge
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping, Sequence
 
+from pytest_inferlab.judge.front import Objective
+from pytest_inferlab.judge.front import pareto_front as front_of
 from pytest_inferlab.judge.verdict import mcnemar
 from pytest_inferlab.measure.exactness import EXACT, Exactness
 from pytest_inferlab.record.record import exactness_checks
-from pytest_inferlab.specs.load import LoadSpec
+from pytest_inferlab.outputs.families import (BATCHING, COMPOSITION, FAMILY_ORDER, KV, LATENCY, PARALLEL, QUANT,
+                                              SERVING, SPECULATIVE, family_of, named, optimization_label)
 
 MiB = 2**20
-LATENCY, QUANT, KV, SPECULATIVE, COMPOSITION, BATCHING, SERVING, PARALLEL = (
-    "latency", "quantization", "kv-cache", "speculative", "composition", "batching", "serving", "parallel")
-FAMILY_ORDER = (LATENCY, QUANT, KV, SPECULATIVE, COMPOSITION, BATCHING, SERVING, PARALLEL)
 WEIGHTLESS_DRAFTING = ("prompt-lookup", "early-exit")  # drafting methods that load no draft model
 
 
@@ -101,60 +101,6 @@ def _values(record: Mapping[str, Any]) -> dict[str, float | None]:
     return {name: (m or {}).get("value") for name, m in (record.get("measurements") or {}).items()}
 
 
-def _named(spec: Mapping[str, Any] | None, field: str) -> str | None:
-    if not spec:
-        return None
-    settings = ",".join(f"{k}={v}" for k, v in spec.get("settings") or [])
-    return f"{spec[field]}({settings})" if settings else str(spec[field])
-
-
-def family_of(record: Mapping[str, Any]) -> str:
-    spec = record.get("spec") or {}
-    kv = spec.get("kv_cache")
-    stacked = [name for name, present in ((QUANT, (spec.get("model") or {}).get("quant")),
-                                          (KV, kv and kv.get("kind") != "dynamic"),
-                                          (SPECULATIVE, spec.get("speculative"))) if present]
-    if len(stacked) > 1:
-        return COMPOSITION
-    if stacked:
-        return stacked[0]
-    if (record.get("conditions") or {}).get("parallel") or (record.get("engine") or {}).get("engine") == "transformers-tp":
-        return PARALLEL
-    batching = spec.get("batching")
-    if batching:
-        return SERVING if batching.get("kind") == "server" else BATCHING
-    return LATENCY
-
-
-def optimization_label(record: Mapping[str, Any], family: str) -> str:
-    spec = record.get("spec") or {}
-    model = spec.get("model") or {}
-    parts = []
-    if model.get("quant"):
-        parts.append(_named(model["quant"], "method"))
-    if spec.get("kv_cache") and spec["kv_cache"].get("kind") != "dynamic":
-        parts.append(f"{_named(spec['kv_cache'], 'kind')} KV cache")
-    if spec.get("speculative"):
-        parts.append(f"{_named(spec['speculative'], 'method')} drafting")
-    if family == PARALLEL:
-        ranks = len(((record.get("conditions") or {}).get("parallel") or {}).get("peak_rss_bytes_per_rank") or [])
-        parts.append(f"tensor parallel x{ranks}" if ranks else "parallel layout")
-    if spec.get("batching"):
-        load = LoadSpec(**spec["load"]).label if spec.get("load") else ""
-        kind = spec["batching"]["kind"]
-        parts.append(f"{kind} {load}".strip() if kind == "server" else f"{kind} batching {load}".strip())
-    if not parts:
-        parts.append(f"{model.get('name', '?')} as is")
-    engine = (record.get("engine") or {}).get("engine")
-    if engine in ENGINE_WORDS:  # the runtime is part of what a user would pick
-        parts[0] += f" on {ENGINE_WORDS[engine]}"
-    workload = (spec.get("workload") or {}).get("name")
-    batch = spec.get("batch_size", 1)
-    where = f" on {workload}" + (f", batch {batch}" if batch != 1 else "")
-    return " + ".join(parts) + where
-
-
-ENGINE_WORDS = {"llamacpp": "llama.cpp"}  # engines named in a label (transformers is the default, unnamed)
 PICK_AGREEMENT = 0.9  # the least top-1 / token agreement with the reference a pick may have
 
 
@@ -239,9 +185,9 @@ def _drafting_alone(record: Mapping[str, Any]) -> Speed | None:
 def _reference_words(ref: Mapping[str, Any]) -> str:
     parts = [ref.get("model") or "the reference"]
     if ref.get("quant"):
-        parts.append(_named(ref["quant"], "method") or "")
+        parts.append(named(ref["quant"], "method") or "")
     if ref.get("kv_cache"):
-        parts.append(f"{_named(ref['kv_cache'], 'kind')} KV cache")
+        parts.append(f"{named(ref['kv_cache'], 'kind')} KV cache")
     return " ".join(parts) + " (same rounds)"
 
 
@@ -388,41 +334,12 @@ def front_points(findings: Sequence[Finding]) -> tuple[list[FrontPoint], list[Fi
     return points, left_out
 
 
+# faster, smaller, more faithful than the plain model (judge/front.py)
+FRONT_OBJECTIVES: tuple[Objective[FrontPoint], ...] = (
+    Objective(lambda p: p.speed), Objective(lambda p: p.memory, maximize=False), Objective(lambda p: p.agreement))
+
+
 def pareto_front(points: Sequence[FrontPoint]) -> list[FrontPoint]:
     """Points no other point beats on every axis: at least as fast, as small and as faithful, and
     strictly better on one."""
-    def dominates(a: FrontPoint, b: FrontPoint) -> bool:
-        no_worse = a.speed >= b.speed and a.memory <= b.memory and a.agreement >= b.agreement
-        return no_worse and (a.speed > b.speed or a.memory < b.memory or a.agreement > b.agreement)
-
-    return [p for p in points if not any(dominates(q, p) for q in points if q is not p)]
-
-
-def _num(value: float | None, fmt: str) -> str:
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, fmt)
-
-
-def _cut(text: str, width: int) -> str:
-    return text if len(text) <= width else text[:width - 1] + "…"
-
-
-def format_findings(findings: Sequence[Finding], width: int = 150) -> list[str]:
-    """The findings table, then one sentence per finding."""
-    if not findings:
-        return []
-    header = (f"{'family':<12} {'optimization':<40} {'tok/s':>7} {'x reference [95%]':>20} {'peak MiB':>8}  "
-              f"{'memory':<26} {'fidelity':<30} accuracy")
-    lines = [header, "-" * min(width, len(header) + 20)]
-    for f in findings:
-        lines.append(f"{f.family:<12} {_cut(f.optimization, 40):<40} {_num(f.tok_per_s, '.1f'):>7} "
-                     f"{f.speed.cell() if f.speed else '-':>20} {_num(f.peak_mib, '.0f'):>8}  "
-                     f"{_cut(f.memory or '-', 26):<26} {_cut(f.fidelity, 30):<30} {f.accuracy}")
-    lines.append("x reference: paired rounds against the reference in the same case, 95% interval; "
-                 "~ unpaired: against another case of this run")
-    lines.append("")
-    lines.append("what was found:")
-    lines += [f"  {f.words()}" for f in findings]
-    advice = pick_words(findings)
-    if advice:
-        lines += ["", f"pick: {advice}"]
-    return lines
+    return front_of(points, FRONT_OBJECTIVES)

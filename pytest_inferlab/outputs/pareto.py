@@ -7,12 +7,13 @@ multiple-choice task is compared with the unquantized variant item by item (exac
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Any, Iterable, Mapping
 
 from pytest_inferlab.outputs.plots import pyplot, save_png, table_and_plot
+from pytest_inferlab.judge.front import Objective
+from pytest_inferlab.judge.front import pareto_front as front_of
 from pytest_inferlab.judge.verdict import mcnemar
 
 MC_TASK = "inferlab_mc"
@@ -32,15 +33,12 @@ class Point:
     paired_speed: tuple[float, float, float] | None = None  # ratio to its reference and 95% interval (paired rounds)
 
 
-def points_from_records(paths: Iterable[Path]) -> list[Point]:
+def points_from_records(records: Iterable[Mapping[str, Any]]) -> list[Point]:
     """One point per record of a quantized variant alone (records without ``spec.model.quant``, and
-    compositions with drafting or a KV cache, are not)."""
+    compositions with drafting or a KV cache, are not). The records as read (record/run_folder.py:
+    load_run checks every one, naming the file it cannot read)."""
     points = []
-    for path in paths:
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
+    for record in records:
         spec = record.get("spec", {})
         quant = (spec.get("model") or {}).get("quant")
         values = {k: (v or {}).get("value") for k, v in record.get("measurements", {}).items()}
@@ -58,14 +56,16 @@ def points_from_records(paths: Iterable[Path]) -> list[Point]:
     return points
 
 
-def _dominates(a: Point, b: Point) -> bool:
-    no_worse = a.tok_per_s >= b.tok_per_s and a.kld_mean <= b.kld_mean and a.model_bytes <= b.model_bytes
-    better = a.tok_per_s > b.tok_per_s or a.kld_mean < b.kld_mean or a.model_bytes < b.model_bytes
-    return no_worse and better
+# faster, more faithful, smaller: within one batch size (judge/front.py)
+OBJECTIVES: tuple[Objective[Point], ...] = (Objective(lambda p: p.tok_per_s),
+                                            Objective(lambda p: p.kld_mean, maximize=False),
+                                            Objective(lambda p: p.model_bytes, maximize=False))
 
 
 def pareto_front(points: list[Point]) -> set[Point]:
-    return {p for p in points if not any(_dominates(q, p) for q in points if q.batch_size == p.batch_size)}
+    """The variants on the front of their own batch size."""
+    return {p for size in {q.batch_size for q in points}
+            for p in front_of([q for q in points if q.batch_size == size], OBJECTIVES)}
 
 
 def _reference(points: list[Point], batch_size: int) -> Point | None:
@@ -130,6 +130,6 @@ def plot_tradeoff(points: list[Point], path: Path) -> Path:
     return save_png(figure, path)
 
 
-def tradeoff_summary(run_folder: Path, records: Iterable[Path]) -> tuple[list[str], Path | None, str | None]:
+def tradeoff_summary(run_folder: Path, records: Iterable[Mapping[str, Any]]) -> tuple[list[str], Path | None, str | None]:
     """(table lines, PNG path or None, why no PNG) for a run folder holding quantized records."""
     return table_and_plot(points_from_records(records), format_tradeoff, plot_tradeoff, run_folder / "pareto.png")

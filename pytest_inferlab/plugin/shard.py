@@ -11,7 +11,6 @@ inputs: then every machine computes the same assignment.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping
@@ -62,14 +61,15 @@ def _seconds(record: Mapping[str, object]) -> float | None:
 
 
 def run_durations(run_dir: Path) -> dict[str, float]:
-    """Seconds per test id in the records of one earlier run (a run folder), for balancing."""
+    """Seconds per test id in the records of one earlier run (a run folder), for balancing; a record
+    that cannot be read raises RecordError naming the file (never skipped: a balance from part of a run
+    would be silently wrong)."""
+    from pytest_inferlab.record.record import load_record
+
     durations = {}
     for path in record_files(run_dir):
-        try:
-            record = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        seconds = _seconds(record) if isinstance(record, dict) else None
+        record = load_record(path)
+        seconds = _seconds(record)
         if seconds is not None:
             durations[str(record.get("test_id"))] = seconds
     return durations

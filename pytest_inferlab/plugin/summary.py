@@ -57,15 +57,11 @@ class Summary:
             return
         finish_manifest(self.store.folder, self.store.folder.name, pytest_command(), int(exitstatus),
                         interrupted=exitstatus == pytest.ExitCode.INTERRUPTED, failures=self.failures)
-        from pytest_inferlab.outputs.curves import curves_summary
         from pytest_inferlab.outputs.asv_export import export, find_records
-        from pytest_inferlab.outputs.pareto import tradeoff_summary
 
         records = find_records(self.store.folder)
         if self.settings.save_baseline:
             self._save_baselines(session, records)
-        self.tradeoff_lines = _with_plot(*tradeoff_summary(self.store.folder, records))
-        self.curve_lines = _with_plot(*curves_summary(self.store.folder, records))
         if self.settings.asv is not None:
             from pytest_inferlab.outputs.asv_changes import change_point_lines
 
@@ -76,18 +72,25 @@ class Summary:
         self._findings_and_report()
 
     def _findings_and_report(self) -> None:
-        """The findings table and report.html, from the records as written (a report is never half-built:
-        a run whose records cannot be read says why instead)."""
-        from pytest_inferlab.outputs.findings import findings_of, format_findings
+        """The trade-off and latency-throughput tables, the findings table and report.html, from the run's
+        records read back once (a report is never half-built: a run whose records cannot be read says
+        why, naming the file, instead of any of them)."""
+        from pytest_inferlab.outputs.curves import curves_summary
+        from pytest_inferlab.outputs.findings import findings_of
+        from pytest_inferlab.outputs.findings_table import format_findings
         from pytest_inferlab.outputs.html_report import write_report
+        from pytest_inferlab.outputs.pareto import tradeoff_summary
         from pytest_inferlab.record.run_folder import RunFolderError, load_run
 
         try:
             run = load_run(self.store.folder)
-            self.findings_lines = format_findings(findings_of(run.records))
-            self.report_line = f"report: {write_report(self.store.folder)}"
         except RunFolderError as exc:
             self.report_line = f"report: not written: {exc}"
+            return
+        self.tradeoff_lines = _with_plot(*tradeoff_summary(self.store.folder, run.records))
+        self.curve_lines = _with_plot(*curves_summary(self.store.folder, run.records))
+        self.findings_lines = format_findings(findings_of(run.records))
+        self.report_line = f"report: {write_report(self.store.folder)}"
 
     def _save_baselines(self, session: pytest.Session, record_paths: list[Path]) -> None:
         """--inferlab-save-baseline: this run's valid records, all saved or none (as save-baselines)."""

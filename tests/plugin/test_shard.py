@@ -81,3 +81,12 @@ def test_assignment_is_balanced_by_cost_and_deterministic():
     assert parse_shard("2/4") == Shard(2, 4)
     with pytest.raises(ValueError, match="1 <= I <= N"):
         parse_shard("5/4")
+
+
+def test_durations_from_a_run_with_an_unreadable_record_name_the_file(tmp_path):
+    from pytest_inferlab.plugin.shard import run_durations
+    from pytest_inferlab.record.record import RecordError
+
+    (tmp_path / "case.json").write_text('{"schema_version": 1, "test_id": "t"')  # cut short by a crash
+    with pytest.raises(RecordError, match="case.json"):
+        run_durations(tmp_path)  # a balance from part of a run would be silently wrong

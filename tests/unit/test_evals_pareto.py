@@ -85,15 +85,14 @@ def test_a_paired_speed_ratio_prints_with_its_interval():
     assert "0.91 [0.86, 0.97]" in row and "unpaired" not in row
 
 
-def test_the_trade_off_takes_variants_alone_not_their_compositions(tmp_path):
+def test_the_trade_off_takes_variants_alone_not_their_compositions():
     from pytest_inferlab.outputs.pareto import points_from_records
 
-    def write(name, spec):
+    def record(spec):
         measurements = {"output_tok_per_s": {"value": 30.0}, "model_bytes": {"value": 1e8}}
-        (tmp_path / name).write_text(json.dumps({"spec": {"batch_size": 1, **spec}, "measurements": measurements}))
-        return tmp_path / name
+        return {"spec": {"batch_size": 1, **spec}, "measurements": measurements}
 
     gptq = {"model": {"name": "m", "quant": {"method": "gptq", "settings": []}}}
-    paths = [write("alone.json", gptq), write("drafted.json", {**gptq, "speculative": {"method": "prompt-lookup"}}),
-             write("plain.json", {"model": {"name": "m", "quant": None}})]
-    assert [p.method for p in points_from_records(paths)] == ["gptq"]
+    records = [record(gptq), record({**gptq, "speculative": {"method": "prompt-lookup"}}),
+               record({"model": {"name": "m", "quant": None}})]
+    assert [p.method for p in points_from_records(records)] == ["gptq"]

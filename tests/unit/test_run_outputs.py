@@ -8,8 +8,9 @@ import pytest
 
 from pytest_inferlab.cli import main
 from pytest_inferlab.judge.compare import compare_runs, format_comparison, lockstep_pair
-from pytest_inferlab.outputs.findings import (COMPOSITION, KV, LATENCY, QUANT, SPECULATIVE, BATCHING, findings_of,
-                                              format_findings, front_points, pareto_front)
+from pytest_inferlab.outputs.families import BATCHING, COMPOSITION, KV, LATENCY, QUANT, SPECULATIVE
+from pytest_inferlab.outputs.findings import findings_of, front_points, pareto_front
+from pytest_inferlab.outputs.findings_table import format_findings
 from pytest_inferlab.outputs.html_report import build_report, write_report
 from pytest_inferlab.record.run_folder import (MANIFEST, RunFolderError, finish_manifest, load_run,
                                                start_manifest)
@@ -291,7 +292,7 @@ def test_runs_made_apart_are_judged_as_the_gate_judges_one_baseline_run():
     a = [timed("t::same", 40.0), timed("t::bigger", 40.0), timed("t::only_a", 40.0, spec_id="b" * 12)]
     b = [timed("t::same", 40.0), timed("t::bigger", 60.0, model_bytes=110.0), timed("t::only_b", 40.0, spec_id="c" * 12)]
     result = compare_runs(a, b)
-    assert not result.paired and result.only_a == ["t::only_a"] and result.only_b == ["t::only_b"]
+    assert not result.paired and result.only_first == ["t::only_a"] and result.only_second == ["t::only_b"]
     same, bigger = verdicts_of(result, "t::same"), verdicts_of(result, "t::bigger")
     assert same["tpot_ms"].ratio == pytest.approx(1.0) and same["model_bytes"].outcome == "unchanged"
     # 1.5x slower, but one run of history: the gate's assumed noise leaves a timing change inconclusive
