@@ -18,7 +18,8 @@ from typing import Callable, Sequence
 
 from pytest_inferlab.ab.revisions import ABError, BaseWorktree, Revisions, resolve
 from pytest_inferlab.ab.sides import Side, SideResult, collect, run_sides, select
-from pytest_inferlab.judge.ab import ABOutcome, compare_sides
+from pytest_inferlab.judge.ab import compare_sides
+from pytest_inferlab.judge.comparison import Comparison
 from pytest_inferlab.outputs.report import format_verdict_summary, verdict_rows
 from pytest_inferlab.ground.jsonio import write_json_new
 from pytest_inferlab.record.record import RecordError, load_record, record_files
@@ -104,11 +105,11 @@ def _measure_and_judge(request: ABRequest, revisions: Revisions, sides: list[Sid
             say(f"inferlab ab: {result.why()}")
         return 2
     outcome = dataclasses.replace(compare_sides(records["base"], records["candidate"], request.alpha, request.tolerance),
-                                  base_only=selection.base_only, candidate_only=selection.candidate_only)
+                                  only_first=selection.base_only, only_second=selection.candidate_only)
     compared = {"base": {"revision": revisions.base, "commit": revisions.base_commit},
                 "candidate": {"head": revisions.head_commit, "uncommitted_files": list(revisions.dirty_files)},
                 "pytest_args": list(request.side_args())}
-    write_json_new(folder / "verdicts.json", {**compared, **outcome.to_json()})
+    write_json_new(folder / "verdicts.json", {**compared, **outcome.ab_json()})
     for line in report_lines(outcome):
         say(line)
     return 1 if outcome.regressed else 0
@@ -124,7 +125,7 @@ def _records(result: SideResult) -> list[dict]:
         raise ABError(f"the {result.side.name} side's records cannot be read: {exc}") from None
 
 
-def report_lines(outcome: ABOutcome) -> list[str]:
+def report_lines(outcome: Comparison) -> list[str]:
     """The A/B summary: counts, the notable verdicts, then every regression's reason."""
     rows = [row for case in outcome.cases for row in verdict_rows(case.test_id.split("::")[-1], case.verdicts, True)]
     lines = ["A/B verdicts (candidate / base, paired rounds):"] + format_verdict_summary(rows) if rows else \

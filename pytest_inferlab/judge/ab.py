@@ -7,37 +7,13 @@ over all of them (Bonferroni), as the gate does for history verdicts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
+from pytest_inferlab.judge.comparison import CaseComparison, Comparison
 from pytest_inferlab.judge.paired import judge_paired
 from pytest_inferlab.judge.policy import policies_for
-from pytest_inferlab.judge.verdict import REGRESSED, Verdict, bonferroni_alpha
+from pytest_inferlab.judge.verdict import bonferroni_alpha
 from pytest_inferlab.measure.catalog import TIMING
-
-
-@dataclass(frozen=True, slots=True)
-class CaseVerdicts:
-    test_id: str
-    verdicts: list[Verdict]
-
-
-@dataclass(frozen=True, slots=True)
-class ABOutcome:
-    cases: list[CaseVerdicts]
-    base_only: list[str]  # cases measured on one side only: listed, never compared
-    candidate_only: list[str]
-    alpha: float  # per series
-
-    @property
-    def regressed(self) -> list[tuple[str, str]]:
-        return [(c.test_id, v.metric) for c in self.cases for v in c.verdicts if v.outcome == REGRESSED]
-
-    def to_json(self) -> dict[str, Any]:
-        from dataclasses import asdict
-
-        return {"alpha_per_series": self.alpha, "base_only": self.base_only, "candidate_only": self.candidate_only,
-                "cases": [{"test_id": c.test_id, "verdicts": [asdict(v) for v in c.verdicts]} for c in self.cases]}
 
 
 def _by_test(records: Sequence[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
@@ -57,7 +33,7 @@ def _invalid(base: Mapping[str, Any], candidate: Mapping[str, Any]) -> str | Non
 
 
 def compare_sides(base: Sequence[Mapping[str, Any]], candidate: Sequence[Mapping[str, Any]], family_alpha: float,
-                  tolerance: Mapping[str, float] | None = None) -> ABOutcome:
+                  tolerance: Mapping[str, float] | None = None) -> Comparison:
     """Verdicts for every case both sides recorded; the candidate's order."""
     tolerance = tolerance or {}
     base_by, cand_by = _by_test(base), _by_test(candidate)
@@ -74,5 +50,6 @@ def compare_sides(base: Sequence[Mapping[str, Any]], candidate: Sequence[Mapping
             bv, cv = b["round_values"][name], c["round_values"][name]
             pairs = min(len(bv), len(cv))
             verdicts.append(judge_paired(policies[test_id][name], bv[:pairs], cv[:pairs], alpha, invalid, against="base"))
-        cases.append(CaseVerdicts(test_id, verdicts))
-    return ABOutcome(cases, [t for t in base_by if t not in cand_by], [t for t in cand_by if t not in base_by], alpha)
+        cases.append(CaseComparison(test_id, c["spec_id"], verdicts))
+    return Comparison(True, cases, [t for t in base_by if t not in cand_by], [t for t in cand_by if t not in base_by],
+                      alpha)

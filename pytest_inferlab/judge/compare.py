@@ -16,40 +16,15 @@ The false-alarm budget is split over every judged timing series (Bonferroni), as
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from typing import Any, Mapping, Sequence
 
 from pytest_inferlab.judge.ab import compare_sides
+from pytest_inferlab.judge.comparison import CaseComparison, Comparison
 from pytest_inferlab.judge.policy import policies_for
 from pytest_inferlab.judge.verdict import REGRESSED, NoiseModel, Verdict, bonferroni_alpha, item_verdicts, judge_run
 from pytest_inferlab.measure.catalog import TIMING
 
 AB_TURNS_OPTION = "--inferlab-ab-turns"
-
-
-@dataclass(frozen=True, slots=True)
-class CaseComparison:
-    test_id: str
-    spec_id: str
-    verdicts: list[Verdict]
-
-
-@dataclass(frozen=True, slots=True)
-class RunComparison:
-    paired: bool  # lock-step sides of one A/B: timing judged on paired rounds
-    cases: list[CaseComparison]
-    only_a: list[str]  # cases one run measured and the other did not: listed, never judged
-    only_b: list[str]
-    alpha: float  # per timing series
-
-    @property
-    def regressed(self) -> list[tuple[str, str]]:
-        return [(c.test_id, v.metric) for c in self.cases for v in c.verdicts if v.outcome == REGRESSED]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"paired": self.paired, "alpha_per_series": self.alpha, "only_a": self.only_a, "only_b": self.only_b,
-                "cases": [{"test_id": c.test_id, "spec_id": c.spec_id, "verdicts": [asdict(v) for v in c.verdicts]}
-                          for c in self.cases]}
 
 
 def _key(record: Mapping[str, Any]) -> tuple[str, str]:
@@ -78,7 +53,7 @@ def _value(record: Mapping[str, Any], name: str) -> float | None:
 
 
 def compare_runs(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, Any]], family_alpha: float = 0.05,
-                 tolerance: Mapping[str, float] | None = None, paired: bool = False) -> RunComparison:
+                 tolerance: Mapping[str, float] | None = None, paired: bool = False) -> Comparison:
     """B judged against A for every case both measured, in B's order."""
     tolerance = tolerance or {}
     by_a, by_b = {_key(r): r for r in a}, {_key(r): r for r in b}
@@ -110,7 +85,7 @@ def compare_runs(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, Any]],
                 verdicts.append(verdict)
         verdicts += item_verdicts(rb.get("evals") or {}, ra.get("evals") or {}, alpha)
         cases.append(CaseComparison(key[0], key[1], verdicts))
-    return RunComparison(paired, cases, [k[0] for k in by_a if k not in by_b], [k[0] for k in by_b if k not in by_a],
+    return Comparison(paired, cases, [k[0] for k in by_a if k not in by_b], [k[0] for k in by_b if k not in by_a],
                          alpha)
 
 
@@ -118,7 +93,7 @@ def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[:(width - 1) // 2] + "…" + text[len(text) - (width - 1 - (width - 1) // 2):]
 
 
-def format_comparison(result: RunComparison, run_a: str, run_b: str, show_all: bool = False) -> list[str]:
+def format_comparison(result: Comparison, run_a: str, run_b: str, show_all: bool = False) -> list[str]:
     """The terminal table: per case and metric B / A with its interval and verdict (unchanged and new
     ones only with ``show_all``), the counts, the one-side cases."""
     how = ("paired rounds (the two sides of one A/B)" if result.paired else
@@ -142,7 +117,7 @@ def format_comparison(result: RunComparison, run_a: str, run_b: str, show_all: b
                  + (", ".join(f"{n} {o}" for o, n in sorted(counts.items(), key=lambda kv: -kv[1])) or "no metric in common"))
     if not show_all:
         lines.append("(unchanged metrics left out: --all lists every one)")
-    for title, ids in (("only in A", result.only_a), ("only in B", result.only_b)):
+    for title, ids in (("only in A", result.only_first), ("only in B", result.only_second)):
         if ids:
             lines.append(f"{title} ({len(ids)}), not compared:")
             lines += [f"  {test_id}" for test_id in ids]

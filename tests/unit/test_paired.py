@@ -106,7 +106,7 @@ def test_nothing_is_granted_until_both_sides_have_asked():
 
 
 def _record(test_id, tpot, invalid=None):
-    return {"test_id": test_id, "round_values": {"tpot_ms": tpot, "ttft_ms": [100.0] * len(tpot)},
+    return {"test_id": test_id, "spec_id": "a" * 12, "round_values": {"tpot_ms": tpot, "ttft_ms": [100.0] * len(tpot)},
             "conditions": {"invalid": invalid}}
 
 
@@ -115,7 +115,8 @@ def test_compare_sides_pairs_shared_cases_and_lists_the_rest():
     base = [_record("t::a", base_tpot), _record("t::old", base_tpot)]
     cand = [_record("t::a", cand_tpot), _record("t::new", cand_tpot)]
     outcome = compare_sides(base, cand, family_alpha=0.05)
-    assert outcome.base_only == ["t::old"] and outcome.candidate_only == ["t::new"]
+    assert outcome.only_first == ["t::old"] and outcome.only_second == ["t::new"] and outcome.paired
+    assert outcome.ab_json()["base_only"] == ["t::old"] and outcome.ab_json()["candidate_only"] == ["t::new"]
     assert [c.test_id for c in outcome.cases] == ["t::a"]
     assert outcome.alpha == pytest.approx(0.05 / 2)  # two timing series: tpot_ms and ttft_ms
     assert outcome.regressed == [("t::a", "tpot_ms")]
