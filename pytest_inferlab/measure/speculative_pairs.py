@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
+from pytest_inferlab.ground.alternation import pair_order
 from pytest_inferlab.measure.metrics import Measurement
 from pytest_inferlab.run.runner import run_round
 from pytest_inferlab.specs.core import SamplingSpec
-from pytest_inferlab.ground.trace import Request, RoundTrace
+from pytest_inferlab.engines.base import Engine
+from pytest_inferlab.ground.trace import AssistUsage, Request, RoundTrace
 from pytest_inferlab.measure.exactness import EXACT, Exactness, Mismatch, judge_exactness, margin_from
 from pytest_inferlab.measure.speculative import speculative_measurements, unigram_tv
 
@@ -23,16 +25,16 @@ from pytest_inferlab.measure.speculative import speculative_measurements, unigra
 class SpeculativePairs:
     """The undrafted twin of a drafting engine and the rounds of both."""
 
-    def __init__(self, engine: Any) -> None:
+    def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.reference = engine.without_assist()
         self.drafted: list[RoundTrace] = []
         self.undrafted: list[RoundTrace] = []
-        self.usages: list[Any] = []
+        self.usages: list[AssistUsage] = []
         self.prompts: dict[int, tuple[int, ...]] = {}  # request index -> prompt ids (tie margins)
 
     @classmethod
-    def for_engine(cls, engine: Any, batch_size: int, load: Any) -> "SpeculativePairs | None":
+    def for_engine(cls, engine: Engine, batch_size: int, load: Any) -> "SpeculativePairs | None":
         if engine.info.speculative is None:
             return None
         if batch_size != 1 or load is not None:
@@ -48,7 +50,7 @@ class SpeculativePairs:
     def round(self, requests: Sequence[Request], sampling: SamplingSpec, done: int, warm: bool) -> RoundTrace:
         rounds: dict[str, RoundTrace] = {}
         self.prompts.update({r.index: tuple(r.prompt_ids) for r in requests})
-        for which in (("drafted", "undrafted") if done % 2 == 0 else ("undrafted", "drafted")):
+        for which in pair_order(done, "drafted", "undrafted"):
             start = len(self.engine.assist_log)
             engine = self.engine if which == "drafted" else self.reference
             rounds[which] = run_round(engine, requests, 1, sampling, warmup=warm)

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+from pytest_inferlab.ground.alternation import pair_order
 from pytest_inferlab.engines.base import Engine
 from pytest_inferlab.measure.curves import curve_point
 from pytest_inferlab.judge.sequential import beyond_band
@@ -244,7 +245,7 @@ class OverheadCase:
         from pytest_inferlab.engines.transformers_engine import bare_generate
 
         rates = {}
-        for path in (("recorded", "bare") if self.pairs % 2 == 0 else ("bare", "recorded")):
+        for path in pair_order(self.pairs, "recorded", "bare"):
             if path == "recorded":
                 trace = run_round(self.engine, self.requests, 1, self.sampling)
                 rates[path] = sum(r.output_tokens for r in trace.requests) / (trace.t_end - trace.t_start)

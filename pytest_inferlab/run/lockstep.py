@@ -22,6 +22,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from pytest_inferlab.ground.alternation import pair_order
+
 SIDES = ("base", "candidate")
 PHASES = {"begin": 0, "round": 1, "end": 2}
 
@@ -43,7 +45,7 @@ def choose(base: Turn, candidate: Turn) -> str:
     """The side that goes next when both wait: the one behind; at the same round, base on even rounds."""
     if base != candidate:
         return "base" if base < candidate else "candidate"
-    return "base" if base.index % 2 == 0 else "candidate"
+    return pair_order(base.index, "base", "candidate")[0]
 
 
 @dataclass

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
+from pytest_inferlab.ground.alternation import pair_order
 from pytest_inferlab.engines.base import Engine
 from pytest_inferlab.run.runner import run_round
 from pytest_inferlab.ground.trace import Request, RoundTrace
@@ -36,7 +37,7 @@ class ReferencePairs:
               warm: bool) -> RoundTrace:
         """One reference round and ``candidate_round()``, in alternating order; the candidate's trace."""
         traces: dict[str, RoundTrace] = {}
-        for which in ("candidate", "reference") if done % 2 == 0 else ("reference", "candidate"):
+        for which in pair_order(done, "candidate", "reference"):
             if which == "candidate":
                 traces[which] = candidate_round()
             else:
