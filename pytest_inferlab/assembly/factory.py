@@ -21,6 +21,7 @@ from pytest_inferlab.ground.memory import return_freed_memory
 from pytest_inferlab.ground.progress import StepProgress
 from pytest_inferlab.ground.processes import MEASURED_PIDS
 from pytest_inferlab.specs.core import ModelSpec, QuantSpec, SpeculativeSpec
+from pytest_inferlab.specs.parallel import ParallelSpec
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,6 +78,7 @@ class EngineFactory:
         self._unloadable: dict[ModelSpec, str] = {}  # models that failed to load: not retried per case
         self._drafts: dict[tuple[Any, ...], Engine] = {}  # draft engines of speculative pairs
         self._tensor_parallel: dict[tuple[ModelSpec, int], Engine] = {}  # CPU tensor-parallel groups
+        self._vllm: dict[tuple[ModelSpec, ParallelSpec], Engine] = {}  # vLLM's in-process engines (GPU)
         self._server: Any = None  # the local server of the serving path (local_server.LocalServer)
         self._server_engine: Engine | None = None
 
@@ -136,9 +138,9 @@ class EngineFactory:
         drafts = [key for key, draft in self._drafts.items() if draft.info.model.quant is not None and
                   draft.info.model.quant not in kept]
         for spec in dropped:
-            del self._engines[spec]
+            self._engines.pop(spec).close()  # a llama.cpp rung holds its context until closed
         for key in drafts:
-            del self._drafts[key]
+            self._drafts.pop(key).close()
         if dropped or drafts:
             return_freed_memory()
 
@@ -194,6 +196,17 @@ class EngineFactory:
             self._tensor_parallel[key] = group
         return self._tensor_parallel[key]
 
+    def vllm_engine(self, parallel: ParallelSpec) -> Engine:
+        """The run's model in vLLM's in-process engine with the ``parallel`` layout (built once per
+        layout; closed with the factory). RuntimeError naming why where vLLM cannot run."""
+        from pytest_inferlab.engines.vllm_engine import VllmEngine
+
+        key = (self.resolve(self.settings.model), parallel)
+        if key not in self._vllm:
+            self.say(f"loading {key[0].name} in vLLM ({parallel.label}) ...")
+            self._vllm[key] = VllmEngine.load(key[0], self.device, parallel=parallel, seed=self.settings.seed)
+        return self._vllm[key]
+
     def server(self) -> Any:
         """Start (once) the local server, unless --inferlab-server-url names one; returns the handle."""
         if self._server is None and self.settings.server_url is None:
@@ -242,7 +255,9 @@ class EngineFactory:
             self._server.stop()
 
     def close(self) -> None:
-        """Stop the tensor-parallel groups and the local server (idempotent)."""
-        for group in self._tensor_parallel.values():
-            group.close()
+        """Close every engine it built: the tensor-parallel groups, vLLM's engines, the local server and
+        its client, the in-process models and drafts (idempotent)."""
+        for engine in [*self._tensor_parallel.values(), *self._vllm.values(), *self._drafts.values(),
+                       *self._engines.values()]:
+            engine.close()
         self.stop_server()

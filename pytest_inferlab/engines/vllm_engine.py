@@ -172,6 +172,20 @@ class VllmEngine(Engine):
     def encode(self, text: str, chat: bool) -> list[int]:
         return encode_prompt(self.tokenizer, text, chat)
 
+    def close(self) -> None:
+        """Let go of vLLM's engine and hand its GPU memory back (the next layout loads its own)."""
+        llm, self.llm = self.llm, None
+        if llm is None:
+            return
+        del llm
+        import gc
+
+        gc.collect()
+        import torch
+
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
     def generate(self, batch: Sequence[Request], sampling: SamplingSpec) -> list[RequestTrace]:
         from vllm import SamplingParams
 

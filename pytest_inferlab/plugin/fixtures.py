@@ -219,13 +219,12 @@ def tp_model(inferlab_session: LabSession, model: Engine, parallel: ParallelSpec
 def vllm_model(inferlab_session: LabSession, parallel: ParallelSpec) -> Engine:
     """``--inferlab-model`` in vLLM's in-process engine with the ``parallel`` layout (GPU, extra
     ``[gpu]``); skips with the reason where vLLM cannot run (not installed, no GPU, too few GPUs)."""
-    from pytest_inferlab.engines.vllm_engine import VllmEngine, unavailable_reason
+    from pytest_inferlab.engines.vllm_engine import unavailable_reason
 
     reason = unavailable_reason(inferlab_session.device, parallel)
     if reason:
         pytest.skip(f"vllm: {reason}")
-    return VllmEngine.load(inferlab_session.engines.resolve(inferlab_session.settings.model), inferlab_session.device,
-                           parallel=parallel, seed=inferlab_session.settings.seed)
+    return inferlab_session.engines.vllm_engine(parallel)
 
 
 @pytest.fixture

@@ -80,6 +80,65 @@ def test_an_engine_missing_a_required_member_cannot_be_built():
         NoGenerate()
 
 
+class LoadableEngine(FakeEngine):
+    """An engine added as a project would: one class with the declared constructor, one registration."""
+
+    @classmethod
+    def load(cls, spec, device):
+        return cls(dataclasses.replace(INFO, engine="loadable", model=spec, device=device))
+
+
+def test_an_engine_is_one_module_and_one_registration_and_a_round_runs_through_it(monkeypatch):
+    from pytest_inferlab.engines.base import engines, load_engine
+    from pytest_inferlab.ground.trace import Request
+    from pytest_inferlab.measure.metrics import measure
+    from pytest_inferlab.run.runner import run_round
+
+    monkeypatch.setitem(engines._items, "loadable", LoadableEngine)
+    engine = load_engine("loadable", SPEC, CPU)
+    assert isinstance(engine, LoadableEngine) and engine.info.engine == "loadable" and engine.info.model == SPEC
+    trace = run_round(engine, [Request(i, tuple(engine.encode("two words", True)), 1) for i in range(3)], 1,
+                      SamplingSpec())
+    measured = measure([trace])[0]
+    assert engine.generated == 3 and sum(r.output_tokens for r in trace.requests) == 3
+    assert measured["output_tok_per_s"].value > 0 and measured["failed_requests"].value == 0
+    with pytest.raises(EngineCapabilityError, match="FakeEngine engine is not built from a model spec alone"):
+        FakeEngine.load(SPEC, CPU)  # the base's constructor says where such an engine comes from
+
+
+class ClosingEngine(FakeEngine):
+    def __init__(self, info=INFO):
+        super().__init__(info)
+        self.closed = 0
+
+    def close(self):
+        self.closed += 1
+
+
+def test_the_factory_builds_vllm_engines_once_per_layout_and_closes_every_engine_it_built(monkeypatch):
+    """vLLM cannot run here: its engine is replaced at its one constructor (VllmEngine.load), the
+    factory's side (built once per layout, closed with the factory) is what is tested."""
+    from pytest_inferlab.assembly.factory import EngineFactory, EngineSettings, ModelChecks
+    from pytest_inferlab.engines.vllm_engine import VllmEngine
+
+    built = []
+
+    def load(spec, device, parallel, seed):
+        built.append((spec.name, parallel, seed))
+        return ClosingEngine()
+
+    monkeypatch.setattr(VllmEngine, "load", staticmethod(load))
+    factory = EngineFactory(EngineSettings(model="dummy:tiny", seed=3), CPU, ModelChecks(), lambda *a: None)
+    one, two = ParallelSpec(), ParallelSpec(tensor=2)
+    first = factory.vllm_engine(one)
+    assert factory.vllm_engine(one) is first and factory.vllm_engine(two) is not first
+    assert built == [("dummy:tiny", one, 3), ("dummy:tiny", two, 3)]
+    in_process = factory.engine_for("dummy:tiny")
+    factory.close()
+    assert first.closed == 1 and factory.vllm_engine(two).closed == 1
+    assert in_process.module is not None  # a transformers model has nothing to stop; closing it is a no-op
+
+
 # ---- case settings ------------------------------------------------------------------------------
 def node(**marker):
     mark = pytest.mark.inferlab(**marker).mark if marker else None
