@@ -127,12 +127,35 @@ def changes(source: Path, records: bool, json_path: Path | None) -> int:
     if not found:
         print(f"inferlab: no judged series under {source}", file=sys.stderr)
         return 2
+    if json_path is not None and str(json_path) == "-":  # the JSON instead of the lines, as compare --json -
+        import json
+
+        print(json.dumps([c.to_json() for c in found], indent=1))
+        return 0
     print("\n".join(summary_lines(found)))
     if json_path is not None:
         from pytest_inferlab.ground.jsonio import write_json_replace
 
         write_json_replace(json_path, [c.to_json() for c in found])
         print(f"written: {json_path}")
+    return 0
+
+
+def runs(results: Path) -> int:
+    """The runs of a results folder, oldest first: id, start, status, records, exit status."""
+    from pytest_inferlab.record.run_folder import list_runs
+
+    found = list_runs(results)
+    if not found:
+        print(f"inferlab: no runs under {results} (expected .inferlab, made by a pytest run with the plugin)",
+              file=sys.stderr)
+        return 2
+    width = max(len(run.folder.name) for run in found)
+    print(f"{'run':<{width}}  {'started (UTC)':<25}  {'status':<11} {'records':>7}  exit")
+    for run in found:
+        print(f"{run.folder.name:<{width}}  {run.started_at:<25}  {run.status:<11} {run.records:>7}  "
+              f"{'-' if run.exit_status is None else run.exit_status}")
+    print(f"latest: {found[-1].folder}")
     return 0
 
 
@@ -190,12 +213,19 @@ def _probability(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     """Every command and its arguments (docs/reference/commands.md is generated from it)."""
     parser = argparse.ArgumentParser(prog="inferlab", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"pytest-inferlab {_version()}")
     commands = parser.add_subparsers(dest="command", required=True)
+    listing = commands.add_parser("runs", help="the runs of a results folder: id, start, status, records, exit status",
+                                  description="Lists the runs oldest first and names the latest; every command that "
+                                  "takes a run folder also takes `latest` (the newest run of ./.inferlab) or "
+                                  "RESULTS/latest.")
+    listing.add_argument("results", type=Path, nargs="?", default=Path(".inferlab"),
+                         help="results folder (default: .inferlab)")
     save = commands.add_parser("save-baselines", help="append a run's records to the baselines")
-    save.add_argument("run_dir", type=Path, help="a run folder, .inferlab/runs/<run id>")
+    save.add_argument("run_dir", type=Path, help="a run folder, .inferlab/runs/<run id>, or latest")
     save.add_argument("--baselines", type=Path, default=Path("baselines"), help="baselines folder (default: baselines)")
     asv = commands.add_parser("asv-export", help="write asv results from records made earlier (no re-run)")
-    asv.add_argument("results_dir", type=Path, help="records: .inferlab, .inferlab/runs or one run folder")
+    asv.add_argument("results_dir", type=Path, help="records: .inferlab, .inferlab/runs, one run folder or latest")
     asv.add_argument("--asv-results", type=Path, default=None,
                      help="asv results tree (default: results_dir of ./asv.conf.json, else .asv/results)")
     asv.add_argument("--include-dirty", action="store_true",
@@ -231,18 +261,19 @@ def build_parser() -> argparse.ArgumentParser:
     shifts.add_argument("source", type=Path, nargs="?", default=Path("baselines"),
                         help="a baselines folder (default: baselines), or records with --records")
     shifts.add_argument("--records", action="store_true", help="SOURCE holds records (e.g. .inferlab/runs)")
-    shifts.add_argument("--json", type=Path, default=None, help="also write every series' result to this file")
+    shifts.add_argument("--json", type=Path, default=None, help="also write every series' result to this file (- : "
+                        "print the JSON instead of the lines)")
     page = commands.add_parser("report", help="rebuild a run folder's report.html from its records",
                                description="Writes RUN_DIR/report.html: one self-contained page (no network) with "
                                "the findings, the speed x memory x fidelity front, the latency-throughput curves, "
                                "the verdicts and the environment.")
-    page.add_argument("run_dir", type=Path, help="a run folder, .inferlab/runs/<run id>")
+    page.add_argument("run_dir", type=Path, help="a run folder, .inferlab/runs/<run id>, or latest")
     versus = commands.add_parser("compare", help="two runs case by case: ratio, interval and verdict per metric",
                                  description="Judges every metric of every case both runs measured, B against A, "
                                  "with the gate's statistics (paired rounds for the two sides of one A/B). "
                                  "Exit 0: no regression; 1: a regression; 2: bad input.")
     versus.add_argument("run_a", type=Path, help="the earlier run (the baseline side), a run folder")
-    versus.add_argument("run_b", type=Path, help="the run judged against it, a run folder")
+    versus.add_argument("run_b", type=Path, help="the run judged against it, a run folder, or latest")
     versus.add_argument("--alpha", type=_probability, default=0.05,
                         help="false-alarm budget of the comparison, split over its timing series (default: 0.05)")
     versus.add_argument("--tolerance", default="", help="tolerances per metric, e.g. 'tpot_ms=0.03 ttft_ms=0.2'")
@@ -258,6 +289,13 @@ def main(argv: list[str] | None = None) -> int:
     pytest_args = argv[argv.index("--") + 1:] if "--" in argv else []  # everything after -- is pytest's
     args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
     args.pytest_args = pytest_args
+    try:
+        _resolve_runs(args)
+    except ValueError as exc:  # RunFolderError: `latest` with no run
+        print(f"inferlab: {exc}", file=sys.stderr)
+        return 2
+    if args.command == "runs":
+        return runs(args.results)
     if args.command == "report":
         return report(args.run_dir)
     if args.command == "compare":
@@ -273,6 +311,26 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "asv-export":
         return asv_export(args.results_dir, args.asv_results, args.include_dirty)
     return save_baselines(args.run_dir, args.baselines)
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pytest-inferlab")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
+def _resolve_runs(args: argparse.Namespace) -> None:
+    """``latest`` (or RESULTS/latest) in a run-folder argument: the newest run."""
+    from pytest_inferlab.record.run_folder import resolve_run
+
+    for name in ("run_dir", "run_a", "run_b", "results_dir"):
+        if getattr(args, name, None) is not None:
+            setattr(args, name, resolve_run(getattr(args, name)))
+    if getattr(args, "run_dirs", None):
+        args.run_dirs = [resolve_run(path) for path in args.run_dirs]
 
 
 if __name__ == "__main__":

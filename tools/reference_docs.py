@@ -33,7 +33,9 @@ def options_page() -> str:
              "naming the option or ini key and the values it accepts. `-p no:inferlab` disables the plugin.", "",
              "| option | ini key | default | meaning |", "|---|---|---|---|"]
     for option in OPTIONS:
-        flag = option.flag if option.switch else f"{option.flag}=VALUE"
+        if option.internal:
+            continue  # set by the lab for its own child processes
+        flag = f"{option.flag}, --no-{option.flag.lstrip('-')}" if option.switch else f"{option.flag}=VALUE"
         default = "off" if option.switch and not option.default else ("-" if option.default is None else option.default)
         lines.append(f"| `{flag}` | `{option.ini}` | {_cell(default)} | {_cell(option.help)} |")
     return "\n".join(lines) + "\n"

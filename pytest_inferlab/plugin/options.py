@@ -188,7 +188,8 @@ class Option:
     parse: Callable[[str], Any]
     default: Any
     help: str
-    switch: bool = False  # a flag without a value (ini: true/false)
+    switch: bool = False  # a flag without a value (ini: true/false); --no-<flag> turns an ini true off
+    internal: bool = False  # set by the lab for its own child processes: hidden from --help and the reference
 
     @property
     def ini(self) -> str:
@@ -262,20 +263,24 @@ OPTIONS = (
     Option(AB, parse_revision, None,
            "A/B against revision REV: run the selected cases for REV (a git worktree) and for the working tree "
            "in lock-step, round by round, and judge the paired differences (as `inferlab ab REV`)"),
-    Option(AB_TURNS, str, None, "internal to A/B runs: the coordinator's socket this side takes its turns from"),
-    Option(AB_SIDE, parse_side, None, "internal to A/B runs: which side this process measures (base|candidate)"),
+    Option(AB_TURNS, str, None, "internal to A/B runs: the coordinator's socket this side takes its turns from",
+           internal=True),
+    Option(AB_SIDE, parse_side, None, "internal to A/B runs: which side this process measures (base|candidate)",
+           internal=True),
 )
 
 
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("inferlab", "LLM inference measurements (pytest-inferlab)")
     for option in OPTIONS:
-        if option.switch:
-            group.addoption(option.flag, dest=option.dest, action="store_const", const=True, default=None,
-                            help=option.help)
+        shown = argparse.SUPPRESS if option.internal else option.help
+        if option.switch:  # --flag / --no-flag: the command line can turn off what the ini file turned on
+            group.addoption(option.flag, dest=option.dest, action=argparse.BooleanOptionalAction, default=None,
+                            help=f"{option.help} (--no-{option.flag.lstrip('-')}: off, whatever the ini file says)")
         else:
-            group.addoption(option.flag, dest=option.dest, type=option.parse, default=None, help=option.help)
-        parser.addini(option.ini, help=f"default for {option.flag}: {option.help}", default=None)
+            group.addoption(option.flag, dest=option.dest, type=option.parse, default=None, help=shown)
+        if not option.internal:
+            parser.addini(option.ini, help=f"default for {option.flag}: {option.help}", default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,6 +324,8 @@ class Settings:
 
 def _ini_raw(config: pytest.Config, option: Option) -> Any:
     """The option's ini value as written, or None when the ini file does not set it."""
+    if option.internal:
+        return None  # never read from an ini file
     raw = config.getini(option.ini)
     return None if raw in (None, "", []) else raw
 

@@ -128,3 +128,50 @@ def load_run(folder: Path) -> RunFolder:
     except RecordError as exc:
         raise RunFolderError(str(exc)) from None
     return RunFolder(folder, manifest, records)
+
+
+LATEST = "latest"  # wherever a command takes a run folder: the newest run
+
+
+@dataclass(frozen=True, slots=True)
+class RunEntry:
+    """One run of a results folder, as ``inferlab runs`` lists it (from its manifest alone)."""
+
+    folder: Path
+    started_at: str
+    status: str
+    records: int
+    exit_status: int | None
+
+
+def list_runs(results: Path) -> list[RunEntry]:
+    """The runs under ``results`` (``.inferlab`` or its ``runs`` folder), oldest first (run ids begin
+    with their UTC start time); a folder without a manifest counts its records."""
+    from pytest_inferlab.record.record import record_files
+
+    runs = results / "runs" if (results / "runs").is_dir() else results
+    entries = []
+    for folder in sorted(p for p in runs.iterdir() if p.is_dir()) if runs.is_dir() else []:
+        try:
+            manifest = read_manifest(folder)
+        except RunFolderError:
+            manifest = {"status": "unreadable manifest"}
+        if manifest is None and not record_files(folder):
+            continue  # not a run
+        manifest = manifest or {}
+        entries.append(RunEntry(folder, str(manifest.get("started_at") or "-"), str(manifest.get("status", FINISHED)),
+                                int(manifest.get("records", len(record_files(folder)))), manifest.get("exit_status")))
+    return entries
+
+
+def resolve_run(text: str | Path) -> Path:
+    """A run folder as a command was given it: a path, or ``latest`` (the newest run of ./.inferlab)
+    or ``RESULTS/latest`` (the newest under RESULTS); RunFolderError when there is none."""
+    path = Path(text)
+    if path.name != LATEST or path.exists():
+        return path
+    results = path.parent if str(path.parent) != "." else Path(".inferlab")
+    runs = list_runs(results)
+    if not runs:
+        raise RunFolderError(f"{text}: no runs under {results} (a run folder is .inferlab/runs/<run id>)")
+    return runs[-1].folder

@@ -25,8 +25,20 @@ def test_help_lists_the_inferlab_group(pytester):
         "*--inferlab-warmup=INFERLAB_WARMUP*",
         "*--inferlab-seed=INFERLAB_SEED*",
         "*--inferlab-results=INFERLAB_RESULTS*",
+        "*--inferlab-save-baseline, --no-inferlab-save-baseline*",
         "*inferlab_rounds (string):*",
     ])
+    result.stdout.no_fnmatch_line("*--inferlab-ab-turns*")  # the lab's own, for its child processes
+    result.stdout.no_fnmatch_line("*inferlab_ab_side*")
+
+
+def test_a_switch_the_ini_file_turns_on_the_command_line_turns_off(pytester):
+    from pytest_inferlab.plugin.options import read_settings
+
+    pytester.makeini("[pytest]\ninferlab_save_baseline = true\ninferlab_fresh_process = true\n")
+    assert read_settings(pytester.parseconfig()).save_baseline is True
+    settings = read_settings(pytester.parseconfig("--no-inferlab-save-baseline"))
+    assert settings.save_baseline is False and settings.fresh_process is True and "save_baseline" in settings.explicit
 
 
 @pytest.mark.parametrize(

@@ -47,6 +47,7 @@ def test_gpu_workflow_gates_with_full_history_and_saves_through_a_pull_request()
     # pull requests: an A/B against the PR's base in lock-step; change points over the history on main
     assert "if: github.event_name == 'pull_request'" in text and 'inferlab ab "origin/$BASE_REF"' in text
     assert "inferlab changes baselines" in text
+    assert "save-baselines latest" in text and "asv-export latest" in text  # the newest run, by name
 
 
 def record(run_id, value):
