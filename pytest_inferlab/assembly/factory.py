@@ -34,6 +34,7 @@ class EngineSettings:
     server_url: str | None = None
     server: str = "transformers"  # the kind of local server
     server_model: str | None = None
+    model_given: bool = False  # --inferlab-model set by the user (command line or ini), not defaulted
     load_processes: int = 1
 
 
@@ -228,7 +229,8 @@ class EngineFactory:
     def server_engine(self) -> Engine:
         """The engine streaming to the session's server; a local server that died is an error."""
         from pytest_inferlab.engines.local_server import ServerError
-        from pytest_inferlab.engines.openai_engine import OpenAIServerEngine, probe
+        from pytest_inferlab.engines.openai_engine import OpenAIServerEngine, json_poster, probe
+        from pytest_inferlab.engines.served_model import served_model, tokenize_check
         from pytest_inferlab.engines.sources import load_tokenizer
 
         local = self._server
@@ -237,14 +239,19 @@ class EngineFactory:
                               f"its log ({local.log_path}):\n{local.log_tail()}")
         if self._server_engine is None:
             url = self.settings.server_url or local.url
-            spec = self.resolve(self.settings.model)
-            if local is not None:
-                served = local.served  # a local server answers to the folder or file it was started with
-            else:
-                served = self.settings.server_model or (probe(url) or [None])[0] or spec.name
-            self._server_engine = OpenAIServerEngine(url, served, spec, load_tokenizer(spec),
-                                                     processes=self.settings.load_processes,
-                                                     server_facts=local.facts if local is not None else None)
+            checked = None
+            if local is not None:  # started here on the run's model: its folder or file is what it serves
+                spec, served = self.resolve(self.settings.model), local.served
+                tokenizer = load_tokenizer(spec)
+            else:  # someone's server: encoded with the served model's tokenizer, checked where it tokenizes
+                match = served_model(url, probe(url), self.settings.server_model, self.settings.model,
+                                     self.settings.model_given, self.settings.seed)
+                spec, served, tokenizer = match.tokenizer_model, match.served, load_tokenizer(match.tokenizer_model)
+                checked = {"model": spec.name, "from": match.tokenizer_from,
+                           "tokenize_check": tokenize_check(json_poster(url), match, tokenizer)}
+            self._server_engine = OpenAIServerEngine(url, served, spec, tokenizer, processes=self.settings.load_processes,
+                                                     server_facts=local.facts if local is not None else None,
+                                                     tokenizer_facts=checked)
         return self._server_engine
 
     def stop_server(self) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from collections import Counter
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from pytest_inferlab.device import Device
 from pytest_inferlab.specs.core import ModelSpec, SamplingSpec
@@ -46,6 +46,23 @@ def probe(base_url: str, timeout_s: float = 5.0) -> list[str]:
                                 f"({type(exc).__name__}: {exc})") from None
 
 
+def json_poster(base_url: str, timeout_s: float = 10.0) -> Callable[[str, dict[str, Any]], tuple[int, Any]]:
+    """``post(path, body) -> (status, JSON or None)`` against ``base_url``; status 0 when nothing answered."""
+    import httpx
+
+    def post(path: str, body: dict[str, Any]) -> tuple[int, Any]:
+        try:
+            response = httpx.post(f"{base_url.rstrip('/')}{path}", json=body, timeout=timeout_s)
+        except httpx.HTTPError:
+            return 0, None
+        try:
+            return response.status_code, response.json()
+        except ValueError:
+            return response.status_code, None
+
+    return post
+
+
 def cached_share(result: Any, prompt_tokens: int) -> int | None:
     """The server's cached prompt tokens in this prompt's token count: its cached share of the prompt
     as it counted it (its tokenizer may split the text a little differently from ours)."""
@@ -64,7 +81,7 @@ class OpenAIServerEngine(Engine):
 
     def __init__(self, base_url: str, served_model: str, spec: ModelSpec, tokenizer: Any, *,
                  api: str = "completions", timeout_s: float = 120.0, processes: int = 1,
-                 server_facts: dict[str, Any] | None = None) -> None:
+                 server_facts: dict[str, Any] | None = None, tokenizer_facts: dict[str, Any] | None = None) -> None:
         if api not in APIS:
             raise ValueError(f"api={api!r}: expected one of {', '.join(APIS)}")
         if not isinstance(processes, int) or processes < 1:
@@ -81,7 +98,8 @@ class OpenAIServerEngine(Engine):
         self.info = EngineInfo(engine="openai-server", model=spec, device=Device("cpu"), dtype="server",
                                parameters=0, model_bytes=0, vocab_size=len(tokenizer),
                                facts={"base_url": self.base_url, "served_model": served_model, "api": api,
-                                      "local_server": server_facts})
+                                      "local_server": server_facts,
+                                      **({"tokenizer": tokenizer_facts} if tokenizer_facts else {})})
 
     @property
     def extensions(self) -> bool:

@@ -59,11 +59,16 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(f"--inferlab-tolerance / inferlab_tolerance: {exc}") from None
     if settings.server_url is not None:
         from pytest_inferlab.engines.openai_engine import ServerUnreachable, probe
+        from pytest_inferlab.engines.served_model import ServedModelError, served_model
 
         try:
-            probe(settings.server_url)
+            listed = probe(settings.server_url)
+            served_model(settings.server_url, listed, settings.server_model, settings.model, given(config, MODEL),
+                         settings.seed)  # the tokenizer its requests are encoded with, named before any case runs
         except ServerUnreachable as exc:
             raise pytest.UsageError(f"--inferlab-server-url: {exc}") from None
+        except ServedModelError as exc:
+            raise pytest.UsageError(f"--inferlab-server-url={settings.server_url}: {exc}") from None
     session = LabSession(config, settings, device)
     config.stash[SESSION_KEY] = session
     session.register()

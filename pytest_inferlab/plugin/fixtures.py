@@ -182,9 +182,11 @@ def inferlab_server(inferlab_session: LabSession) -> Iterator[Any]:
 def server_model(inferlab_session: LabSession, inferlab_server: Any) -> Engine:
     """An engine streaming to the server (``lab.measure(server_model, workload, batching="server",
     load=...)``). A server that has died fails the case with its exit code and log."""
+    from pytest_inferlab.engines.served_model import ServedModelError
+
     try:
         return inferlab_session.engines.server_engine()
-    except RuntimeError as exc:
+    except (RuntimeError, ServedModelError) as exc:  # a dead server; its tokenizer is not ours
         pytest.fail(str(exc), pytrace=False)
 
 

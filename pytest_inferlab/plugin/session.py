@@ -21,7 +21,7 @@ from pytest_inferlab.measure.references import ReferenceCache
 from pytest_inferlab.plugin.collection import Collection
 from pytest_inferlab.plugin.fresh import ChildReports, FreshChild, FreshProcesses
 from pytest_inferlab.plugin.lockstep_side import LockstepSide
-from pytest_inferlab.plugin.options import Settings
+from pytest_inferlab.plugin.options import MODEL, Settings, given
 from pytest_inferlab.plugin.progress import TerminalLine
 from pytest_inferlab.plugin.recorder import RunIdentity
 from pytest_inferlab.plugin.summary import Summary
@@ -55,7 +55,8 @@ class LabSession:
         self.written: list[Path] = []
         self._environment: dict[str, Any] | None = None
         self.checks = ModelChecks()
-        self.engines = EngineFactory(engine_settings(settings), device, self.checks, self.progress)
+        self.engines = EngineFactory(engine_settings(settings, model_given=given(config, MODEL)), device, self.checks,
+                                     self.progress)
         self.references = ReferenceCache(self.engines.engine_for, device.torch_name, settings.eval_limit,
                                          settings.seed, self.progress)
         self.gate = Gate(gate_settings(settings), BaselineStore(settings.baselines))
@@ -178,10 +179,10 @@ def gate_settings(settings: Settings) -> GateSettings:
                         confirm=settings.confirm, no_gate=settings.no_gate, save_baseline=settings.save_baseline)
 
 
-def engine_settings(settings: Settings) -> EngineSettings:
+def engine_settings(settings: Settings, model_given: bool = False) -> EngineSettings:
     return EngineSettings(model=settings.model, seed=settings.seed, threads=settings.threads,
                           server_url=settings.server_url, server=settings.server, server_model=settings.server_model,
-                          load_processes=settings.load_processes)
+                          load_processes=settings.load_processes, model_given=model_given)
 
 
 def lockstep_side(settings: Settings) -> LockstepSide | None:

@@ -131,3 +131,16 @@ def test_served(lab, server_model, workload, load):
     assert beyond["measurements"]["failed_requests"]["value"] > 0
     assert beyond["conditions"]["invalid"].startswith("the server was over-saturated at this load")
     assert within["conditions"]["invalid"] is None
+
+
+def test_someone_elses_server_is_never_encoded_with_the_embedded_tokenizer_silently(pytester):
+    """The server serves a model this machine does not have and no model is named: a usage error
+    naming both, before any case runs (it was: SmolLM2's tokenizer and chat template, silently)."""
+    from truth_server import RunningTruthServer, TruthSpec
+
+    pytester.makepyfile(test_suite=SUITE.split("def test_server_dies")[0])
+    with RunningTruthServer(TruthSpec(ttft_ms=10, gap_ms=1, tokens=4)) as server:
+        result = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--inferlab-server-url={server.url}")
+    assert result.ret == 4, result.stdout.str()
+    result.stderr.fnmatch_lines(["*--inferlab-server-url=*serves 'truth'*'smollm2-135m''s tokenizer and chat "
+                                 "template*--inferlab-server-model=*"])
