@@ -154,6 +154,9 @@ class Gate:
         verdicts = list(judgement.verdicts)
         confirmations = []
         measured = [record.to_json()]
+        # the tolerances this case is judged with (the run's and the test's), not the catalog's defaults: a
+        # re-measurement within them does not confirm, however far the first measurement went
+        policies = policies_for(sorted(record.measurements), self.settings.tolerance, test_tolerance)
         for attempt in range(self.settings.confirm):
             suspects = {v.metric for v in verdicts if v.outcome == REGRESSED and policy_of(v.metric).noisy}
             if not suspects:
@@ -169,7 +172,8 @@ class Gate:
             confirmations.append({"host_ref_s": conditions.get("host_ref_s"),
                                   "verdicts": {m: by_metric[m].outcome for m in sorted(suspects) if m in by_metric},
                                   "together": {m: joint[m].outcome for m in sorted(suspects) if m in joint}})
-            verdicts = [merge(v, by_metric.get(v.metric), joint.get(v.metric), policy_of(v.metric))
+            verdicts = [merge(v, by_metric.get(v.metric), joint.get(v.metric),
+                              policies.get(v.metric) or policy_of(v.metric))
                         if v.metric in suspects else v for v in verdicts]
         return dataclasses.replace(judgement, verdicts=verdicts), confirmations
 

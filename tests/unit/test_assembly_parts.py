@@ -234,6 +234,27 @@ def test_a_regression_stands_only_if_every_remeasurement_regresses(gate):
     assert len(confirmations) == 1 and said == ["re-measuring to confirm a regression in tpot_ms (1/2)"]
 
 
+def test_a_re_measurement_within_the_cases_own_tolerance_never_confirms(tmp_path):
+    """The tolerances the case is judged with decide the confirmation too (the catalog's 5% did: a 10x
+    transient first measurement and a re-measurement at 1.15x under a 50% tolerance stood as a regression)."""
+    store = BaselineStore(tmp_path)
+    for i, value in enumerate((40.0, 40.4, 39.6)):
+        store.save(gate_record(value, f"r{i}"))
+    gate = Gate(dataclasses.replace(GATE_SETTINGS, tolerance={"tpot_ms": 0.5}), store)
+    first = gate.judge(gate_record(400.0), {})
+    assert [v.outcome for v in first.verdicts if v.metric == "tpot_ms"] == ["regressed"]
+    slow = {"tpot_ms": Measurement("ms", 46.0, (46.0,)), "peak_mem_bytes": Measurement("B", 1000.0, (1000.0,))}
+    record = Record(run_id="r9", test_id="t.py::test_x", params={}, spec={}, spec_id="0123456789ab",
+                    measurements={"tpot_ms": Measurement("ms", 400.0, (400.0,)), **{k: v for k, v in slow.items()
+                                                                                     if k != "tpot_ms"}},
+                    absent={}, engine={}, environment={"git": {"commit": "f" * 40}}, machine_id="m", seed=0,
+                    started_at="", finished_at="", rounds=1, warmup_rounds=0, conditions={"host_ref_s": None})
+    judged, confirmations = gate.confirm(record, first, {}, lambda: (slow, {"host_ref_s": None}), lambda text: None)
+    tpot = next(v for v in judged.verdicts if v.metric == "tpot_ms")
+    assert tpot.outcome == "inconclusive" and "not when re-measured" in tpot.reason
+    assert confirmations[0]["together"]["tpot_ms"] == "regressed"  # the mean of 400 and 46 is still slow
+
+
 def test_merge_keeps_a_confirmed_regression():
     first = Verdict("tpot_ms", "regressed", 80.0, 40.0, 2.0, (1.9, 2.1), 0.05, "2x")
     assert merge(first, dataclasses.replace(first, ratio=1.9)).outcome == "regressed"
