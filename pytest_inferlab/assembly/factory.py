@@ -138,10 +138,12 @@ class EngineFactory:
         dropped = [s for s in self._engines if s.quant is not None and s.quant not in kept]
         drafts = [key for key, draft in self._drafts.items() if draft.info.model.quant is not None and
                   draft.info.model.quant not in kept]
+        # dropped, not closed: a case may still hold one (a draft rung evicts its drafting target's rung
+        # while both serve the case); whatever no one holds is freed with its last reference
         for spec in dropped:
-            self._engines.pop(spec).close()  # a llama.cpp rung holds its context until closed
+            del self._engines[spec]
         for key in drafts:
-            self._drafts.pop(key).close()
+            del self._drafts[key]
         if dropped or drafts:
             return_freed_memory()
 
