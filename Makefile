@@ -36,7 +36,7 @@ ASV_SITE_NPM := jquery@3.3.1 flot@0.8.3 flot-orderbars@1.0.0 stupid-table-plugin
 export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 
-.PHONY: install lab lab-full docs test test-slow lock test-newest clean
+.PHONY: install lab lab-full gate-demo docs test test-slow lock test-newest clean
 
 install: $(STAMP)
 
@@ -66,6 +66,21 @@ lab: install
 
 lab-full: install
 	$(BIN)/pytest suites/ $(ARGS)
+
+# The gate failing once on purpose (README, "Did it get slower?"): three saved runs of one case are its
+# history on this machine, then the same case with 40 ms slept before every forward pass (tools/
+# planted_delay.py: a slower kernel) must fail the run. Its own results and baselines folders, so the
+# repository's baselines/ is not touched.
+GATE_DEMO := .inferlab/gate-demo
+GATE_DEMO_ARGS := suites/test_latency.py -k "short-chat-1" --inferlab-baselines=$(GATE_DEMO)/baselines \
+	--inferlab-results=$(GATE_DEMO) -p no:cacheprovider -q $(ARGS)
+gate-demo: install
+	rm -rf $(GATE_DEMO)
+	for run in 1 2 3; do $(BIN)/pytest $(GATE_DEMO_ARGS) --inferlab-save-baseline || exit 1; done
+	status=0; INFERLAB_TEST_FORWARD_DELAY_MS=40 PYTHONPATH=tools $(BIN)/pytest $(GATE_DEMO_ARGS) -p planted_delay \
+		|| status=$$?; \
+	if [ "$$status" -eq 1 ]; then echo "gate-demo: the planted slowdown failed the run (exit 1), as it must"; \
+	else echo "gate-demo: the planted run exited $$status, expected 1 (a regression)"; exit 1; fi
 
 # The documentation site (docs/, mkdocs.yml) into site/; --strict turns every broken link into an error.
 # The reference pages are generated and committed (python tools/reference_docs.py; a test fails when

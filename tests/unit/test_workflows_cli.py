@@ -76,3 +76,14 @@ def test_save_baselines_refuses_bad_input_and_writes_nothing(tmp_path, capsys):
     assert main(["save-baselines", str(run), "--baselines", str(tmp_path / "baselines")]) == 2
     assert "b.json is unreadable" in capsys.readouterr().err
     assert not (tmp_path / "baselines").exists()
+
+
+def test_the_gate_demo_saves_a_history_then_fails_on_a_planted_slowdown():
+    """`make gate-demo` (README): measured by hand in the notes (6 min); here its recipe is pinned."""
+    makefile = (ROOT / "Makefile").read_text()
+    recipe = makefile.split("gate-demo: install", 1)[1].split("\n\n", 1)[0]
+    assert "for run in 1 2 3" in recipe and "--inferlab-save-baseline" in recipe
+    assert "INFERLAB_TEST_FORWARD_DELAY_MS=40" in recipe and "-p planted_delay" in recipe
+    assert '"$$status" -eq 1' in recipe  # the planted run must fail, and nothing else passes the demo
+    assert "--inferlab-baselines=$(GATE_DEMO)/baselines" in makefile  # the repository's baselines/ untouched
+    assert "make gate-demo" in (ROOT / "README.md").read_text()
