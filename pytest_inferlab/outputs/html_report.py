@@ -242,9 +242,10 @@ def build_report(run: RunFolder) -> str:
             f"<code>inferlab report {_e(run.path)}</code>.</p></body></html>\n")
 
 
-def write_report(folder: Path) -> Path:
-    """Read the run in ``folder`` (RunFolderError if it is not a finished run) and write its report.html."""
-    run = load_run(folder)
+def write_report(folder: Path, run: RunFolder | None = None) -> Path:
+    """Write report.html of the run in ``folder``: ``run`` as already read, else read now (RunFolderError
+    if it is not a finished run)."""
+    run = run if run is not None else load_run(folder)
     page = build_report(run)
     path = folder / REPORT
     write_text_replace(path, page)

@@ -90,7 +90,7 @@ class Summary:
         self.tradeoff_lines = _with_plot(*tradeoff_summary(self.store.folder, run.records))
         self.curve_lines = _with_plot(*curves_summary(self.store.folder, run.records))
         self.findings_lines = format_findings(findings_of(run.records))
-        self.report_line = f"report: {write_report(self.store.folder)}"
+        self.report_line = f"report: {write_report(self.store.folder, run)}"
 
     def _save_baselines(self, session: pytest.Session, record_paths: list[Path]) -> None:
         """--inferlab-save-baseline: this run's valid records, all saved or none (as save-baselines)."""

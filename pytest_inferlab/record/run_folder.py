@@ -156,11 +156,12 @@ def list_runs(results: Path) -> list[RunEntry]:
             manifest = read_manifest(folder)
         except RunFolderError:
             manifest = {"status": "unreadable manifest"}
-        if manifest is None and not record_files(folder):
+        records = len(record_files(folder))
+        if manifest is None and not records:
             continue  # not a run
         manifest = manifest or {}
         entries.append(RunEntry(folder, str(manifest.get("started_at") or "-"), str(manifest.get("status", FINISHED)),
-                                int(manifest.get("records", len(record_files(folder)))), manifest.get("exit_status")))
+                                int(manifest.get("records", records)), manifest.get("exit_status")))
     return entries
 
 

@@ -332,8 +332,8 @@ def _burst_fields(value: str) -> dict[str, Any]:
 
 
 def _burst_problem(spec: LoadSpec) -> str | None:
-    if _rate_problem(spec):
-        return _rate_problem(spec)
+    if problem := _rate_problem(spec):
+        return problem
     if not isinstance(spec.burst_size, int) or spec.burst_size < 1:
         return f"load burst: needs a burst size >= 1 (e.g. burst:8@0.5), got {spec.burst_size!r}"
     return None
@@ -350,8 +350,8 @@ def _ramp_fields(value: str) -> dict[str, Any]:
 
 
 def _ramp_problem(spec: LoadSpec) -> str | None:
-    if _rate_problem(spec):
-        return _rate_problem(spec)
+    if problem := _rate_problem(spec):
+        return problem
     if spec.rate_end is None or not spec.rate_end > 0:
         return f"load {spec.process}: needs an end rate > 0 (e.g. {spec.process}:1-8), got {spec.rate_end!r}"
     return None
