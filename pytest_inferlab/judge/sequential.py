@@ -140,6 +140,16 @@ def look(values: Sequence[float], elapsed_s: float, rule: StoppingRule, decide: 
     return Look(interval, False, "")
 
 
+def below(bound: float) -> Decide:
+    """Decided when the whole interval of a ratio lies below ``bound`` (the lower end of the best
+    configuration's interval against the same reference, in ``inferlab tune``): clearly worse than
+    what is already known, so more rounds could not change the choice. A case above it measures on
+    until it is precise: it may be the new best."""
+    def decide(interval: Interval) -> str | None:
+        return f"below the incumbent's {bound:.3f}x" if interval.high < bound else None
+    return decide
+
+
 def beyond_band(tolerance: float) -> Decide:
     """Decided when the whole interval of a ratio lies outside [1/(1+tol), 1+tol]: clearly faster or
     clearly slower than what it is paired with; more rounds would only sharpen by how much."""

@@ -124,6 +124,8 @@ define("energy_j", "J", False, "device energy counter delta over the timed round
 define("tok_per_j", "tok/J", True, "output tokens per joule", TIMING, 0.1)
 define("kld_mean", "nats", False, "mean KL divergence of next-token distributions, reference || variant, on the fidelity text", DETERMINISTIC, 0.1)
 define("kld_p99", "nats", False, "99th percentile of the per-position KL divergence")
+define("fidelity_positions", "positions", True, "positions of the fidelity text scored: the sample size behind "
+       "top1_agreement and kld_mean (a non-inferiority bound on top-1 agreement counts them)")
 define("top1_agreement", "fraction", True, "positions where variant and reference rank the same next token first", DETERMINISTIC, 0.01)
 define("ppl", "ppl", False, "perplexity of the fidelity text under the model", DETERMINISTIC, 0.01)
 define("ppl_delta_pct", "%", False, "perplexity change vs the unquantized reference")

@@ -62,4 +62,4 @@ def fidelity_metrics(reference: ReferenceLogProbs | StoredLogProbs, engine: Engi
     """The record's fidelity metrics of ``engine``'s model against ``reference``."""
     result = compare(reference, engine.window_log_probs(reference.window_ids))
     return {"kld_mean": result.kld_mean, "kld_p99": result.kld_p99, "top1_agreement": result.top1_agreement,
-            "ppl": result.ppl_variant, "ppl_delta_pct": result.ppl_delta_pct}
+            "ppl": result.ppl_variant, "ppl_delta_pct": result.ppl_delta_pct, "fidelity_positions": result.positions}

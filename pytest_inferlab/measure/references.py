@@ -95,6 +95,7 @@ class ReferenceCache:
         self.say = say
         self._requests: dict[tuple[ModelSpec, WorkloadSpec], list[Request]] = {}
         self._log_probs: dict[ModelSpec, Any] = {}  # fidelity reference log-probs per unquantized model
+        self._fidelity: dict[ModelSpec, dict[str, float]] = {}  # per variant: its weights' figures, once
         self._evals: dict[tuple[ModelSpec, str, int | None], Any] = {}  # lm-eval TaskResult per model and task
         self._dynamic_outputs: dict[tuple[Any, ...], dict[int, tuple[int, ...]]] = {}  # greedy ids, dynamic cache
         self._kv_klds: dict[tuple[Any, ...], float] = {}  # decode KLD per model, cache configuration, request
@@ -124,7 +125,9 @@ class ReferenceCache:
             else:
                 self.in_process.append(f"reference log-probabilities of {spec.name}")
                 self._log_probs[spec.reference] = reference_log_probs(reference)
-        return fidelity_metrics(self._log_probs[spec.reference], engine)
+        if spec not in self._fidelity:  # a variant's weights score the same every time (inferlab tune asks first)
+            self._fidelity[spec] = fidelity_metrics(self._log_probs[spec.reference], engine)
+        return dict(self._fidelity[spec])
 
     def _stored_log_probs(self, model: ModelSpec) -> Any:
         """The reference's log-probabilities in a file: from the lab's cache when these weights were

@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 from pytest_inferlab.ground.alternation import pair_order
 from pytest_inferlab.engines.base import Engine
 from pytest_inferlab.measure.curves import curve_point
-from pytest_inferlab.judge.sequential import beyond_band
+from pytest_inferlab.judge.sequential import Decide, below, beyond_band
 from pytest_inferlab.measure.metrics import Measurement, bootstrap_median_ci, measure, scalar, window_s
 from pytest_inferlab.measure.paired import REPORT_ALPHA, compare_rounds
 from pytest_inferlab.measure.speculative_pairs import SpeculativePairs
@@ -76,6 +76,7 @@ class LatencyCase:
     budget_s: float = 0.0
     paired: SpeculativePairs | None = None
     against: ReferencePairs | None = None  # the reference's rounds, interleaved with the case's own
+    incumbent: float | None = None  # paired: stop once the interval lies wholly below this ratio (inferlab tune)
     _traces: list[RoundTrace] = field(default_factory=list)
     _progress: RoundProgress | None = None
 
@@ -91,7 +92,7 @@ class LatencyCase:
         energy = EnergyMeter(self.engine.info.device)
         if plan.adaptive:
             paired = self.paired is not None or self.against is not None
-            plan = dataclasses.replace(plan, figure=self.figure, decide=beyond_band(self.tolerance) if paired else None)
+            plan = dataclasses.replace(plan, figure=self.figure, decide=self._decide() if paired else None)
         driven = self.driver.drive(lambda: self._one_round(energy), plan, plain)
         timed = [t for t in self._traces if not t.warmup]
         measurements, absent = measure(self._traces, self.slo)
@@ -102,6 +103,13 @@ class LatencyCase:
                         {**absent, **no_joules, **driven.memory_absent, **not_compared},
                         {**driven.conditions, **compared_conditions}, timed, [r for r in served if not r.ok],
                         output_digest(self._traces[-1]))
+
+    def _decide(self) -> Decide:
+        """A paired figure is decided beyond the tolerance band around 1, or, searching for the best
+        configuration, once it is clearly below the incumbent's (then it measures on until precise)."""
+        if self.against is not None and self.incumbent is not None:
+            return below(self.incumbent)
+        return beyond_band(self.tolerance)
 
     def figure(self) -> list[float]:
         """Each timed round's figure, what adaptive rounds judge: the ratio of output tokens/s to the

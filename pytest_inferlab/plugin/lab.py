@@ -71,7 +71,7 @@ class Lab:
     def measure(self, engine: Engine, workload: WorkloadSpec, *, batch_size: int = 1,
                 sampling: SamplingSpec | None = None, slo: SLO | None = None, evals: Sequence[str] = (),
                 batching: BatchingSpec | str | None = None, load: LoadSpec | str | None = None,
-                reference: Engine | None = None) -> Record:
+                reference: Engine | None = None, incumbent: float | None = None) -> Record:
         """Run ``workload`` on ``engine`` (warm-up, then timed rounds) and write the record.
 
         ``evals``: lm-eval tasks whose scores (and per-item correctness) join the record.
@@ -82,7 +82,11 @@ class Lab:
         both are given and differ), which wins over --inferlab-slo.
         ``reference``: an engine to compare with in the same run (e.g. the unoptimized ``model``): its
         rounds alternate with the case's own, and the record carries ``speedup_vs_reference`` with its
-        95% interval and every timing metric's paired ratio (``conditions.compared_to``)."""
+        95% interval and every timing metric's paired ratio (``conditions.compared_to``).
+        ``incumbent``: with ``reference``, under adaptive rounds, stop as soon as the interval of
+        ``speedup_vs_reference`` lies wholly below this ratio (the best configuration found so far
+        against the same reference: ``inferlab tune``), else measure until it is precise (0: never
+        early; None: the usual rule, decided once clearly faster or slower than the reference)."""
         self._claim(engine, batch_size)
         sampling = sampling or SamplingSpec(seed=self.settings.seed)
         batching_spec, load_spec = self._under_load(batching, load, batch_size, workload)
@@ -98,7 +102,8 @@ class Lab:
                                      batch_size, load_spec)
         rounds = LatencyCase(engine, requests, batch_size, sampling, choice.slo, self._driver(engine), self._plan(),
                              self._say_live, self._speed_tolerance(),
-                             batching_spec, load_spec, self._session.settings.load_budget, paired, against)
+                             batching_spec, load_spec, self._session.settings.load_budget, paired, against,
+                             incumbent)
         started = now()
         counters_before = engine.counters()
         process = self._process()

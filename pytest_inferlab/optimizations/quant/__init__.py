@@ -26,6 +26,11 @@ class Variant:
 
 
 class QuantMethod(Protocol):
+    # The engine the variant runs on: "transformers" (the reference's engine runs the module ``apply``
+    # makes) or the runtime of ``own_engine`` ("llama.cpp"); the lab's KV-cache configurations are
+    # transformers caches, so ``inferlab tune`` prunes them beside another runtime.
+    runtime: str
+
     def unsupported(self, device: Device) -> str | None:
         """None when the method runs on ``device``; else why not (the skip reason)."""
 
@@ -47,6 +52,7 @@ class MethodDefaults:
     """The defaults of QuantMethod's optional members; a method subclasses it and overrides what it has."""
 
     __slots__ = ()
+    runtime = "transformers"
 
     def unsupported_model(self, model: ModelSpec) -> str | None:
         return None

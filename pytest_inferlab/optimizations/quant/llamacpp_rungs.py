@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from pytest_inferlab.device import Device
 from pytest_inferlab.ground.child import Progress
@@ -27,6 +27,7 @@ class LlamaCppRung(MethodDefaults):
     """One rung of the ladder; ``own_engine`` builds its variant (``apply`` is for torch transforms)."""
 
     rung: str
+    runtime: ClassVar[str] = "llama.cpp"
 
     def unsupported(self, device: Device) -> str | None:
         from pytest_inferlab.engines.llamacpp_engine import llamacpp_missing

@@ -50,6 +50,7 @@ class Needs:
     same_tokenizer: bool = False  # the draft must share the target's vocabulary (token ids compared as they are)
     other_tokenizer: bool = False  # the draft must not share it (transformers refuses universal assisted generation)
     vllm_only: bool = False  # only vLLM's engine runs it
+    llamacpp: bool = False  # llama-cpp-python's verification runs it too (``llamacpp_draft``)
 
 
 class Drafter(Protocol):
@@ -87,7 +88,7 @@ def _known_settings(spec: SpeculativeSpec, known: tuple[str, ...]) -> None:
 
 @dataclass(frozen=True, slots=True)
 class PromptLookup:
-    needs: Needs = Needs()
+    needs: Needs = Needs(llamacpp=True)
 
     def assist(self, spec: SpeculativeSpec, target: Any, draft: Any) -> Assist:
         _known_settings(spec, ("num_tokens", "max_ngram"))
@@ -106,7 +107,7 @@ DRAFT_SETTINGS = ("model", "layers", "quant", "num_tokens")
 
 @dataclass(frozen=True, slots=True)
 class DraftModel:
-    needs: Needs = Needs(draft_model=True, same_tokenizer=True)
+    needs: Needs = Needs(draft_model=True, same_tokenizer=True, llamacpp=True)
 
     def assist(self, spec: SpeculativeSpec, target: Any, draft: Any) -> Assist:
         _known_settings(spec, DRAFT_SETTINGS)
