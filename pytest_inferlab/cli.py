@@ -203,6 +203,45 @@ def compare(run_a: Path, run_b: Path, alpha: float, tolerance_text: str, json_pa
     return 1 if result.regressed else 0
 
 
+def tune(args: argparse.Namespace) -> int:
+    """``inferlab tune STUDY.toml [-- pytest args]`` (pytest_inferlab/tune/)."""
+    import dataclasses
+    import json
+
+    try:
+        from pytest_inferlab.tune.space import SpaceError, load_space
+    except ImportError as exc:  # optuna is the tune extra
+        print(f"inferlab tune: {exc}; install the extra: pip install 'pytest-inferlab[tune]'", file=sys.stderr)
+        return 2
+    from pytest_inferlab.tune.run import run_tune, study_folder
+    from pytest_inferlab.tune.study import TuneRequest
+
+    try:
+        space = load_space(args.study)
+    except SpaceError as exc:
+        print(f"inferlab tune: {exc}", file=sys.stderr)
+        return 2
+    if args.trials is not None:
+        if args.trials < 1:
+            print(f"inferlab tune: --trials {args.trials}: expected an integer >= 1", file=sys.stderr)
+            return 2
+        space = dataclasses.replace(space, trials=args.trials)
+    request = TuneRequest(space, study_folder(args.results.resolve(), space, args.exhaustive), args.storage,
+                          tuple(args.pytest_args), args.trial_timeout, args.exhaustive)
+    quiet = args.json is not None and str(args.json) == "-"
+    code, found = run_tune(request, confirm=not args.no_confirm,
+                           say=(lambda text: print(text, file=sys.stderr)) if quiet else print)
+    if found is not None and args.json is not None:
+        text = json.dumps(found.to_dict(), indent=1)
+        if quiet:
+            print(text)
+        else:
+            from pytest_inferlab.ground.jsonio import write_text_replace
+
+            write_text_replace(args.json, text + "\n")
+    return code
+
+
 def _probability(text: str) -> float:
     value = float(text)
     if not 0 < value < 1:
@@ -280,7 +319,30 @@ def build_parser() -> argparse.ArgumentParser:
     versus.add_argument("--json", type=Path, default=None, help="also write every verdict to this file (- : print "
                         "the JSON instead of the table)")
     versus.add_argument("--all", action="store_true", help="list unchanged and new metrics too")
+    _tune_parser(commands)
     return parser
+
+
+def _tune_parser(commands: argparse._SubParsersAction) -> None:
+    search = commands.add_parser("tune", help="search for the best configuration under SLOs and an accuracy floor",
+                                 description="Searches the axes of a study file (TOML: docs/tune.md) with Optuna: "
+                                 "every trial an ordinary lab case measured against the study's reference round by "
+                                 "round, pruned early when clearly below the best so far; then the pick confirmed "
+                                 "head to head against the runner-up. pytest's arguments (model, threads) follow "
+                                 "after --. Exit 0: a pick; 1: nothing met the limits; 2: bad input.")
+    search.add_argument("study", type=Path, help="the study file (TOML): axes, objective, SLOs, floors, budget")
+    search.add_argument("--results", type=Path, default=Path(".inferlab"),
+                        help="results folder; the study goes in RESULTS/tune/<name> (default: .inferlab)")
+    search.add_argument("--storage", default=None, help="an Optuna storage URL shared by several machines "
+                        "(postgresql://..., mysql://...); default: a journal file in the study's folder")
+    search.add_argument("--trials", type=int, default=None, help="measured trials at most (default: the file's)")
+    search.add_argument("--exhaustive", action="store_true",
+                        help="measure every feasible configuration, each to precision (the search's yardstick)")
+    search.add_argument("--no-confirm", action="store_true", help="skip the pick-vs-runner-up confirmation")
+    search.add_argument("--trial-timeout", type=float, default=3600.0,
+                        help="seconds one trial may take before its process is killed (default: 3600)")
+    search.add_argument("--json", type=Path, default=None, help="also write the answer to this file (- : print the "
+                        "JSON instead of the lines)")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -302,6 +364,8 @@ def main(argv: list[str] | None = None) -> int:
         return compare(args.run_a, args.run_b, args.alpha, args.tolerance, args.json, args.all)
     if args.command == "ab":
         return ab(args)
+    if args.command == "tune":
+        return tune(args)
     if args.command == "changes":
         return changes(args.source, args.records, args.json)
     if args.command == "merge-runs":

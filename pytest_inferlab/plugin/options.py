@@ -48,6 +48,7 @@ FRESH_PROCESS = "--inferlab-fresh-process"
 AB = "--inferlab-ab"
 AB_TURNS = "--inferlab-ab-turns"
 AB_SIDE = "--inferlab-ab-side"
+TUNE_TRIAL = "--inferlab-tune-trial"
 
 
 def _integer(text: str, minimum: int, what: str) -> int:
@@ -267,6 +268,8 @@ OPTIONS = (
            internal=True),
     Option(AB_SIDE, parse_side, None, "internal to A/B runs: which side this process measures (base|candidate)",
            internal=True),
+    Option(TUNE_TRIAL, str, None, "internal to inferlab tune: the trial's plan (a JSON file) its suite measures",
+           internal=True),
 )
 
 
@@ -319,6 +322,7 @@ class Settings:
     ab: str | None
     ab_turns: str | None
     ab_side: str | None
+    tune_trial: str | None
     explicit: frozenset[str] = frozenset()  # settings given on the command line: they beat a test's marker
 
 

@@ -48,7 +48,8 @@ BLOCKED = textwrap.dedent("""
     import pytest_inferlab
     imported, missing = 0, []
     for info in pkgutil.walk_packages(pytest_inferlab.__path__, "pytest_inferlab."):
-        if info.name.startswith(("pytest_inferlab.plugin", "pytest_inferlab.cli")):
+        # above the plugin: the plugin, the command, and the one suite module inferlab tune runs with pytest
+        if info.name.startswith(("pytest_inferlab.plugin", "pytest_inferlab.cli", "pytest_inferlab.tune.trial_suite")):
             continue
         try:
             importlib.import_module(info.name)

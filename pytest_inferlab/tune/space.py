@@ -1,0 +1,305 @@
+"""What ``inferlab tune`` searches, in the registries' own names: a study file (TOML) read into frozen specs.
+
+```toml
+[study]
+name = "short-chat-cpu"     # the study's folder and its name in the storage
+workload = "short-chat"     # a named workload (specs/workloads.py)
+trials = 6                  # measured trials at most (the confirmation comes on top)
+objective = "output_tok_per_s"   # maximized as the paired ratio to the reference; or a metric's own value
+
+[study.workload_overrides]  # fields of the workload, as workload_overrides in a suite
+count = 2
+output_tokens = 32
+
+[axes]                      # every combination is a configuration; the first value of each is the reference's
+quantization = ["fp32", "int8-weight", "gguf-q8_0", "gguf-q4_0"]
+drafting = ["none", { method = "prompt-lookup", num_tokens = 10, max_ngram = 2 }]
+kv_cache = ["dynamic"]
+
+[slo]                       # bounds on the trial's own figures: metric = { statistic = bound }
+tpot_ms = { p50 = 150 }
+
+[floor]                     # non-inferiority to the reference, one-sided
+top1_agreement = { min = 0.9, confidence = 0.95 }
+```
+
+A bad file is a ``SpaceError`` naming the file, the key and what to write instead.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from pytest_inferlab.measure.catalog import catalog
+from pytest_inferlab.optimizations.kv import resolve_kv
+from pytest_inferlab.optimizations.quant import resolve_quant
+from pytest_inferlab.optimizations.speculative import resolve_speculative
+from pytest_inferlab.specs.core import KVCacheSpec, QuantSpec, SpeculativeSpec
+from pytest_inferlab.specs.workloads import resolve_workload
+
+NONE = "none"  # drafting off
+AXES = ("quantization", "kv_cache", "drafting")
+STATISTICS = ("p50", "p90", "p99", "mean", "value")
+SPEED = "output_tok_per_s"  # judged as the paired ratio to the study's reference (speedup_vs_reference)
+FLOOR_METRICS = ("top1_agreement",)
+
+
+class SpaceError(ValueError):
+    """A study file that cannot be searched: the message names the file, the key and the fix."""
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """One configuration: what the trial's engine is built with (the reference is one of them)."""
+
+    quantization: QuantSpec = QuantSpec("fp32")
+    kv_cache: KVCacheSpec = KVCacheSpec("dynamic")
+    drafting: SpeculativeSpec | None = None
+
+    @property
+    def label(self) -> str:
+        parts = [self.quantization.label]
+        if self.kv_cache.kind != "dynamic" or self.kv_cache.settings:
+            parts.append(f"kv {self.kv_cache.label}")
+        if self.drafting is not None:
+            parts.append(self.drafting.label)
+        return " + ".join(parts)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"quantization": self.quantization.to_dict(), "kv_cache": self.kv_cache.to_dict(),
+                "drafting": self.drafting.to_dict() if self.drafting else None}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Config":
+        drafting = data.get("drafting")
+        return cls(QuantSpec.of(data["quantization"]["method"], **data["quantization"].get("settings", {})),
+                   KVCacheSpec.of(data["kv_cache"]["kind"], **data["kv_cache"].get("settings", {})),
+                   SpeculativeSpec.of(drafting["method"], **drafting.get("settings", {})) if drafting else None)
+
+
+@dataclass(frozen=True, slots=True)
+class Axis:
+    """One searched axis: its named choices (label -> spec; drafting's "none" is None)."""
+
+    name: str
+    choices: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def labels(self) -> list[str]:
+        return [label for label, _ in self.choices]
+
+    def values(self) -> list[Any]:
+        return [spec for _, spec in self.choices]
+
+    def spec(self, label: str) -> Any:
+        return dict(self.choices)[label]
+
+    def describe(self) -> str:
+        return ", ".join(self.labels)
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """An SLO of the study: ``statistic`` of ``metric`` (the trial's own figure) at most ``limit``."""
+
+    metric: str
+    statistic: str
+    limit: float
+
+    @property
+    def label(self) -> str:
+        return f"{self.metric} {self.statistic} <= {self.limit:g}"
+
+
+@dataclass(frozen=True, slots=True)
+class Floor:
+    """An accuracy floor: the variant's ``metric`` (agreement with the reference) at least ``minimum``,
+    shown one-sided at ``confidence``; a trial whose bound falls short is "not shown", never passing."""
+
+    metric: str
+    minimum: float
+    confidence: float = 0.95
+
+    @property
+    def label(self) -> str:
+        return f"{self.metric} >= {self.minimum:g} (one-sided {self.confidence:.0%})"
+
+
+@dataclass(frozen=True, slots=True)
+class Space:
+    """The study: its axes, objective, SLOs, floors and budget; ``source`` names the file it came from."""
+
+    name: str
+    source: str
+    workload: str = "short-chat"
+    workload_overrides: tuple[tuple[str, Any], ...] = ()
+    axes: tuple[Axis, ...] = ()
+    objective: str = SPEED
+    slo: tuple[Bound, ...] = ()
+    floors: tuple[Floor, ...] = ()
+    trials: int = 8
+    seed: int = 0
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def maximize(self) -> bool:
+        return self.objective == SPEED or catalog.get(self.objective).higher_is_better
+
+    @property
+    def reference(self) -> Config:
+        """The first value of every axis (fp32, dynamic cache, no drafting when listed first)."""
+        return self._config({axis.name: axis.values()[0] for axis in self.axes})
+
+    def config(self, chosen: Mapping[str, Any]) -> Config:
+        """The configuration of one set of axis labels."""
+        return self._config({axis.name: axis.spec(chosen[axis.name]) for axis in self.axes})
+
+    def configurations(self) -> Iterator[Config]:
+        """Every combination, in the file's order (the exhaustive run's order)."""
+        for combo in itertools.product(*(axis.values() for axis in self.axes)):
+            yield self._config(dict(zip((axis.name for axis in self.axes), combo)))
+
+    @staticmethod
+    def _config(values: Mapping[str, Any]) -> Config:
+        return Config(values.get("quantization", QuantSpec("fp32")), values.get("kv_cache", KVCacheSpec("dynamic")),
+                      values.get("drafting"))
+
+
+def load_space(path: Path) -> Space:
+    """The study file at ``path``, checked against the registries and the metric catalog."""
+    if not path.is_file():
+        raise SpaceError(f"{path}: no such study file (write one: docs/tune.md shows a complete example)")
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise SpaceError(f"{path}: not TOML: {exc}") from None
+    return parse_space(data, str(path))
+
+
+def parse_space(data: Mapping[str, Any], source: str) -> Space:
+    unknown = sorted(set(data) - {"study", "axes", "slo", "floor"})
+    if unknown:
+        raise SpaceError(f"{source}: unknown table(s) {unknown}; a study file has [study], [axes], [slo], [floor]")
+    study = _table(data, "study", source)
+    known = {"name", "workload", "trials", "objective", "seed", "workload_overrides"}
+    if set(study) - known:
+        raise SpaceError(f"{source}: [study] has unknown key(s) {sorted(set(study) - known)}; known: {sorted(known)}")
+    name = str(study.get("name") or Path(source).stem)
+    if not name.replace("-", "").replace("_", "").isalnum():
+        raise SpaceError(f"{source}: [study] name={name!r}: letters, digits, - and _ only (it names a folder)")
+    workload = str(study.get("workload", "short-chat"))
+    try:
+        resolve_workload(workload)
+    except LookupError as exc:
+        raise SpaceError(f"{source}: [study] workload={workload!r}: {exc}") from None
+    trials = study.get("trials", 8)
+    if not isinstance(trials, int) or trials < 1:
+        raise SpaceError(f"{source}: [study] trials={trials!r}: expected an integer >= 1 (measured trials at most)")
+    objective = str(study.get("objective", SPEED))
+    if objective not in catalog:
+        raise SpaceError(f"{source}: [study] objective={objective!r} is not a metric of the catalog "
+                         f"(e.g. {SPEED}, peak_rss_bytes, model_bytes; docs/reference/metrics.md lists them)")
+    overrides = study.get("workload_overrides", {})
+    if not isinstance(overrides, Mapping):
+        raise SpaceError(f"{source}: [study.workload_overrides] must be a table of workload fields")
+    axes = _axes(_table(data, "axes", source), source)
+    return Space(name, source, workload, tuple(sorted(overrides.items())), axes, objective,
+                 _bounds(data.get("slo", {}), source), _floors(data.get("floor", {}), source), trials,
+                 int(study.get("seed", 0)))
+
+
+def _table(data: Mapping[str, Any], key: str, source: str) -> Mapping[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, Mapping):
+        raise SpaceError(f"{source}: [{key}] must be a table")
+    return value
+
+
+def _axes(table: Mapping[str, Any], source: str) -> tuple[Axis, ...]:
+    unknown = sorted(set(table) - set(AXES))
+    if unknown:
+        raise SpaceError(f"{source}: [axes] {unknown[0]!r} is not an axis; axes: {', '.join(AXES)}")
+    if not table:
+        raise SpaceError(f"{source}: [axes] is empty; name at least one axis ({', '.join(AXES)}) with its values")
+    axes = []
+    for name in AXES:
+        if name not in table:
+            continue
+        value = table[name]
+        where = f"{source}: [axes] {name}"
+        if not isinstance(value, list) or not value:
+            raise SpaceError(f"{where}: expected a non-empty list of values (names, or tables with settings)")
+        choices = [_choice(name, item, where) for item in value]
+        labels = [label for label, _ in choices]
+        if len(set(labels)) != len(labels):
+            raise SpaceError(f"{where}: a value is listed twice ({labels})")
+        axes.append(Axis(name, tuple(choices)))
+    return tuple(axes)
+
+
+def _choice(axis: str, item: Any, where: str) -> tuple[str, Any]:
+    """(label, spec) of one listed value, checked against the axis' registry (did-you-mean errors)."""
+    if axis == "drafting" and item == NONE:
+        return NONE, None
+    resolve, spec_cls, name_key = {"quantization": (resolve_quant, QuantSpec, "method"),
+                                   "kv_cache": (resolve_kv, KVCacheSpec, "kind"),
+                                   "drafting": (resolve_speculative, SpeculativeSpec, "method")}[axis]
+    try:
+        if isinstance(item, Mapping):
+            settings = dict(item)
+            name = settings.pop(name_key, None)
+            if not isinstance(name, str):
+                raise SpaceError(f"{where}: {dict(item)}: a table needs {name_key} = \"...\" beside its settings")
+            spec = spec_cls.of(name, **settings)
+            resolve(name)
+        elif isinstance(item, str):
+            spec = resolve(item)
+        else:
+            raise SpaceError(f"{where}: {item!r}: expected a name or a table with {name_key} and settings")
+    except LookupError as exc:
+        raise SpaceError(f"{where}: {exc}") from None
+    return spec.label, spec
+
+
+def _entries(table: Any, source: str, name: str, example: str) -> Iterator[tuple[str, Any, str]]:
+    """(metric, its value, where it is written) of a [slo] or [floor] table."""
+    if not isinstance(table, Mapping):
+        raise SpaceError(f"{source}: [{name}] must be a table: {example}")
+    for metric, given in table.items():
+        yield metric, given, f"{source}: [{name}] {metric}"
+
+
+def _bounds(table: Any, source: str) -> tuple[Bound, ...]:
+    bounds = []
+    for metric, stats, where in _entries(table, source, "slo", "metric = { p50 = bound }"):
+        if metric not in catalog:
+            raise SpaceError(f"{where}: not a metric of the catalog (e.g. ttft_ms, tpot_ms, itl_ms, e2e_ms)")
+        if not isinstance(stats, Mapping) or not stats:
+            raise SpaceError(f"{where}: expected {{ p50 = 150 }} (a statistic: {', '.join(STATISTICS)})")
+        for statistic, limit in stats.items():
+            if statistic not in STATISTICS:
+                raise SpaceError(f"{where}: statistic {statistic!r}; expected one of {', '.join(STATISTICS)}")
+            if not isinstance(limit, (int, float)) or limit <= 0:
+                raise SpaceError(f"{where}.{statistic} = {limit!r}: expected a number > 0 in the metric's unit")
+            bounds.append(Bound(metric, statistic, float(limit)))
+    return tuple(bounds)
+
+
+def _floors(table: Any, source: str) -> tuple[Floor, ...]:
+    floors = []
+    for metric, given, where in _entries(table, source, "floor", "top1_agreement = { min = 0.9 }"):
+        if metric not in FLOOR_METRICS:
+            raise SpaceError(f"{where}: floors are judged on {', '.join(FLOOR_METRICS)} (agreement with the reference)")
+        if not isinstance(given, Mapping) or "min" not in given:
+            raise SpaceError(f"{where}: expected {{ min = 0.9, confidence = 0.95 }}")
+        minimum, confidence = given["min"], given.get("confidence", 0.95)
+        if not isinstance(minimum, (int, float)) or not 0 < minimum <= 1:
+            raise SpaceError(f"{where}: min = {minimum!r}: expected a fraction in (0, 1]")
+        if not isinstance(confidence, (int, float)) or not 0.5 <= confidence < 1:
+            raise SpaceError(f"{where}: confidence = {confidence!r}: expected a fraction in [0.5, 1)")
+        floors.append(Floor(metric, float(minimum), float(confidence)))
+    return tuple(floors)

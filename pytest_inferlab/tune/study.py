@@ -1,0 +1,334 @@
+"""The search: an Optuna study asked and told one configuration at a time (``inferlab tune``).
+
+The sampler is Optuna's TPE over the axes' categorical choices (multivariate, so it learns which
+combinations go together); each trial it proposes is measured by ``trial.py`` in a pytest process of
+its own, and told back with the objective (the paired ratio to the study's reference) and its
+constraints (SLOs, accuracy floors: <= 0 is feasible). What Optuna's own pruners cannot do here
+(its pruners compare unpaired per-step values) the trial does itself: it stops as soon as its paired
+interval is wholly below the incumbent's, and is told PRUNED with that interval's centre.
+
+The study lives in a storage: by default a journal file in the study's folder (one machine, any
+number of processes, nothing to start); ``--storage URL`` (PostgreSQL, MySQL) for several machines.
+A re-run resumes it: finished trials are kept, a trial left RUNNING by a worker that is gone is
+told FAIL. A configuration is measured once per study: a repeat proposal is told the value already
+measured, a configuration another worker is measuring is skipped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from pytest_inferlab.tune.prune import Pruned
+from pytest_inferlab.tune.space import SPEED, Config, Space
+from pytest_inferlab.tune.trial import DEFAULT_TIMEOUT_S, TrialPlan, TrialResult, run_trial
+
+RESULT, CONFIG_KEY, WORKER, IMPOSSIBLE, REPEAT = "result", "config_key", "worker", "impossible", "repeat_of"
+EARLY = "below the incumbent"  # the stop reason of a trial cut short (judge/sequential.py: below)
+CLAIM_SETTLE_S = 0.5  # between claiming a configuration and checking that no earlier trial claimed it
+
+
+class StudyError(RuntimeError):
+    """A study that cannot go on (another machine's study, a storage that does not open)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TuneRequest:
+    space: Space
+    folder: Path  # <results>/tune/<study name>
+    storage: str | None = None  # an Optuna RDB URL; None: the journal file in ``folder``
+    pytest_args: tuple[str, ...] = ()
+    trial_timeout_s: float = DEFAULT_TIMEOUT_S
+    exhaustive: bool = False  # every feasible configuration, in the file's order, each measured to precision
+
+    @property
+    def study_name(self) -> str:
+        return self.space.name + ("-exhaustive" if self.exhaustive else "")
+
+    def storage_url(self) -> Any:
+        import optuna
+        from optuna.storages.journal import JournalFileBackend
+
+        if self.storage:
+            return self.storage
+        self.folder.mkdir(parents=True, exist_ok=True)
+        path = self.folder / f"{self.study_name}.journal"
+        return optuna.storages.JournalStorage(JournalFileBackend(str(path)))
+
+
+def key(config: Config) -> str:
+    """A configuration's identity in the storage (its specs' canonical JSON)."""
+    import json
+
+    return json.dumps(config.to_dict(), sort_keys=True, separators=(",", ":"))
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def open_study(request: TuneRequest) -> Any:
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = request.space
+    # the startup design is the screen (screen()), enqueued; TPE proposes from the first finished trial on
+    sampler = optuna.samplers.TPESampler(seed=space.seed, multivariate=True, n_startup_trials=1)
+    try:
+        return optuna.create_study(study_name=request.study_name, storage=request.storage_url(), sampler=sampler,
+                                   direction="maximize" if space.maximize else "minimize", load_if_exists=True)
+    except Exception as exc:  # an unreachable database, a bad URL: named, not a traceback
+        raise StudyError(f"--storage {request.storage or request.folder}: the study's storage does not open: {exc}") from None
+
+
+def fail_orphans(study: Any, say: Callable[[str], None]) -> None:
+    """Trials left RUNNING by a worker of this host that is gone (killed, interrupted) are told FAIL."""
+    from optuna.trial import TrialState
+
+    host = socket.gethostname()
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        worker = str(trial.user_attrs.get(WORKER, ""))
+        name, _, pid = worker.partition(":")
+        if name == host and pid.isdigit() and not _alive(int(pid)):
+            study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
+            say(f"trial {trial.number} ({trial.user_attrs.get('label')}): its worker {worker} ended before it "
+                "finished (interrupted or killed): told FAIL; measured again if proposed again")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def results_of(study: Any, space: Space) -> dict[str, tuple[int, TrialResult]]:
+    """Every configuration measured so far (first measurement), by key: (trial number, result)."""
+    found: dict[str, tuple[int, TrialResult]] = {}
+    for trial in study.get_trials(deepcopy=False):
+        data = trial.user_attrs.get(RESULT)
+        if data and REPEAT not in trial.user_attrs and trial.user_attrs.get(CONFIG_KEY) not in found:
+            found[trial.user_attrs[CONFIG_KEY]] = (trial.number, TrialResult.from_dict(data, space))
+    return found
+
+
+def screen(space: Space, feasible: Sequence[Config]) -> list[Config]:
+    """The startup design: one factor at a time from the reference (every value of every axis with the
+    other axes at the reference's), in the file's order. Which quantization is fastest, and what each
+    drafting method or cache configuration does alone, are the main effects; the sampler then searches
+    their combinations. Configurations that cannot run are left out."""
+    reference, allowed, out = space.reference, set(feasible), []
+    for axis in space.axes:
+        for value in axis.values()[1:]:
+            field = {"quantization": "quantization", "kv_cache": "kv_cache", "drafting": "drafting"}[axis.name]
+            config = dataclasses.replace(reference, **{field: value})
+            if config in allowed and config not in out:
+                out.append(config)
+    return out
+
+
+def weights_below_floor(results: dict[str, tuple[int, TrialResult]], config: Config) -> str | None:
+    """Fidelity is the weights' (the fidelity text scored by the variant's forward pass): a configuration
+    whose quantization failed a floor in an earlier trial fails it too; drafting and caches do not
+    change the weights."""
+    for number, result in results.values():
+        if result.config.quantization == config.quantization and result.floors and not result.floors_passed:
+            failed = next(c for c in result.floors if not c.passed)
+            return f"its weights ({config.quantization.label}) failed the floor in trial {number}: {failed.words()}"
+    return None
+
+
+def incumbent(results: Sequence[TrialResult], space: Space) -> TrialResult | None:
+    """The best feasible configuration so far (by its objective)."""
+    feasible = [r for r in results if r.feasible(space.slo) and r.objective is not None]
+    if not feasible:
+        return None
+    return max(feasible, key=lambda r: r.objective if space.maximize else -r.objective)
+
+
+Measure = Callable[..., TrialResult]  # run_trial's signature: (plan, space, folder, pytest_args, timeout, reference)
+
+
+def search(request: TuneRequest, feasible: Sequence[Config], pruned: Sequence[Pruned],
+           say: Callable[[str], None] = print, measure: Measure = run_trial) -> Any:
+    """Propose, measure and tell until the budget of measured trials is spent (or every feasible
+    configuration is measured); returns the study. ``measure`` runs one trial (tests give a table)."""
+    from optuna.trial import TrialState
+
+    space = request.space
+    study = open_study(request)
+    _check_space(study, space)
+    fail_orphans(study, say)
+    impossible = {key(p.config): p.reason for p in pruned}
+    wanted = {key(c) for c in feasible}
+    budget = len(feasible) if request.exhaustive else min(space.trials, len(feasible))
+    # the exhaustive run's order: the file's; the search's startup: the one-factor screen, then TPE
+    order = list(feasible) if request.exhaustive else screen(space, feasible)[:budget]
+    idle_asks, asks = 0, 0
+    settled: set[str] = set()  # not measured, known infeasible: their weights failed a floor
+    while True:
+        done = results_of(study, space)
+        open_keys = wanted - settled - set(done)
+        if len([k for k in done if k in wanted]) >= budget or not open_keys:
+            break
+        asks += 1
+        if asks > 50 * len(wanted):  # a guard: the loop below always ends sooner
+            raise StudyError(f"{asks} proposals without finishing the study; please report this")
+        pending = [c for c in order if key(c) in open_keys and not _running(study, key(c))]
+        if pending or idle_asks >= 20:  # the design first; later, when nothing new was proposed lately
+            nxt = pending[0] if pending else next(
+                (c for c in feasible if key(c) in open_keys and not _running(study, key(c))), None)
+            if nxt is None:
+                break
+            study.enqueue_trial(_params(space, nxt), skip_if_exists=False)
+            idle_asks = 0
+        trial = study.ask()
+        config = space.config({axis.name: trial.suggest_categorical(axis.name, axis.labels) for axis in space.axes})
+        k = key(config)
+        trial.set_user_attr(CONFIG_KEY, k)
+        trial.set_user_attr(WORKER, worker_id())
+        trial.set_user_attr("label", config.label)
+        if k in impossible:
+            trial.set_user_attr(IMPOSSIBLE, impossible[k])
+            trial.set_constraint("impossible", 1.0)
+            study.tell(trial, state=TrialState.PRUNED)
+            idle_asks += 1
+            continue
+        below = None if request.exhaustive else weights_below_floor(done, config)
+        if below and k not in done:
+            settled.add(k)
+            trial.set_user_attr(IMPOSSIBLE, below)
+            trial.set_constraint("floor", 1.0)
+            study.tell(trial, state=TrialState.PRUNED)
+            say(f"trial {trial.number}: {config.label}: not measured: {below}")
+            idle_asks += 1
+            continue
+        if k in done:
+            number, result = done[k]
+            trial.set_user_attr(REPEAT, number)
+            _tell(study, trial, result, space, repeat=True)
+            idle_asks += 1
+            continue
+        time.sleep(CLAIM_SETTLE_S)
+        if _claimed_earlier(study, trial.number, k):
+            trial.set_user_attr(REPEAT, "measured by another worker")
+            study.tell(trial, state=TrialState.PRUNED)
+            idle_asks += 1
+            continue
+        idle_asks = 0
+        best = incumbent([r for _, r in done.values()], space)
+        # 0: no early stop, measured until precise (the first trial; every trial of the exhaustive run)
+        bar = best.speed.low if (best is not None and best.speed is not None and space.objective == SPEED
+                                 and not request.exhaustive) else 0.0
+        measured = len([x for x in done if x in wanted]) + 1
+        say(f"trial {trial.number} ({measured}/{budget}): {config.label}"
+            + (f"; stops early below the incumbent's {bar:.2f}x ({best.config.label})" if bar else ""))
+        against = None if space.reference == Config() else space.reference  # None: the plain model fixture
+        plan = TrialPlan(f"trial-{trial.number}", config, space.workload, space.workload_overrides, against, bar,
+                         space.floors)
+        try:
+            result = measure(plan, space, request.folder / "trials" / f"{trial.number:04d}", request.pytest_args,
+                             request.trial_timeout_s, reference=space.reference)
+        except BaseException:
+            trial.set_user_attr("failed", "interrupted")
+            study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+            raise
+        _check_machine(study, result)
+        trial.set_user_attr(RESULT, result.to_dict())
+        _tell(study, trial, result, space)
+        say(f"  {describe(result, space)}")
+    return study
+
+
+def _params(space: Space, config: Config) -> dict[str, str]:
+    values = {"quantization": config.quantization, "kv_cache": config.kv_cache, "drafting": config.drafting}
+    return {axis.name: next(label for label, spec in axis.choices if spec == values[axis.name]) for axis in space.axes}
+
+
+def _running(study: Any, k: str) -> bool:
+    from optuna.trial import TrialState
+
+    return any(t.user_attrs.get(CONFIG_KEY) == k for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
+
+
+def _claimed_earlier(study: Any, number: int, k: str) -> bool:
+    """Another worker's earlier trial holds this configuration (running, or finished with a result)."""
+    from optuna.trial import TrialState
+
+    for other in study.get_trials(deepcopy=False):
+        if other.number < number and other.user_attrs.get(CONFIG_KEY) == k and REPEAT not in other.user_attrs \
+                and (other.state == TrialState.RUNNING or RESULT in other.user_attrs):
+            return True
+    return False
+
+
+def _tell(study: Any, trial: Any, result: TrialResult, space: Space, repeat: bool = False) -> None:
+    from optuna.trial import TrialState
+
+    for check in result.floors:  # graded: how far the shown bound falls short of the floor
+        trial.set_constraint(check.floor.label, check.shortfall)
+    if result.objective is None and result.floors and not result.floors_passed:  # below a floor before timing
+        study.tell(trial, state=TrialState.PRUNED)
+        return
+    if result.failed or result.objective is None:
+        trial.set_user_attr("failed", result.failed or f"no {space.objective} measured")
+        study.tell(trial, state=TrialState.FAIL)
+        return
+    for bound in space.slo:
+        value = result.slo.get(bound.label)
+        trial.set_constraint(bound.label, (value - bound.limit) / bound.limit if value is not None else 1.0)
+    early = not repeat and EARLY in str(result.rounds.get("stopped") or "")
+    if early:  # cut short below the incumbent: pruned, its last figure what the sampler learns from
+        trial.report(result.objective, step=int(result.rounds.get("used") or 1))
+        study.tell(trial, state=TrialState.PRUNED)
+        return
+    study.tell(trial, result.objective)
+
+
+def _check_space(study: Any, space: Space) -> None:
+    """A study keeps the axes it was started with: a changed file under the same name is a new study."""
+    axes = {axis.name: axis.labels for axis in space.axes}
+    known = study.user_attrs.get("axes")
+    if known is None:
+        study.set_user_attr("axes", axes)
+        study.set_user_attr("workload", [space.workload, dict(space.workload_overrides)])
+        study.set_user_attr("objective", space.objective)
+    elif known != axes or study.user_attrs.get("objective") != space.objective:
+        raise StudyError(f"study {study.study_name!r} in this storage was started with other axes or objective "
+                         f"({known}, {study.user_attrs.get('objective')}); give the changed file another [study] name")
+
+
+def _check_machine(study: Any, result: TrialResult) -> None:
+    """The first trial names the study's machine; a worker on another kind of machine stops (its
+    figures would not be comparable with the study's)."""
+    if result.machine_id is None:
+        return
+    machine = study.user_attrs.get("machine_id")
+    if machine is None:
+        study.set_user_attr("machine_id", result.machine_id)
+    elif machine != result.machine_id:
+        raise StudyError(f"this worker measures on machine {result.machine_id}, the study {study.study_name!r} on "
+                         f"{machine}: ratios from two kinds of machine are not one front; run this worker on a "
+                         "study of its own ([study] name)")
+
+
+def describe(result: TrialResult, space: Space) -> str:
+    if result.failed:
+        return f"failed: {result.failed}"
+    parts = [f"{result.speed.words()} the reference's tokens/s" if result.speed else
+             f"{space.objective} {result.objective}" if result.objective is not None else "not timed"]
+    stopped = result.rounds.get("stopped")
+    if stopped:
+        parts[0] += f" ({stopped})"
+    parts += [f"{b.metric} {b.statistic} {result.slo[b.label]:.1f} (SLO <= {b.limit:g})" for b in space.slo
+              if result.slo.get(b.label) is not None]
+    parts += [check.words() for check in result.floors]
+    return "; ".join(parts)

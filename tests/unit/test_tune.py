@@ -1,0 +1,350 @@
+"""inferlab tune: the study file, pruning, the accuracy floor, the Optuna loop (resume, failures,
+early stops, several workers on one storage) and the answer. Trials here are a table of known figures
+(``FakeMeasure``); tests/plugin/test_tune_real.py runs real trials on the embedded model."""
+
+from __future__ import annotations
+
+import json
+import math
+import multiprocessing
+import os
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("optuna")
+
+from pytest_inferlab.device import CPU
+from pytest_inferlab.engines.sources import resolve_model
+from pytest_inferlab.tune.answer import REVERSED, TIE, Confirmation, answer, reproduction
+from pytest_inferlab.tune.floor import BELOW, NOT_SHOWN, SHOWN, agreement_bounds, check_floor
+from pytest_inferlab.tune.prune import impossible, split
+from pytest_inferlab.tune.run import run_tune
+from pytest_inferlab.tune.space import Config, Floor, SpaceError, load_space, parse_space
+from pytest_inferlab.tune.study import TuneRequest, open_study, results_of, search
+from pytest_inferlab.tune.trial import Ratio, TrialResult
+
+STUDY = """
+[study]
+name = "t"
+trials = 4
+[axes]
+quantization = ["fp32", "int8-weight", "gguf-q8_0", "gguf-q4_0"]
+drafting = ["none", "prompt-lookup"]
+[slo]
+tpot_ms = { p50 = 100 }
+[floor]
+top1_agreement = { min = 0.9 }
+"""
+
+# Known figures per configuration label: (speed ratio, tpot p50 ms, top-1 agreement)
+FIGURES = {
+    "fp32": (1.0, 60.0, 1.0), "fp32 + prompt-lookup": (0.9, 70.0, 1.0),
+    "int8-weight": (1.3, 50.0, 0.97), "int8-weight + prompt-lookup": (1.1, 55.0, 0.97),
+    "gguf-q8_0": (3.0, 20.0, 0.96), "gguf-q8_0 + prompt-lookup": (2.0, 30.0, 0.96),
+    "gguf-q4_0": (4.0, 15.0, 0.80), "gguf-q4_0 + prompt-lookup": (2.5, 25.0, 0.80),
+}
+
+
+def write_study(tmp_path: Path, text: str = STUDY) -> Path:
+    path = tmp_path / "study.toml"
+    path.write_text(text)
+    return path
+
+
+class FakeMeasure:
+    """A trial runner with known figures; it logs every configuration it measures to ``log``."""
+
+    def __init__(self, log: Path, fail: str | None = None, interrupt_after: int | None = None) -> None:
+        self.log, self.fail, self.interrupt_after = log, fail, interrupt_after
+
+    def __call__(self, plan, space, folder, pytest_args, timeout_s, reference=None) -> TrialResult:
+        label = plan.config.label
+        done = self.log.read_text().splitlines() if self.log.exists() else []
+        if self.interrupt_after is not None and len(done) >= self.interrupt_after:
+            raise KeyboardInterrupt
+        with self.log.open("a") as out:
+            out.write(label + "\n")
+        if label == self.fail:
+            return TrialResult(plan.config, failed="exit status 1: the engine crashed")
+        if plan.against is not None:  # the confirmation: pick over runner-up
+            mine, theirs = FIGURES[label][0], FIGURES[plan.against.label][0]
+            return TrialResult(plan.config, speed=Ratio(mine / theirs, mine / theirs * 0.95, mine / theirs * 1.05))
+        speed, tpot, top1 = FIGURES[label]
+        stopped = ("decided: below the incumbent's 9x" if plan.incumbent and speed * 1.05 < plan.incumbent
+                   else "precise: +-4% <= +-5%")
+        floors = tuple(check_floor(f, top1, 1000 if top1 < 1 else math.inf) for f in space.floors)
+        return TrialResult(plan.config, None, Ratio(speed, speed * 0.96, speed * 1.04), speed,
+                           {b.label: tpot for b in space.slo}, floors, 1e8 / speed, {"used": 3, "stopped": stopped},
+                           machine_id="machine-a")
+
+
+def request_for(tmp_path: Path, study: Path, **kwargs) -> TuneRequest:
+    space = load_space(study)
+    return TuneRequest(space, tmp_path / "results" / "tune" / space.name, **kwargs)
+
+
+# ---- the study file ---------------------------------------------------------------------------
+
+
+def test_a_study_file_reads_into_axes_limits_and_configurations(tmp_path):
+    space = load_space(write_study(tmp_path))
+    assert [axis.name for axis in space.axes] == ["quantization", "drafting"]
+    assert len(list(space.configurations())) == 8
+    assert space.reference == Config()  # the first value of every axis: fp32, no drafting
+    assert [b.label for b in space.slo] == ["tpot_ms p50 <= 100"]
+    assert space.floors == (Floor("top1_agreement", 0.9, 0.95),)
+    assert space.maximize
+
+
+@pytest.mark.parametrize("text, named", [
+    ("[axes]\nquantisation = ['fp32']", "quantisation"),
+    ("[axes]\nquantization = ['fp23']", "fp23"),
+    ("[axes]\nquantization = []", "non-empty list"),
+    ("[axes]\ndrafting = [{ num_tokens = 3 }]", "method"),
+    ("[axes]\nquantization = ['fp32']\n[slo]\ntpot_ms = { p95 = 100 }", "p95"),
+    ("[axes]\nquantization = ['fp32']\n[slo]\ntpot = { p50 = 100 }", "tpot"),
+    ("[axes]\nquantization = ['fp32']\n[floor]\ntop1_agreement = { min = 1.5 }", "min = 1.5"),
+    ("[axes]\nquantization = ['fp32']\n[study]\ntrials = 0", "trials=0"),
+    ("[axes]\nquantization = ['fp32']\n[study]\nobjective = 'speed'", "objective='speed'"),
+    ("[axes]\nquantization = ['fp32']\n[studdy]\nname = 'x'", "studdy"),
+])
+def test_a_bad_study_file_is_an_error_naming_the_file_and_the_key(tmp_path, text, named):
+    path = write_study(tmp_path, text)
+    with pytest.raises(SpaceError) as caught:
+        load_space(path)
+    assert str(path) in str(caught.value) and named in str(caught.value)
+
+
+def test_settings_of_a_method_are_a_table(tmp_path):
+    space = parse_space({"axes": {"drafting": ["none", {"method": "prompt-lookup", "num_tokens": 4}]}}, "x.toml")
+    assert [axis.labels for axis in space.axes] == [["none", "prompt-lookup-num_tokens=4"]]
+    drafted = list(space.configurations())[1]
+    assert dict(drafted.drafting.settings) == {"num_tokens": 4}
+    assert Config.from_dict(json.loads(json.dumps(drafted.to_dict()))) == drafted
+
+
+# ---- pruning ------------------------------------------------------------------------------------
+
+
+def test_impossible_combinations_are_pruned_with_their_reasons():
+    space = parse_space({"axes": {"quantization": ["fp32", "int8-weight", "gguf-q8_0"],
+                                  "kv_cache": ["dynamic", "fp8", "paged"],
+                                  "drafting": ["none", "prompt-lookup", "early-exit"]}}, "x.toml")
+    feasible, pruned = split(space, CPU, resolve_model("smollm2-135m"))
+    reasons = {p.config.label: p.reason for p in pruned}
+    assert "llama.cpp keeps its own" in reasons["gguf-q8_0 + kv fp8"]
+    assert "llama.cpp runs prompt-lookup and draft only" in reasons["gguf-q8_0 + early-exit"]
+    assert "not with a quantized one" in reasons["int8-weight + kv fp8"]
+    assert "continuous batching" in reasons["fp32 + kv paged"]
+    assert "fp32 + kv fp8 + prompt-lookup" not in reasons
+    assert len(feasible) + len(pruned) == 27
+    assert Config() in feasible
+
+
+def test_a_gguf_rung_on_a_model_without_a_gguf_file_is_pruned():
+    config = parse_space({"axes": {"quantization": ["gguf-q8_0"]}}, "x.toml").reference
+    assert "GGUF file" in impossible(config, CPU, resolve_model("dummy:tiny-llama"))
+
+
+# ---- the accuracy floor -------------------------------------------------------------------------
+
+
+def test_the_floor_is_a_one_sided_clopper_pearson_bound():
+    from scipy import stats
+
+    lower, upper = agreement_bounds(95, 100, 0.95)
+    assert stats.binom.sf(94, 100, lower) == pytest.approx(0.05, abs=1e-6)  # P(X >= 95 | lower) = alpha
+    assert stats.binom.cdf(95, 100, upper) == pytest.approx(0.05, abs=1e-6)
+    floor = Floor("top1_agreement", 0.9)
+    assert check_floor(floor, 0.95, 1000).outcome == SHOWN
+    assert check_floor(floor, 0.95, 40).outcome == NOT_SHOWN  # no worse, maybe; not shown: it does not pass
+    assert not check_floor(floor, 0.95, 40).passed
+    assert check_floor(floor, 0.80, 1000).outcome == BELOW
+    assert check_floor(floor, 1.0, math.inf).passed  # the reference itself
+
+
+# ---- the search ---------------------------------------------------------------------------------
+
+
+def test_the_search_measures_within_its_budget_and_picks_the_best_feasible(tmp_path):
+    log = tmp_path / "measured.txt"
+    code, found = run_tune(request_for(tmp_path, write_study(tmp_path)), say=lambda _: None, measure=FakeMeasure(log))
+    measured = log.read_text().splitlines()
+    assert code == 0
+    assert len(measured[:-1]) == len(set(measured[:-1])) == 4  # 4 trials, none measured twice; then the confirmation
+    best = max((label for label in measured[:-1] if FIGURES[label][2] >= 0.9), key=lambda label: FIGURES[label][0])
+    assert found.pick.config.label == best
+    assert all(r.feasible(found.space.slo) for r in found.front)
+    saved = json.loads((tmp_path / "results/tune/t/tune.json").read_text())
+    assert saved["pick"]["label"] == found.chosen.config.label and saved["reproduce"]
+    assert "<svg" in (tmp_path / "results/tune/t/report.html").read_text()
+
+
+def test_exhaustive_measures_every_feasible_configuration_once_in_order(tmp_path):
+    log = tmp_path / "measured.txt"
+    run_tune(request_for(tmp_path, write_study(tmp_path), exhaustive=True), confirm=False, say=lambda _: None,
+             measure=FakeMeasure(log))
+    assert log.read_text().splitlines() == list(FIGURES)
+    study = open_study(request_for(tmp_path, write_study(tmp_path), exhaustive=True))
+    found = answer(load_space(write_study(tmp_path)), sorted(results_of(study, load_space(write_study(tmp_path))).values(),
+                                                              key=lambda x: x[0]), [])
+    assert found.pick.config.label == "gguf-q8_0"  # q4_0 is faster but below the top-1 floor
+
+
+def test_a_crashed_trial_is_recorded_failed_with_its_reason_and_the_study_goes_on(tmp_path):
+    from optuna.trial import TrialState
+
+    request = request_for(tmp_path, write_study(tmp_path), exhaustive=True)
+    code, found = run_tune(request, confirm=False, say=lambda _: None,
+                           measure=FakeMeasure(tmp_path / "log.txt", fail="int8-weight"))
+    failed = [t for t in open_study(request).get_trials() if t.state == TrialState.FAIL]
+    assert [t.user_attrs["label"] for t in failed] == ["int8-weight"]
+    assert "the engine crashed" in failed[0].user_attrs["failed"]
+    assert code == 0 and len(found.results) == 8
+
+
+def test_an_interrupted_study_resumes_where_it_stopped(tmp_path):
+    from optuna.trial import TrialState
+
+    log = tmp_path / "measured.txt"
+    request = request_for(tmp_path, write_study(tmp_path))
+    with pytest.raises(KeyboardInterrupt):
+        run_tune(request, say=lambda _: None, measure=FakeMeasure(log, interrupt_after=2))
+    interrupted = [t for t in open_study(request).get_trials() if t.state == TrialState.FAIL]
+    assert len(interrupted) == 1 and interrupted[0].user_attrs["failed"] == "interrupted"
+    first = log.read_text().splitlines()
+    run_tune(request, say=lambda _: None, measure=FakeMeasure(log))
+    again = log.read_text().splitlines()[len(first):]
+    assert not set(again[:-1]) & set(first)  # nothing measured before is measured again
+    assert len(set(first) | set(again[:-1])) == 4
+
+
+def test_a_trial_left_running_by_a_dead_worker_is_told_fail(tmp_path):
+    from optuna.trial import TrialState
+
+    request = request_for(tmp_path, write_study(tmp_path))
+    study = open_study(request)
+    orphan = study.ask()
+    orphan.set_user_attr("worker", f"{os.uname().nodename}:999999")  # no such process
+    search(request, [], [], say=lambda _: None, measure=FakeMeasure(tmp_path / "log.txt"))
+    assert study.get_trials()[0].state == TrialState.FAIL
+
+
+def test_a_trial_below_the_incumbent_is_told_pruned_with_its_figure(tmp_path):
+    from optuna.trial import TrialState
+
+    request = request_for(tmp_path, write_study(tmp_path, STUDY.replace("trials = 4", "trials = 8")))
+    run_tune(request, say=lambda _: None, measure=FakeMeasure(tmp_path / "log.txt"))
+    cut = [t for t in open_study(request).get_trials() if t.state == TrialState.PRUNED and "result" in t.user_attrs]
+    assert cut  # with every configuration measured, those below gguf-q8_0 measured after it were cut short
+    for trial in cut:
+        assert trial.intermediate_values  # what the sampler learns from
+        assert "below the incumbent" in trial.user_attrs["result"]["rounds"]["stopped"]
+
+
+def _worker(study_path: str, results: str, log: str) -> None:
+    space = load_space(Path(study_path))
+    request = TuneRequest(space, Path(results) / "tune" / space.name, exhaustive=True)
+    run_tune(request, confirm=False, say=lambda _: None, measure=FakeMeasure(Path(log)))
+
+
+def test_two_workers_on_one_storage_measure_nothing_twice_and_find_one_workers_front(tmp_path):
+    study = write_study(tmp_path)
+    log = tmp_path / "measured.txt"
+    context = multiprocessing.get_context("fork")
+    workers = [context.Process(target=_worker, args=(str(study), str(tmp_path / "results"), str(log))) for _ in range(2)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    assert all(w.exitcode == 0 for w in workers)
+    measured = log.read_text().splitlines()
+    assert sorted(measured) == sorted(FIGURES)  # every configuration once, whichever worker took it
+    alone = tmp_path / "alone"
+    _worker(str(study), str(alone), str(tmp_path / "alone.txt"))
+    space = load_space(study)
+
+    def front(results: Path) -> list[str]:
+        found = answer(space, list(results_of(open_study(TuneRequest(space, results / "tune" / "t", exhaustive=True)),
+                                              space).values()), [])
+        return sorted(r.config.label for r in found.front)
+
+    assert front(tmp_path / "results") == front(alone)
+
+
+def test_a_worker_on_another_machine_cannot_join_the_study(tmp_path):
+    request = request_for(tmp_path, write_study(tmp_path), exhaustive=True)
+    study = open_study(request)
+    study.set_user_attr("machine_id", "machine-b")
+    lines = []
+    code, _ = run_tune(request, confirm=False, say=lines.append, measure=FakeMeasure(tmp_path / "log.txt"))
+    assert code == 2
+    assert "machine-a" in lines[-1] and "machine-b" in lines[-1]
+
+
+# ---- the answer ---------------------------------------------------------------------------------
+
+
+def test_the_confirmation_says_tie_or_hands_the_pick_to_a_faster_runner_up():
+    space = load_space_text(STUDY)
+    a, b = FakeResult("gguf-q8_0"), FakeResult("int8-weight")
+    tie = Confirmation(a.config, b.config, Ratio(1.01, 0.97, 1.05))
+    assert tie.outcome == TIE and "a tie: either" in tie.words()
+    reversed_ = Confirmation(a.config, b.config, Ratio(0.9, 0.85, 0.95))
+    found = answer(space, [(0, a), (1, b)], [], reversed_)
+    assert reversed_.outcome == REVERSED and found.chosen.config == found.runner_up.config
+
+
+def test_the_reproduction_is_a_suite_that_compiles():
+    space = load_space_text(STUDY.replace('drafting = ["none", "prompt-lookup"]',
+                                          'drafting = ["none", { method = "prompt-lookup", num_tokens = 4 }]'))
+    for config in space.configurations():
+        source = "import pytest\nfrom pytest_inferlab import SpeculativeSpec\n" + "\n".join(reproduction(config, space))
+        compile(source, "pick.py", "exec")
+    assert "SpeculativeSpec.of('prompt-lookup', num_tokens=4)" in "\n".join(reproduction(config, space))
+
+
+def load_space_text(text: str):
+    import tomllib
+
+    return parse_space(tomllib.loads(text), "study.toml")
+
+
+def FakeResult(label: str) -> TrialResult:
+    space = load_space_text(STUDY)
+    config = next(c for c in space.configurations() if c.label == label)
+    speed, tpot, top1 = FIGURES[label]
+    return TrialResult(config, None, Ratio(speed, speed, speed), speed, {"tpot_ms p50 <= 100": tpot},
+                       tuple(check_floor(f, top1, 1000) for f in space.floors), 1e8)
+
+
+def test_the_command_refuses_a_bad_study_file_naming_it(tmp_path, capsys):
+    from pytest_inferlab.cli import main
+
+    path = write_study(tmp_path, "[axes]\nquantization = ['fp23']\n")
+    assert main(["tune", str(path)]) == 2
+    assert str(path) in capsys.readouterr().err
+
+
+def test_the_study_report_in_a_real_browser_draws_every_trial_and_rings_the_pick(tmp_path, browser):
+    from browsing import ARTIFACTS
+
+    request = request_for(tmp_path, write_study(tmp_path), exhaustive=True)
+    code, found = run_tune(request, say=lambda _: None, measure=FakeMeasure(tmp_path / "log.txt"))
+    page = request.folder / "report.html"
+    text = page.read_text()
+    assert "<script" not in text and "http://" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    browser.get(page.as_uri())
+    body = browser.find_element("tag name", "body").text
+    assert "Pick: gguf-q8_0" in body and "a tie: either" not in body
+    assert "reproduce" in body.lower() and "gguf-q4_0" in body
+    plot = browser.find_element("css selector", "svg")
+    assert plot.size["width"] >= 600
+    circles = plot.find_elements("css selector", "circle")
+    assert len(circles) == len(found.results) + 1  # one per measured configuration, and the pick's ring
+    errors = [entry for entry in browser.get_log("browser") if entry["level"] in ("SEVERE", "ERROR")]
+    assert errors == []
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    shot = ARTIFACTS / "tune-report.png"
+    assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
