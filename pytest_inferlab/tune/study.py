@@ -161,91 +161,114 @@ def search(request: TuneRequest, feasible: Sequence[Config], pruned: Sequence[Pr
            say: Callable[[str], None] = print, measure: Measure = run_trial) -> Any:
     """Propose, measure and tell until the budget of measured trials is spent (or every feasible
     configuration is measured); returns the study. ``measure`` runs one trial (tests give a table)."""
-    from optuna.trial import TrialState
+    return Search(request, feasible, pruned, say, measure).run()
 
-    space = request.space
-    study = open_study(request)
-    _check_space(study, space)
-    fail_orphans(study, say)
-    impossible = {key(p.config): p.reason for p in pruned}
-    wanted = {key(c) for c in feasible}
-    budget = len(feasible) if request.exhaustive else min(space.trials, len(feasible))
-    # the exhaustive run's order: the file's; the search's startup: the one-factor screen, then TPE
-    order = list(feasible) if request.exhaustive else screen(space, feasible)[:budget]
-    idle_asks, asks = 0, 0
-    settled: set[str] = set()  # not measured, known infeasible: their weights failed a floor
-    while True:
-        done = results_of(study, space)
-        open_keys = wanted - settled - set(done)
-        if len([k for k in done if k in wanted]) >= budget or not open_keys:
-            break
-        asks += 1
-        if asks > 50 * len(wanted):  # a guard: the loop below always ends sooner
-            raise StudyError(f"{asks} proposals without finishing the study; please report this")
-        pending = [c for c in order if key(c) in open_keys and not _running(study, key(c))]
-        if pending or idle_asks >= 20:  # the design first; later, when nothing new was proposed lately
-            nxt = pending[0] if pending else next(
-                (c for c in feasible if key(c) in open_keys and not _running(study, key(c))), None)
-            if nxt is None:
-                break
-            study.enqueue_trial(_params(space, nxt), skip_if_exists=False)
-            idle_asks = 0
-        trial = study.ask()
-        config = space.config({axis.name: trial.suggest_categorical(axis.name, axis.labels) for axis in space.axes})
+
+class Search:
+    """One worker's loop over a study: what to propose next, what to tell without measuring, and the
+    measured trials."""
+
+    MAX_IDLE = 20  # proposals in a row that measured nothing before the next unmeasured one is enqueued
+
+    def __init__(self, request: TuneRequest, feasible: Sequence[Config], pruned: Sequence[Pruned],
+                 say: Callable[[str], None], measure: Measure) -> None:
+        self.request, self.space, self.feasible, self.say, self.measure = request, request.space, feasible, say, measure
+        self.impossible = {key(p.config): p.reason for p in pruned}
+        self.wanted = {key(c) for c in feasible}
+        self.budget = len(feasible) if request.exhaustive else min(self.space.trials, len(feasible))
+        # the exhaustive run's order: the file's; the search's startup: the one-factor screen, then TPE
+        self.design = list(feasible) if request.exhaustive else screen(self.space, feasible)[:self.budget]
+        self.settled: set[str] = set()  # not measured, known infeasible: their weights failed a floor
+        self.study: Any = None
+
+    def run(self) -> Any:
+        self.study = open_study(self.request)
+        _check_space(self.study, self.space)
+        fail_orphans(self.study, self.say)
+        idle = 0
+        for _ in range(50 * max(1, len(self.wanted))):  # a guard: the loop always ends sooner
+            done = results_of(self.study, self.space)
+            open_keys = self.wanted - self.settled - set(done)
+            if len(self.wanted & set(done)) >= self.budget or not open_keys:
+                return self.study
+            if not self._enqueue_next(open_keys, idle >= self.MAX_IDLE):
+                return self.study
+            trial = self.study.ask()
+            config = self.space.config({axis.name: trial.suggest_categorical(axis.name, axis.labels)
+                                        for axis in self.space.axes})
+            for name, value in ((CONFIG_KEY, key(config)), (WORKER, worker_id()), ("label", config.label)):
+                trial.set_user_attr(name, value)
+            if self._told_without_measuring(trial, config, done):
+                idle += 1
+                continue
+            idle = 0
+            self._measure(trial, config, done)
+        raise StudyError("the study did not finish within its proposals; please report this")
+
+    def _enqueue_next(self, open_keys: set[str], idle: bool) -> bool:
+        """The design's next configuration (or, after idle proposals, any open one) for the next ask;
+        False when every open configuration is being measured by another worker."""
+        pending = [c for c in self.design if key(c) in open_keys and not _running(self.study, key(c))]
+        if not pending and not idle:
+            return True  # the sampler proposes
+        nxt = pending[0] if pending else next(
+            (c for c in self.feasible if key(c) in open_keys and not _running(self.study, key(c))), None)
+        if nxt is None:
+            return False
+        self.study.enqueue_trial(_params(self.space, nxt), skip_if_exists=False)
+        return True
+
+    def _told_without_measuring(self, trial: Any, config: Config, done: dict[str, tuple[int, TrialResult]]) -> bool:
+        """Impossible, weights already below the floor, measured before, or claimed by another worker:
+        told at once (PRUNED, or a repeat's earlier value)."""
+        from optuna.trial import TrialState
+
         k = key(config)
-        trial.set_user_attr(CONFIG_KEY, k)
-        trial.set_user_attr(WORKER, worker_id())
-        trial.set_user_attr("label", config.label)
-        if k in impossible:
-            trial.set_user_attr(IMPOSSIBLE, impossible[k])
-            trial.set_constraint("impossible", 1.0)
-            study.tell(trial, state=TrialState.PRUNED)
-            idle_asks += 1
-            continue
-        below = None if request.exhaustive else weights_below_floor(done, config)
-        if below and k not in done:
-            settled.add(k)
-            trial.set_user_attr(IMPOSSIBLE, below)
-            trial.set_constraint("floor", 1.0)
-            study.tell(trial, state=TrialState.PRUNED)
-            say(f"trial {trial.number}: {config.label}: not measured: {below}")
-            idle_asks += 1
-            continue
+        below = None if self.request.exhaustive or k in done else weights_below_floor(done, config)
+        if k in self.impossible or below:
+            if below:
+                self.settled.add(k)
+                self.say(f"trial {trial.number}: {config.label}: not measured: {below}")
+            trial.set_user_attr(IMPOSSIBLE, self.impossible.get(k) or below)
+            trial.set_constraint("impossible" if k in self.impossible else "floor", 1.0)
+            self.study.tell(trial, state=TrialState.PRUNED)
+            return True
         if k in done:
             number, result = done[k]
             trial.set_user_attr(REPEAT, number)
-            _tell(study, trial, result, space, repeat=True)
-            idle_asks += 1
-            continue
+            _tell(self.study, trial, result, self.space, repeat=True)
+            return True
         time.sleep(CLAIM_SETTLE_S)
-        if _claimed_earlier(study, trial.number, k):
+        if _claimed_earlier(self.study, trial.number, k):
             trial.set_user_attr(REPEAT, "measured by another worker")
-            study.tell(trial, state=TrialState.PRUNED)
-            idle_asks += 1
-            continue
-        idle_asks = 0
+            self.study.tell(trial, state=TrialState.PRUNED)
+            return True
+        return False
+
+    def _measure(self, trial: Any, config: Config, done: dict[str, tuple[int, TrialResult]]) -> None:
+        from optuna.trial import TrialState
+
+        space = self.space
         best = incumbent([r for _, r in done.values()], space)
         # 0: no early stop, measured until precise (the first trial; every trial of the exhaustive run)
         bar = best.speed.low if (best is not None and best.speed is not None and space.objective == SPEED
-                                 and not request.exhaustive) else 0.0
-        measured = len([x for x in done if x in wanted]) + 1
-        say(f"trial {trial.number} ({measured}/{budget}): {config.label}"
-            + (f"; stops early below the incumbent's {bar:.2f}x ({best.config.label})" if bar else ""))
+                                 and not self.request.exhaustive) else 0.0
+        self.say(f"trial {trial.number} ({len(self.wanted & set(done)) + 1}/{self.budget}): {config.label}"
+                 + (f"; stops early below the incumbent's {bar:.2f}x ({best.config.label})" if bar else ""))
         against = None if space.reference == Config() else space.reference  # None: the plain model fixture
         plan = TrialPlan(f"trial-{trial.number}", config, space.workload, space.workload_overrides, against, bar,
                          space.floors)
         try:
-            result = measure(plan, space, request.folder / "trials" / f"{trial.number:04d}", request.pytest_args,
-                             request.trial_timeout_s, reference=space.reference)
-        except BaseException:
-            trial.set_user_attr("failed", "interrupted")
-            study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
+            result = self.measure(plan, space, self.request.folder / "trials" / f"{trial.number:04d}",
+                                  self.request.pytest_args, self.request.trial_timeout_s, reference=space.reference)
+            _check_machine(self.study, result)
+        except BaseException as exc:  # interrupted, or measured on another kind of machine
+            trial.set_user_attr("failed", str(exc) if isinstance(exc, StudyError) else "interrupted")
+            self.study.tell(trial, state=TrialState.FAIL, skip_if_finished=True)
             raise
-        _check_machine(study, result)
         trial.set_user_attr(RESULT, result.to_dict())
-        _tell(study, trial, result, space)
-        say(f"  {describe(result, space)}")
-    return study
+        _tell(self.study, trial, result, space)
+        self.say(f"  {describe(result, space)}")
 
 
 def _params(space: Space, config: Config) -> dict[str, str]:
