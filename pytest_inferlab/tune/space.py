@@ -13,7 +13,7 @@ output_tokens = 32
 
 [axes]                      # every combination is a configuration; the first value of each is the reference's
 quantization = ["fp32", "int8-weight", "gguf-q8_0", "gguf-q4_0"]
-drafting = ["none", { method = "prompt-lookup", num_tokens = 10, max_ngram = 2 }]
+drafting = ["none", { method = "prompt-lookup", max_ngram = 2, num_tokens = { low = 2, high = 16 } }]
 kv_cache = ["dynamic"]
 
 [slo]                       # bounds on the trial's own figures: metric = { statistic = bound }
@@ -82,21 +82,65 @@ class Config:
 
 
 @dataclass(frozen=True, slots=True)
+class Choice:
+    """One listed value of an axis: its spec (None: drafting off) and the integer ranges of its numeric
+    settings (``num_tokens = { low = 2, high = 16 }``), searched as ranges, not as a list."""
+
+    label: str
+    spec: Any
+    ranges: tuple[tuple[str, int, int], ...] = ()  # (setting, low, high)
+
+    def concrete(self, values: Mapping[str, int]) -> Any:
+        """The spec with each ranged setting at ``values``'s."""
+        if not self.ranges:
+            return self.spec
+        settings = {**dict(self.spec.settings), **{name: int(values[name]) for name, _, _ in self.ranges}}
+        return type(self.spec).of(getattr(self.spec, self.spec.NAME_FIELD), **settings)
+
+    def expand(self) -> list[Any]:
+        """Every concrete spec of the ranges (the exhaustive run measures each)."""
+        grids = [[(name, v) for v in range(low, high + 1)] for name, low, high in self.ranges]
+        return [self.concrete(dict(point)) for point in itertools.product(*grids)]
+
+    def values_of(self, spec: Any) -> dict[str, int] | None:
+        """The ranged settings' values that make ``spec`` from this choice, or None when it does not."""
+        if not self.ranges:
+            return {} if spec == self.spec else None
+        values = {name: dict(spec.settings).get(name) for name, _, _ in self.ranges} if spec is not None else {}
+        if any(not isinstance(v, int) for v in values.values()) or len(values) != len(self.ranges):
+            return None
+        return values if self.concrete(values) == spec else None
+
+
+@dataclass(frozen=True, slots=True)
 class Axis:
-    """One searched axis: its named choices (label -> spec; drafting's "none" is None)."""
+    """One searched axis: its listed choices (label -> spec, with ranges of numeric settings)."""
 
     name: str
-    choices: tuple[tuple[str, Any], ...] = ()
+    choices: tuple[Choice, ...] = ()
 
     @property
     def labels(self) -> list[str]:
-        return [label for label, _ in self.choices]
+        return [choice.label for choice in self.choices]
 
     def values(self) -> list[Any]:
-        return [spec for _, spec in self.choices]
+        """Every concrete value, in the file's order (ranges expanded)."""
+        return [spec for choice in self.choices for spec in choice.expand()]
 
-    def spec(self, label: str) -> Any:
-        return dict(self.choices)[label]
+    def choice(self, label: str) -> Choice:
+        return next(choice for choice in self.choices if choice.label == label)
+
+    def param(self, label: str, setting: str) -> str:
+        """The Optuna parameter of a ranged setting (conditional on its choice)."""
+        return f"{self.name}:{label}:{setting}"
+
+    def params_of(self, spec: Any) -> dict[str, Any]:
+        """The Optuna parameters that propose ``spec`` (for ``enqueue_trial``)."""
+        for choice in self.choices:
+            values = choice.values_of(spec)
+            if values is not None:
+                return {self.name: choice.label, **{self.param(choice.label, k): v for k, v in values.items()}}
+        raise LookupError(f"axis {self.name}: {spec!r} is not one of its values")
 
     def describe(self) -> str:
         return ", ".join(self.labels)
@@ -155,8 +199,8 @@ class Space:
         return self._config({axis.name: axis.values()[0] for axis in self.axes})
 
     def config(self, chosen: Mapping[str, Any]) -> Config:
-        """The configuration of one set of axis labels."""
-        return self._config({axis.name: axis.spec(chosen[axis.name]) for axis in self.axes})
+        """The configuration of concrete axis values (axis name -> spec)."""
+        return self._config(chosen)
 
     def configurations(self) -> Iterator[Config]:
         """Every combination, in the file's order (the exhaustive run's order)."""
@@ -234,17 +278,18 @@ def _axes(table: Mapping[str, Any], source: str) -> tuple[Axis, ...]:
         if not isinstance(value, list) or not value:
             raise SpaceError(f"{where}: expected a non-empty list of values (names, or tables with settings)")
         choices = [_choice(name, item, where) for item in value]
-        labels = [label for label, _ in choices]
+        labels = [choice.label for choice in choices]
         if len(set(labels)) != len(labels):
             raise SpaceError(f"{where}: a value is listed twice ({labels})")
         axes.append(Axis(name, tuple(choices)))
     return tuple(axes)
 
 
-def _choice(axis: str, item: Any, where: str) -> tuple[str, Any]:
-    """(label, spec) of one listed value, checked against the axis' registry (did-you-mean errors)."""
+def _choice(axis: str, item: Any, where: str) -> Choice:
+    """One listed value, checked against the axis' registry (did-you-mean errors); a setting given as
+    ``{ low = L, high = H }`` (integers) is a range."""
     if axis == "drafting" and item == NONE:
-        return NONE, None
+        return Choice(NONE, None)
     resolve, spec_cls, name_key = {"quantization": (resolve_quant, QuantSpec, "method"),
                                    "kv_cache": (resolve_kv, KVCacheSpec, "kind"),
                                    "drafting": (resolve_speculative, SpeculativeSpec, "method")}[axis]
@@ -254,15 +299,27 @@ def _choice(axis: str, item: Any, where: str) -> tuple[str, Any]:
             name = settings.pop(name_key, None)
             if not isinstance(name, str):
                 raise SpaceError(f"{where}: {dict(item)}: a table needs {name_key} = \"...\" beside its settings")
-            spec = spec_cls.of(name, **settings)
+            ranges = tuple(_range(setting, value, where) for setting, value in settings.items() if isinstance(value, Mapping))
+            fixed = {k: v for k, v in settings.items() if not isinstance(v, Mapping)}
             resolve(name)
+            spec = spec_cls.of(name, **fixed, **{setting: low for setting, low, _ in ranges})
+            if ranges:
+                label = "-".join([spec_cls.of(name, **fixed).label, *(f"{s}={lo}..{hi}" for s, lo, hi in ranges)])
+                return Choice(label, spec, ranges)
         elif isinstance(item, str):
             spec = resolve(item)
         else:
             raise SpaceError(f"{where}: {item!r}: expected a name or a table with {name_key} and settings")
     except LookupError as exc:
         raise SpaceError(f"{where}: {exc}") from None
-    return spec.label, spec
+    return Choice(spec.label, spec)
+
+
+def _range(setting: str, value: Mapping[str, Any], where: str) -> tuple[str, int, int]:
+    low, high = value.get("low"), value.get("high")
+    if set(value) != {"low", "high"} or not (isinstance(low, int) and isinstance(high, int) and low <= high):
+        raise SpaceError(f"{where}: {setting} = {dict(value)}: a range is {{ low = 2, high = 16 }} (integers, low <= high)")
+    return setting, low, high
 
 
 def _entries(table: Any, source: str, name: str, example: str) -> Iterator[tuple[str, Any, str]]:

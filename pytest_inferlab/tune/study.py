@@ -20,6 +20,7 @@ import dataclasses
 import os
 import socket
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -78,7 +79,11 @@ def open_study(request: TuneRequest) -> Any:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     space = request.space
     # the startup design is the screen (screen()), enqueued; TPE proposes from the first finished trial on
-    sampler = optuna.samplers.TPESampler(seed=space.seed, multivariate=True, n_startup_trials=1)
+    # group: the ranged settings exist only beside their choice (a conditional space); Optuna 5.1 still
+    # calls the argument experimental (verified on 5.1.0), so that one warning is silenced here
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        sampler = optuna.samplers.TPESampler(seed=space.seed, multivariate=True, group=True, n_startup_trials=1)
     try:
         return optuna.create_study(study_name=request.study_name, storage=request.storage_url(), sampler=sampler,
                                    direction="maximize" if space.maximize else "minimize", load_if_exists=True)
@@ -124,12 +129,13 @@ def screen(space: Space, feasible: Sequence[Config]) -> list[Config]:
     """The startup design: one factor at a time from the reference (every value of every axis with the
     other axes at the reference's), in the file's order. Which quantization is fastest, and what each
     drafting method or cache configuration does alone, are the main effects; the sampler then searches
-    their combinations. Configurations that cannot run are left out."""
+    their combinations. A choice with ranged settings is screened at their middles. Configurations that
+    cannot run are left out."""
     reference, allowed, out = space.reference, set(feasible), []
     for axis in space.axes:
-        for value in axis.values()[1:]:
-            field = {"quantization": "quantization", "kv_cache": "kv_cache", "drafting": "drafting"}[axis.name]
-            config = dataclasses.replace(reference, **{field: value})
+        for choice in axis.choices[1:]:
+            value = choice.concrete({name: (low + high) // 2 for name, low, high in choice.ranges})
+            config = dataclasses.replace(reference, **{axis.name: value})
             if config in allowed and config not in out:
                 out.append(config)
     return out
@@ -194,8 +200,7 @@ class Search:
             if not self._enqueue_next(open_keys, idle >= self.MAX_IDLE):
                 return self.study
             trial = self.study.ask()
-            config = self.space.config({axis.name: trial.suggest_categorical(axis.name, axis.labels)
-                                        for axis in self.space.axes})
+            config = suggest(trial, self.space)
             for name, value in ((CONFIG_KEY, key(config)), (WORKER, worker_id()), ("label", config.label)):
                 trial.set_user_attr(name, value)
             if self._told_without_measuring(trial, config, done):
@@ -271,9 +276,25 @@ class Search:
         self.say(f"  {describe(result, space)}")
 
 
-def _params(space: Space, config: Config) -> dict[str, str]:
-    values = {"quantization": config.quantization, "kv_cache": config.kv_cache, "drafting": config.drafting}
-    return {axis.name: next(label for label, spec in axis.choices if spec == values[axis.name]) for axis in space.axes}
+def _values(config: Config) -> dict[str, Any]:
+    return {"quantization": config.quantization, "kv_cache": config.kv_cache, "drafting": config.drafting}
+
+
+def _params(space: Space, config: Config) -> dict[str, Any]:
+    """The Optuna parameters that propose ``config`` (each axis' choice and its ranged settings)."""
+    values = _values(config)
+    return {name: value for axis in space.axes for name, value in axis.params_of(values[axis.name]).items()}
+
+
+def suggest(trial: Any, space: Space) -> Config:
+    """The configuration a trial proposes: each axis' choice, then the ranged settings of that choice
+    (integer parameters that exist only when their choice is proposed)."""
+    chosen = {}
+    for axis in space.axes:
+        choice = axis.choice(trial.suggest_categorical(axis.name, axis.labels))
+        chosen[axis.name] = choice.concrete({name: trial.suggest_int(axis.param(choice.label, name), low, high)
+                                             for name, low, high in choice.ranges})
+    return space.config(chosen)
 
 
 def _running(study: Any, k: str) -> bool:
@@ -318,7 +339,7 @@ def _tell(study: Any, trial: Any, result: TrialResult, space: Space, repeat: boo
 
 def _check_space(study: Any, space: Space) -> None:
     """A study keeps the axes it was started with: a changed file under the same name is a new study."""
-    axes = {axis.name: axis.labels for axis in space.axes}
+    axes = {axis.name: [[c.label, [list(r) for r in c.ranges]] for c in axis.choices] for axis in space.axes}
     known = study.user_attrs.get("axes")
     if known is None:
         study.set_user_attr("axes", axes)

@@ -348,3 +348,38 @@ def test_the_study_report_in_a_real_browser_draws_every_trial_and_rings_the_pick
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "tune-report.png"
     assert browser.save_screenshot(str(shot)) and shot.stat().st_size > 10_000
+
+
+def test_a_numeric_setting_is_searched_as_a_range(tmp_path):
+    from pytest_inferlab.tune.study import screen
+
+    text = STUDY.replace('drafting = ["none", "prompt-lookup"]',
+                         'drafting = ["none", { method = "prompt-lookup", max_ngram = 2, num_tokens = { low = 2, high = 6 } }]')
+    space = load_space(write_study(tmp_path, text))
+    drafting = space.axes[1]
+    assert drafting.labels == ["none", "prompt-lookup-max_ngram=2-num_tokens=2..6"]
+    assert len(list(space.configurations())) == 4 * (1 + 5)  # the exhaustive run measures every value
+    drafted = [c for c in screen(space, list(space.configurations())) if c.drafting is not None]
+    assert [dict(c.drafting.settings) for c in drafted] == [{"max_ngram": 2, "num_tokens": 4}]  # the middle
+
+    class Proposals(FakeMeasure):
+        def __call__(self, plan, space, folder, pytest_args, timeout_s, reference=None):
+            label = plan.config.label.replace("-max_ngram=2", "").split("-num_tokens=")[0]
+            tokens = dict(plan.config.drafting.settings).get("num_tokens") if plan.config.drafting else None
+            with self.log.open("a") as out:
+                out.write(f"{plan.config.label}\n")
+            speed, tpot, top1 = FIGURES[label]
+            speed *= 1 + (tokens or 0) / 10  # more drafted tokens help here: the sampler should find it
+            floors = tuple(check_floor(f, top1, 1000 if top1 < 1 else math.inf) for f in space.floors)
+            return TrialResult(plan.config, None, Ratio(speed, speed * 0.96, speed * 1.04), speed,
+                               {b.label: tpot for b in space.slo}, floors, 1e8 / speed, {"used": 3}, machine_id="m")
+
+    log = tmp_path / "log.txt"
+    request = request_for(tmp_path, write_study(tmp_path, text.replace("trials = 4", "trials = 10")))
+    code, found = run_tune(request, confirm=False, say=lambda _: None, measure=Proposals(log))
+    measured = log.read_text().splitlines()
+    assert len(measured) == len(set(measured)) == 10
+    drafted = [line for line in measured if "num_tokens" in line]
+    assert len({line.split("num_tokens=")[1] for line in drafted}) >= 2  # TPE proposed other values than the middle
+    trials = open_study(request).get_trials()
+    assert any(p.startswith("drafting:") for t in trials for p in t.params)  # a conditional integer parameter
