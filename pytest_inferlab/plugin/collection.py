@@ -63,9 +63,10 @@ class Collection:
     """The collection hook of a run (registered beside the session)."""
 
     def __init__(self, config: pytest.Config, settings: Settings, device: Device, checks: ModelChecks,
-                 gate: Gate, series: int | None = None) -> None:
+                 gate: Gate, series: int | None = None, workload: dict[str, Any] | None = None) -> None:
         self.config, self.settings, self.device, self.checks, self.gate = config, settings, device, checks, gate
         self.series = series  # a fresh-process child: the whole run's series count, not its own one case
+        self.workload = workload or {}  # the command line's workload fields (options.workload_overrides)
 
     def _session_model(self) -> ModelSpec | None:
         """The session's model (--inferlab-model) as a spec, or None when its name does not resolve."""
@@ -90,6 +91,8 @@ class Collection:
         }
 
     def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        if items and "prompts" in self.workload:
+            self._check_prompts()
         checks = self._checks()
         for item in items:
             reason = self._skip_reason(item, params_of(item), checks)
@@ -117,6 +120,26 @@ class Collection:
             raise pytest.UsageError(f"{item.nodeid}: speculative decoding runs one request at a time "
                                     "(transformers' assisted generation); do not combine it with batching or load")
         return next((r for r in reasons if r), None)
+
+    def _check_prompts(self) -> None:
+        """The user's prompts fit the model: each one's tokens and the answer within its context (the
+        tokenizer only, no weights); the first that does not is a usage error naming its line."""
+        from pytest_inferlab.plugin.options import PROMPTS
+        from pytest_inferlab.run.prompt_files import user_prompts
+
+        model = self._session_model()
+        context = context_length(model) if model is not None else None
+        if context is None:
+            return
+        tokenizer = load_tokenizer(model)
+        answer = self.workload.get("output_tokens", 0)
+        for prompt in user_prompts(self.workload["prompts"]):
+            tokens = len(tokenizer(prompt.text)["input_ids"])
+            cap = self.workload.get("input_tokens")
+            if (min(tokens, cap) if cap else tokens) + answer > context:
+                raise pytest.UsageError(f"{PROMPTS}: {prompt.where}: a prompt of {tokens} tokens"
+                                        f"{f' and {answer} new tokens' if answer else ''} is beyond {model.name}'s "
+                                        f"context of {context}; shorten it, or cap it with --inferlab-input-tokens")
 
     def _model_check(self, value: Any) -> None:
         """A model given as a test parameter must resolve and pass its source's check (once per value)."""

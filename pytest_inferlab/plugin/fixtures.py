@@ -251,14 +251,28 @@ def workload_overrides() -> dict[str, Any]:
 
 
 @pytest.fixture
-def workload(request: pytest.FixtureRequest, workload_overrides: dict[str, Any]) -> WorkloadSpec:
+def workload(request: pytest.FixtureRequest, workload_overrides: dict[str, Any],
+             inferlab_session: LabSession) -> WorkloadSpec:
     """The workload spec: the indirect parameter (registry name or WorkloadSpec), default short-chat,
-    with ``workload_overrides`` applied."""
+    with ``workload_overrides`` applied, then the command line's (--inferlab-prompts, -requests,
+    -input-tokens, -output-tokens): command line, then the suite, then the workload's defaults."""
     spec = axis_value(request, AXES["workload"])
     try:
-        return dataclasses.replace(spec, **workload_overrides)
+        spec = dataclasses.replace(spec, **workload_overrides)
     except (TypeError, ValueError) as exc:
         pytest.fail(f"workload_overrides {workload_overrides!r} do not fit workload {spec.name!r}: {exc}", pytrace=False)
+    return with_command_line(spec, inferlab_session.workload_overrides)
+
+
+def with_command_line(spec: WorkloadSpec, given: dict[str, Any]) -> WorkloadSpec:
+    """``spec`` with the command line's workload fields; prompts replace text prompt sets only
+    (a synthetic or trace workload keeps its own prompts)."""
+    fields = {k: v for k, v in given.items() if k != "prompts" or spec.prompts not in ("synthetic", "trace")}
+    try:
+        return dataclasses.replace(spec, **fields)
+    except (TypeError, ValueError) as exc:
+        pytest.fail(f"the command line's workload fields {fields!r} do not fit workload {spec.name!r}: {exc}",
+                    pytrace=False)
 
 
 @pytest.fixture

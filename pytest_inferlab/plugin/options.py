@@ -49,6 +49,11 @@ AB = "--inferlab-ab"
 AB_TURNS = "--inferlab-ab-turns"
 AB_SIDE = "--inferlab-ab-side"
 TUNE_TRIAL = "--inferlab-tune-trial"
+PROMPTS = "--inferlab-prompts"
+PROMPT_COLUMN = "--inferlab-prompt-column"
+REQUESTS = "--inferlab-requests"
+INPUT_TOKENS = "--inferlab-input-tokens"
+OUTPUT_TOKENS = "--inferlab-output-tokens"
 
 
 def _integer(text: str, minimum: int, what: str) -> int:
@@ -205,6 +210,15 @@ OPTIONS = (
     Option(GPU, parse_device_index, None, "run on CUDA device N (default: CPU). A missing device is an error."),
     Option(MODEL, parse_model, "smollm2-135m",
            "model: embedded alias, dummy:<preset>, local folder, .gguf file or cached hub id (default: smollm2-135m)"),
+    Option(PROMPTS, str, None,
+           "your prompts for every text workload: a JSONL file (text, prompt, chat messages or ShareGPT "
+           "conversations per line) or dataset:NAME[:SPLIT] from the local Hugging Face cache. Beats the suites' "
+           "workload_overrides, which beat the workload's defaults"),
+    Option(PROMPT_COLUMN, str, None, "the column of --inferlab-prompts=dataset:... holding the prompts (default: text)"),
+    Option(REQUESTS, parse_positive_int, None, "requests per round for every workload (beats the suites' sizes)"),
+    Option(INPUT_TOKENS, parse_positive_int, None,
+           "prompt tokens: a cap for text prompts (their tail is kept), the mean for synthetic ones (beats the suites')"),
+    Option(OUTPUT_TOKENS, parse_positive_int, None, "new tokens per request for every workload (beats the suites')"),
     Option(THREADS, parse_positive_int, None, "CPU threads for torch (default: torch's choice); recorded"),
     Option(ROUNDS, parse_rounds, AUTO,
            "timed rounds per case: auto (default: until the case's interval is within --inferlab-precision, or "
@@ -323,6 +337,11 @@ class Settings:
     ab_turns: str | None
     ab_side: str | None
     tune_trial: str | None
+    prompts: str | None
+    prompt_column: str | None
+    requests: int | None
+    input_tokens: int | None
+    output_tokens: int | None
     explicit: frozenset[str] = frozenset()  # settings given on the command line: they beat a test's marker
 
 
@@ -338,6 +357,29 @@ def given(config: pytest.Config, flag: str) -> bool:
     """Whether the user set ``flag`` on the command line or in the ini file (not defaulted)."""
     option = next(o for o in OPTIONS if o.flag == flag)
     return config.getoption(option.dest) is not None or _ini_raw(config, option) is not None
+
+
+def workload_overrides(settings: Settings, start: Path) -> dict[str, Any]:
+    """The workload fields the command line (or ini file) sets for every case: they beat a suite's
+    ``workload_overrides``, which beat the workload's registered defaults. Prompts are read and checked
+    here (a usage error naming the option, the file and the line)."""
+    from pytest_inferlab.run.prompt_files import PromptFileError, source_of, user_prompts
+
+    out: dict[str, Any] = {}
+    if settings.prompts:
+        try:
+            out["prompts"] = source_of(settings.prompts, settings.prompt_column, start)
+            user_prompts(out["prompts"])
+        except PromptFileError as exc:
+            raise pytest.UsageError(f"{PROMPTS}={settings.prompts}: {exc}") from None
+    elif settings.prompt_column:
+        raise pytest.UsageError(f"{PROMPT_COLUMN}={settings.prompt_column}: it names a column of "
+                                f"{PROMPTS}=dataset:NAME; give that too")
+    for field, value in (("count", settings.requests), ("input_tokens", settings.input_tokens),
+                         ("output_tokens", settings.output_tokens)):
+        if value is not None:
+            out[field] = value
+    return out
 
 
 def read_settings(config: pytest.Config) -> Settings:

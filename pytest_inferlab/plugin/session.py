@@ -21,7 +21,7 @@ from pytest_inferlab.measure.references import ReferenceCache
 from pytest_inferlab.plugin.collection import Collection
 from pytest_inferlab.plugin.fresh import ChildReports, FreshChild, FreshProcesses
 from pytest_inferlab.plugin.lockstep_side import LockstepSide
-from pytest_inferlab.plugin.options import MODEL, Settings, given
+from pytest_inferlab.plugin.options import MODEL, Settings, given, workload_overrides
 from pytest_inferlab.plugin.progress import TerminalLine
 from pytest_inferlab.plugin.recorder import RunIdentity
 from pytest_inferlab.plugin.summary import Summary
@@ -51,6 +51,8 @@ class LabSession:
         self.run_id: str = ((workerinput or {}).get("inferlab_run_id")
                             or (self.fresh_child.run_id if self.fresh_child else None) or new_run_id())
         self.cases_measured = 0  # cases this process measured so far (conditions.process)
+        # --inferlab-prompts / -requests / -input-tokens / -output-tokens, read and checked now
+        self.workload_overrides = workload_overrides(settings, Path(config.invocation_params.dir))
         self.store = RecordStore(settings.results, self.run_id)
         self.written: list[Path] = []
         self._environment: dict[str, Any] | None = None
@@ -61,7 +63,7 @@ class LabSession:
                                          settings.seed, self.progress)
         self.gate = Gate(gate_settings(settings), BaselineStore(settings.baselines))
         self.collection = Collection(config, settings, device, self.checks, self.gate,
-                                     self.fresh_child.series if self.fresh_child else None)
+                                     self.fresh_child.series if self.fresh_child else None, self.workload_overrides)
         self.summary = Summary(settings, self.store, self.gate.baselines, reports=not self.helper)
         self.lockstep = lockstep_side(settings)
         self.line = TerminalLine(config, quiet=self.worker_id is not None or config.get_verbosity() < 0)

@@ -10,6 +10,7 @@ from typing import Callable
 
 from pytest_inferlab.specs.core import WorkloadSpec
 from pytest_inferlab.ground.trace import Request
+from pytest_inferlab.run.prompt_files import is_user_prompts, user_prompts
 from pytest_inferlab.run.traffic import synthetic_requests, trace_requests
 
 PROMPTS_DIR = Path(__file__).resolve().parents[1] / "data" / "prompts"
@@ -19,7 +20,10 @@ Encoder = Callable[[str, bool], list[int]]
 
 @functools.lru_cache(maxsize=None)
 def prompt_texts(prompt_set: str) -> tuple[str, ...]:
-    """The texts of a shipped prompt set (``data/prompts/<name>.jsonl``), contexts inlined."""
+    """The texts of a shipped prompt set (``data/prompts/<name>.jsonl``), contexts inlined, or of the
+    user's own (``file:`` / ``dataset:``, run/prompt_files.py)."""
+    if is_user_prompts(prompt_set):
+        return tuple(prompt.text for prompt in user_prompts(prompt_set))
     folder = PROMPTS_DIR
     source = folder / f"{prompt_set}.jsonl"
     if not source.is_file():

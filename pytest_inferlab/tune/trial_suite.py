@@ -21,6 +21,7 @@ import pytest
 from pytest_inferlab.engines.base import Engine
 from pytest_inferlab.optimizations.kv import kv_caches, unsupported_for_engine
 from pytest_inferlab.optimizations.speculative import SpeculativeUnsupported
+from pytest_inferlab.plugin.fixtures import with_command_line
 from pytest_inferlab.plugin.options import TUNE_TRIAL
 from pytest_inferlab.specs.workloads import resolve_workload
 from pytest_inferlab.ground.jsonio import write_json_replace
@@ -82,5 +83,7 @@ def test_trial(request: pytest.FixtureRequest, lab: Any, model: Engine, trial_pl
     _floor_first(request, engine, trial_plan)
     against = trial_plan.get("against")
     reference = model if against is None else _build(request, Config.from_dict(against))
-    workload = dataclasses.replace(resolve_workload(trial_plan["workload"]), **trial_plan.get("overrides", {}))
+    workload = with_command_line(
+        dataclasses.replace(resolve_workload(trial_plan["workload"]), **trial_plan.get("overrides", {})),
+        request.getfixturevalue("inferlab_session").workload_overrides)
     lab.measure(engine, workload, reference=reference, incumbent=trial_plan.get("incumbent"))
