@@ -249,6 +249,9 @@ def _probability(text: str) -> float:
     return value
 
 
+DEPRECATED_SAVE = "save-baselines"  # the old spelling of save-baseline: still works, with a warning
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Every command and its arguments (docs/reference/commands.md is generated from it)."""
     parser = argparse.ArgumentParser(prog="inferlab", description=__doc__)
@@ -260,7 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
                                   "RESULTS/latest.")
     listing.add_argument("results", type=Path, nargs="?", default=Path(".inferlab"),
                          help="results folder (default: .inferlab)")
-    save = commands.add_parser("save-baselines", help="append a run's records to the baselines")
+    save = commands.add_parser("save-baseline", aliases=[DEPRECATED_SAVE], help="append a run's records to the "
+                               "baselines (as --inferlab-save-baseline does at the end of a run)")
     save.add_argument("run_dir", type=Path, help="a run folder, .inferlab/runs/<run id>, or latest")
     save.add_argument("--baselines", type=Path, default=Path("baselines"), help="baselines folder (default: baselines)")
     asv = commands.add_parser("asv-export", help="write asv results from records made earlier (no re-run)")
@@ -351,6 +355,9 @@ def main(argv: list[str] | None = None) -> int:
     pytest_args = argv[argv.index("--") + 1:] if "--" in argv else []  # everything after -- is pytest's
     args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
     args.pytest_args = pytest_args
+    if args.command == DEPRECATED_SAVE:
+        print(f"inferlab: '{DEPRECATED_SAVE}' is deprecated; it is 'save-baseline' now (as --inferlab-save-baseline)",
+              file=sys.stderr)
     try:
         _resolve_runs(args)
     except ValueError as exc:  # RunFolderError: `latest` with no run

@@ -93,7 +93,7 @@ class Summary:
         self.report_line = f"report: {write_report(self.store.folder, run)}"
 
     def _save_baselines(self, session: pytest.Session, record_paths: list[Path]) -> None:
-        """--inferlab-save-baseline: this run's valid records, all saved or none (as save-baselines)."""
+        """--inferlab-save-baseline: this run's valid records, all saved or none (as save-baseline)."""
         try:
             report = save_valid(self.baselines, [load_record(path) for path in record_paths])
         except (BaselineError, RecordError) as exc:

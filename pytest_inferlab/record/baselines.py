@@ -3,7 +3,7 @@
 Each file keeps, per metric, the samples of the latest saved run and the history of per-run
 values (so run-to-run noise is known). One case, one file: the name carries a hash of the exact
 test id, and a file whose stored test id differs is an error, never merged into. Saving is
-explicit (--inferlab-save-baseline, ``inferlab save-baselines``), idempotent (a run already in a
+explicit (--inferlab-save-baseline, ``inferlab save-baseline``), idempotent (a run already in a
 history is not appended again) and all or nothing: every file is read and checked first, under a
 lock per machine folder (xdist workers), then each is replaced atomically. A file that cannot be
 read is an error naming it, never "no baseline", and is never overwritten.

@@ -57,9 +57,9 @@ def history(store, test_id, machine="cpu-1"):
 def test_saving_the_same_run_twice_appends_it_once_and_says_so(tmp_path, capsys):
     run = write_run(tmp_path / "run", record("r1"))
     baselines = tmp_path / "baselines"
-    assert main(["save-baselines", str(run), "--baselines", str(baselines)]) == 0
+    assert main(["save-baseline", str(run), "--baselines", str(baselines)]) == 0
     before = snapshot(baselines)
-    assert main(["save-baselines", str(run), "--baselines", str(baselines)]) == 0
+    assert main(["save-baseline", str(run), "--baselines", str(baselines)]) == 0
     out = capsys.readouterr().out
     assert "baselines: 0 saved, 1 already in their history, 0 left out" in out
     assert "run r1 is already in its history, not appended again" in out
@@ -75,7 +75,7 @@ def test_one_unreadable_baseline_writes_nothing_and_a_retry_appends_each_case_on
     before = snapshot(baselines)
     run = write_run(tmp_path / "run", record("r1", test_id="s.py::a"), record("r1", test_id="s.py::b"),
                     record("r1", test_id="s.py::c"))
-    assert main(["save-baselines", str(run), "--baselines", str(baselines)]) == 2
+    assert main(["save-baseline", str(run), "--baselines", str(baselines)]) == 2
     err = capsys.readouterr().err
     assert err == (f"inferlab: baseline {broken} is unreadable (Expecting property name enclosed in double quotes: "
                    "line 1 column 2 (char 1)); fix it or restore it from git (it is never treated as missing nor "
@@ -83,8 +83,8 @@ def test_one_unreadable_baseline_writes_nothing_and_a_retry_appends_each_case_on
     assert snapshot(baselines) == before  # s.py::a not appended, s.py::c not created
     broken.unlink()  # the user restores the file (here: removes it), then retries
     store.save(record("r0", test_id="s.py::b"))
-    assert main(["save-baselines", str(run), "--baselines", str(baselines)]) == 0
-    assert main(["save-baselines", str(run), "--baselines", str(baselines)]) == 0
+    assert main(["save-baseline", str(run), "--baselines", str(baselines)]) == 0
+    assert main(["save-baseline", str(run), "--baselines", str(baselines)]) == 0
     assert [history(store, f"s.py::{name}") for name in "abc"] == [["r0", "r1"], ["r0", "r1"], ["r1"]]
 
 
@@ -158,7 +158,7 @@ def test_hostile_ids_stay_inside_their_folders(tmp_path):
 def test_invalid_records_are_left_out_and_named(tmp_path, capsys):
     run = write_run(tmp_path / "run", record("r1", test_id="s.py::a"),
                     record("r1", test_id="s.py::b", invalid="measured beside other pytest-xdist workers"))
-    assert main(["save-baselines", str(run), "--baselines", str(tmp_path / "baselines")]) == 0
+    assert main(["save-baseline", str(run), "--baselines", str(tmp_path / "baselines")]) == 0
     out = capsys.readouterr().out
     assert "baselines: 1 saved, 0 already in their history, 1 left out" in out
     assert ("left out s.py::b: invalid measurement (measured beside other pytest-xdist workers)") in out
@@ -219,7 +219,7 @@ def test_temporary_files_are_never_records_and_stale_ones_are_removed(tmp_path, 
     live = run / f".tmp-{os.getpid()}-live.json"  # a writer still at work (this process)
     live.write_text("{")
     assert record_files(run) == [run / "case0.json"]
-    assert main(["save-baselines", str(run), "--baselines", str(tmp_path / "baselines")]) == 0
+    assert main(["save-baseline", str(run), "--baselines", str(tmp_path / "baselines")]) == 0
     assert "1 saved" in capsys.readouterr().out
     assert history(BaselineStore(tmp_path / "baselines"), "s.py::t") == ["r1"]
     assert sorted(p.name for p in run.iterdir()) == [live.name, "case0.json"]

@@ -1,4 +1,4 @@
-"""The GitHub workflows lint clean, and `inferlab save-baselines` turns records into baselines."""
+"""The GitHub workflows lint clean, and `inferlab save-baseline` turns records into baselines."""
 
 import json
 import os
@@ -47,7 +47,7 @@ def test_gpu_workflow_gates_with_full_history_and_saves_through_a_pull_request()
     # pull requests: an A/B against the PR's base in lock-step; change points over the history on main
     assert "if: github.event_name == 'pull_request'" in text and 'inferlab ab "origin/$BASE_REF"' in text
     assert "inferlab changes baselines" in text
-    assert "save-baselines latest" in text and "asv-export latest" in text  # the newest run, by name
+    assert "save-baseline latest" in text and "asv-export latest" in text  # the newest run, by name
 
 
 def record(run_id, value):
@@ -60,7 +60,7 @@ def test_save_baselines_from_a_run_folder(tmp_path, capsys):
     run = tmp_path / "runs" / "r1"
     run.mkdir(parents=True)
     (run / "s.py_t-abc.json").write_text(json.dumps(record("r1", 40.0)))
-    assert main(["save-baselines", str(run), "--baselines", str(tmp_path / "baselines")]) == 0
+    assert main(["save-baseline", str(run), "--baselines", str(tmp_path / "baselines")]) == 0
     [path] = (tmp_path / "baselines" / "cpu-1").glob("s.py_t-*-abc.json")
     saved = json.loads(path.read_text())
     assert saved["metrics"]["tpot_ms"]["history"][0]["run_id"] == "r1"
@@ -69,11 +69,11 @@ def test_save_baselines_from_a_run_folder(tmp_path, capsys):
 def test_save_baselines_refuses_bad_input_and_writes_nothing(tmp_path, capsys):
     run = tmp_path / "run"
     run.mkdir()
-    assert main(["save-baselines", str(run)]) == 2
+    assert main(["save-baseline", str(run)]) == 2
     assert "no records in" in capsys.readouterr().err
     (run / "a.json").write_text(json.dumps(record("r1", 40.0)))
     (run / "b.json").write_text("{broken")
-    assert main(["save-baselines", str(run), "--baselines", str(tmp_path / "baselines")]) == 2
+    assert main(["save-baseline", str(run), "--baselines", str(tmp_path / "baselines")]) == 2
     assert "b.json is unreadable" in capsys.readouterr().err
     assert not (tmp_path / "baselines").exists()
 
@@ -87,3 +87,13 @@ def test_the_gate_demo_saves_a_history_then_fails_on_a_planted_slowdown():
     assert '"$$status" -eq 1' in recipe  # the planted run must fail, and nothing else passes the demo
     assert "--inferlab-baselines=$(GATE_DEMO)/baselines" in makefile  # the repository's baselines/ untouched
     assert "make gate-demo" in (ROOT / "README.md").read_text()
+
+
+def test_the_old_spelling_save_baselines_still_works_with_a_warning(tmp_path, capsys):
+    from pytest_inferlab.cli import main
+
+    run = tmp_path / "empty-run"
+    run.mkdir()
+    assert main(["save-baselines", str(run), "--baselines", str(tmp_path / "baselines")]) == 2  # no records: as before
+    err = capsys.readouterr().err
+    assert "'save-baselines' is deprecated; it is 'save-baseline' now" in err and "no records" in err
