@@ -151,9 +151,8 @@ def reproduction(config: Config, space: Space) -> list[str]:
 
 
 def _spec(spec: Any, cls: str) -> str:
-    name = spec.to_dict()
-    settings = dict(spec.settings)
-    if not settings:
-        return repr(next(iter(name.values())))
-    args = ", ".join(f"{k}={v!r}" for k, v in settings.items())
-    return f"{cls}.of({next(iter(name.values()))!r}, {args})"
+    name = getattr(spec, spec.NAME_FIELD)
+    if not spec.settings:
+        return repr(name)
+    args = ", ".join(f"{k}={v!r}" for k, v in spec.settings)
+    return f"{cls}.of({name!r}, {args})"

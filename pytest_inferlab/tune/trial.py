@@ -131,8 +131,7 @@ def run_trial(plan: TrialPlan, space: Space, folder: Path, pytest_args: Sequence
     code = _run(command, log, timeout_s)
     if code == 0 and (folder / FLOOR_FILE).is_file():  # below a floor: not timed
         checks = json.loads((folder / FLOOR_FILE).read_text(encoding="utf-8"))
-        floors = tuple(check_floor(Floor(c["metric"], c["minimum"], c["confidence"]), c["value"], c["positions"])
-                       for c in checks)
+        floors = tuple(FloorCheck.from_dict(check) for check in checks)  # as trial_suite.py decided them
         return TrialResult(plan.config, floors=floors, rounds={"stopped": "below the accuracy floor before timing"})
     runs = list_runs(folder)
     if not runs:
