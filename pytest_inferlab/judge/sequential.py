@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 PRECISE, DECIDED, MAX_ROUNDS, TIME = "precise", "decided", "max rounds", "time budget"
+VIOLATED = "clearly violates"  # an SLO decided (exceeds)
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +149,17 @@ def below(bound: float) -> Decide:
     def decide(interval: Interval) -> str | None:
         return f"below the incumbent's {bound:.3f}x" if interval.high < bound else None
     return decide
+
+
+def exceeds(label: str, limit: float, values: Sequence[float], alpha: float) -> str | None:
+    """Decided when the interval of a case's own per-round figure (``values``: each timed round's
+    statistic of an SLO metric, e.g. its median TPOT) lies wholly above ``limit``: the SLO is clearly
+    violated, and more rounds could not make the configuration acceptable. Judged at the look's
+    ``alpha`` like the case's own figure."""
+    interval = log_interval(values, alpha)
+    if interval is None or interval.low <= limit:
+        return None
+    return f"{VIOLATED} {label}: [{interval.low:.4g}, {interval.high:.4g}] over {interval.rounds} rounds"
 
 
 def beyond_band(tolerance: float) -> Decide:

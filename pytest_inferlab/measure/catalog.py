@@ -123,6 +123,8 @@ define("model_bytes", "B", False, "bytes of weights and buffers, tied tensors on
 define("energy_j", "J", False, "device energy counter delta over the timed rounds (whole device)", TIMING, 0.1)
 define("tok_per_j", "tok/J", True, "output tokens per joule", TIMING, 0.1)
 define("kld_mean", "nats", False, "mean KL divergence of next-token distributions, reference || variant, on the fidelity text", DETERMINISTIC, 0.1)
+define("kld_mean_se", "nats", False, "standard error of kld_mean by batch means over blocks of 64 consecutive "
+       "positions (neighbouring positions are correlated): a non-inferiority bound on kld_mean uses it")
 define("kld_p99", "nats", False, "99th percentile of the per-position KL divergence")
 define("fidelity_positions", "positions", True, "positions of the fidelity text scored: the sample size behind "
        "top1_agreement and kld_mean (a non-inferiority bound on top-1 agreement counts them)")

@@ -10,11 +10,14 @@ variant of a session.
 from __future__ import annotations
 
 import math
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 from pytest_inferlab.engines.in_process import log_probs
+
+KLD_BLOCK = 64  # positions a block of the batch-means standard error of kld_mean
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +28,7 @@ class Fidelity:
     ppl_reference: float
     ppl_variant: float
     positions: int
+    kld_mean_se: float | None = None  # standard error of kld_mean by batch means (KLD_BLOCK positions a block)
 
     @property
     def ppl_delta_pct(self) -> float:
@@ -87,4 +91,16 @@ def compare(reference: ReferenceLogProbs | StoredLogProbs, variant_log_probs: Se
         raise FloatingPointError("the variant's log-probabilities are not finite (NaN/inf weights or overflow)")
     return Fidelity(kld_mean=float(all_kld.mean()), kld_p99=float(torch.quantile(all_kld, 0.99)),
                     top1_agreement=agree / n, ppl_reference=math.exp(nll_ref / n), ppl_variant=math.exp(nll_var / n),
-                    positions=n)
+                    positions=n, kld_mean_se=batch_means_se(all_kld.tolist()))
+
+
+def batch_means_se(values: Sequence[float], block: int = KLD_BLOCK) -> float | None:
+    """The standard error of the mean of ``values`` from the means of consecutive blocks of ``block``
+    (the remainder left out): neighbouring positions of one text are correlated, so the plain
+    per-position standard error would be too small; block means ``block`` apart nearly are not.
+    None under two blocks. Its degrees of freedom: ``len(values) // block - 1``."""
+    blocks = len(values) // block
+    if blocks < 2:
+        return None
+    means = [statistics.fmean(values[i * block:(i + 1) * block]) for i in range(blocks)]
+    return statistics.stdev(means) / math.sqrt(blocks)

@@ -62,4 +62,5 @@ def fidelity_metrics(reference: ReferenceLogProbs | StoredLogProbs, engine: Engi
     """The record's fidelity metrics of ``engine``'s model against ``reference``."""
     result = compare(reference, engine.window_log_probs(reference.window_ids))
     return {"kld_mean": result.kld_mean, "kld_p99": result.kld_p99, "top1_agreement": result.top1_agreement,
-            "ppl": result.ppl_variant, "ppl_delta_pct": result.ppl_delta_pct, "fidelity_positions": result.positions}
+            "ppl": result.ppl_variant, "ppl_delta_pct": result.ppl_delta_pct, "fidelity_positions": result.positions,
+            **({"kld_mean_se": result.kld_mean_se} if result.kld_mean_se is not None else {})}

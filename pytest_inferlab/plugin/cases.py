@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 from pytest_inferlab.ground.alternation import pair_order
 from pytest_inferlab.engines.base import Engine
 from pytest_inferlab.measure.curves import curve_point
-from pytest_inferlab.judge.sequential import Decide, below, beyond_band
+from pytest_inferlab.judge.sequential import Decide, Interval, below, beyond_band, exceeds
 from pytest_inferlab.measure.metrics import Measurement, bootstrap_median_ci, measure, scalar, window_s
 from pytest_inferlab.measure.paired import REPORT_ALPHA, compare_rounds
 from pytest_inferlab.measure.speculative_pairs import SpeculativePairs
@@ -31,7 +31,7 @@ from pytest_inferlab.run.runner import run_round
 from pytest_inferlab.ground.trace import Request, RequestTrace, RoundTrace, output_digest
 from pytest_inferlab.specs.core import SamplingSpec
 from pytest_inferlab.specs.load import LoadSpec
-from pytest_inferlab.specs.slo import SLO
+from pytest_inferlab.specs.slo import SLO, Bound
 
 SWEEP_FRACTIONS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 3.0)  # of the closed-loop capacity, when no rates are given
 
@@ -77,6 +77,7 @@ class LatencyCase:
     paired: SpeculativePairs | None = None
     against: ReferencePairs | None = None  # the reference's rounds, interleaved with the case's own
     incumbent: float | None = None  # paired: stop once the interval lies wholly below this ratio (inferlab tune)
+    bounds: Sequence[Bound] = ()  # SLOs on the case's own figures: stop once one is clearly exceeded (inferlab tune)
     _traces: list[RoundTrace] = field(default_factory=list)
     _progress: RoundProgress | None = None
 
@@ -92,7 +93,8 @@ class LatencyCase:
         energy = EnergyMeter(self.engine.info.device)
         if plan.adaptive:
             paired = self.paired is not None or self.against is not None
-            plan = dataclasses.replace(plan, figure=self.figure, decide=self._decide() if paired else None)
+            plan = dataclasses.replace(plan, figure=self.figure,
+                                       decide=self._decide() if paired or self.bounds else None)
         driven = self.driver.drive(lambda: self._one_round(energy), plan, plain)
         timed = [t for t in self._traces if not t.warmup]
         measurements, absent = measure(self._traces, self.slo)
@@ -106,10 +108,31 @@ class LatencyCase:
 
     def _decide(self) -> Decide:
         """A paired figure is decided beyond the tolerance band around 1, or, searching for the best
-        configuration, once it is clearly below the incumbent's (then it measures on until precise)."""
+        configuration, once it is clearly below the incumbent's (then it measures on until precise);
+        any case, once one of its ``bounds`` is clearly exceeded by its own rounds."""
         if self.against is not None and self.incumbent is not None:
-            return below(self.incumbent)
-        return beyond_band(self.tolerance)
+            figure: Decide | None = below(self.incumbent)
+        elif self.against is not None or self.paired is not None:
+            figure = beyond_band(self.tolerance)
+        else:
+            figure = None
+
+        def decide(interval: Interval) -> str | None:
+            return (figure(interval) if figure else None) or self._violated(interval.alpha)
+        return decide
+
+    def _violated(self, alpha: float) -> str | None:
+        """The first SLO bound the timed rounds so far clearly exceed (each round's own statistic)."""
+        if not self.bounds:
+            return None
+        per_round = [measure([t])[0] for t in self._traces if not t.warmup]
+        for bound in self.bounds:
+            values = [getattr(m[bound.metric], bound.statistic) for m in per_round if bound.metric in m]
+            if len(values) == len(per_round) and all(v is not None and v > 0 for v in values):
+                found = exceeds(bound.label, bound.limit, values, alpha)
+                if found:
+                    return found
+        return None
 
     def figure(self) -> list[float]:
         """Each timed round's figure, what adaptive rounds judge: the ratio of output tokens/s to the

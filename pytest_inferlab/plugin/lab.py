@@ -28,7 +28,7 @@ from pytest_inferlab.run.probes.process import process_conditions
 from pytest_inferlab.run.reference_pairs import ReferencePairs
 from pytest_inferlab.specs.core import RunSpec, SamplingSpec, WorkloadSpec
 from pytest_inferlab.specs.load import LoadSpec, parse_load
-from pytest_inferlab.specs.slo import SLO
+from pytest_inferlab.specs.slo import SLO, Bound
 
 if TYPE_CHECKING:
     from pytest_inferlab.plugin.session import LabSession
@@ -71,7 +71,8 @@ class Lab:
     def measure(self, engine: Engine, workload: WorkloadSpec, *, batch_size: int = 1,
                 sampling: SamplingSpec | None = None, slo: SLO | None = None, evals: Sequence[str] = (),
                 batching: BatchingSpec | str | None = None, load: LoadSpec | str | None = None,
-                reference: Engine | None = None, incumbent: float | None = None) -> Record:
+                reference: Engine | None = None, incumbent: float | None = None, bounds: Sequence[Bound] = ()
+                ) -> Record:
         """Run ``workload`` on ``engine`` (warm-up, then timed rounds) and write the record.
 
         ``evals``: lm-eval tasks whose scores (and per-item correctness) join the record.
@@ -86,7 +87,10 @@ class Lab:
         ``incumbent``: with ``reference``, under adaptive rounds, stop as soon as the interval of
         ``speedup_vs_reference`` lies wholly below this ratio (the best configuration found so far
         against the same reference: ``inferlab tune``), else measure until it is precise (0: never
-        early; None: the usual rule, decided once clearly faster or slower than the reference)."""
+        early; None: the usual rule, decided once clearly faster or slower than the reference).
+        ``bounds``: SLOs on the case's own figures (``Bound("tpot_ms", "p50", 100)``); under adaptive
+        rounds, stop as soon as the interval of the rounds' own statistic lies wholly above one (the
+        configuration clearly violates it: ``inferlab tune``)."""
         self._claim(engine, batch_size)
         sampling = sampling or SamplingSpec(seed=self.settings.seed)
         batching_spec, load_spec = self._under_load(batching, load, batch_size, workload)
@@ -103,7 +107,7 @@ class Lab:
         rounds = LatencyCase(engine, requests, batch_size, sampling, choice.slo, self._driver(engine), self._plan(),
                              self._say_live, self._speed_tolerance(),
                              batching_spec, load_spec, self._session.settings.load_budget, paired, against,
-                             incumbent)
+                             incumbent, tuple(bounds))
         started = now()
         counters_before = engine.counters()
         process = self._process()

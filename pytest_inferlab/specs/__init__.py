@@ -9,7 +9,7 @@ from pytest_inferlab.specs.core import (KVCacheSpec, ModelSpec, QuantSpec, RunSp
 from pytest_inferlab.specs.batching import BatchingSpec
 from pytest_inferlab.specs.load import LoadSpec, parse_load
 from pytest_inferlab.specs.parallel import ParallelSpec
-from pytest_inferlab.specs.slo import SLO
+from pytest_inferlab.specs.slo import SLO, Bound
 
-__all__ = ["SLO", "BatchingSpec", "KVCacheSpec", "LoadSpec", "ModelSpec", "ParallelSpec", "QuantSpec", "RunSpec",
+__all__ = ["SLO", "Bound", "BatchingSpec", "KVCacheSpec", "LoadSpec", "ModelSpec", "ParallelSpec", "QuantSpec", "RunSpec",
            "SamplingSpec", "SpeculativeSpec", "WorkloadSpec", "parse_load", "spec_dict", "stable_id"]

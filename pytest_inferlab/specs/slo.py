@@ -46,3 +46,18 @@ class SLO:
     def parse(cls, text: str, source: str) -> "SLO":
         """``"ttft_ms=2000 tpot_ms=150"`` (spaces or commas)."""
         return cls.from_mapping(parse_assignments(text, source, "METRIC=MILLISECONDS (e.g. ttft_ms=2000)"), source)
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """An SLO on a case's own figure: ``statistic`` (p50, p90, p99, mean, value) of the catalog metric
+    ``metric`` at most ``limit`` (``inferlab tune``'s [slo] table; adaptive rounds stop a case once a
+    bound is clearly exceeded)."""
+
+    metric: str
+    statistic: str
+    limit: float
+
+    @property
+    def label(self) -> str:
+        return f"{self.metric} {self.statistic} <= {self.limit:g}"

@@ -118,8 +118,8 @@ def answer(space: Space, results: Sequence[tuple[int, TrialResult]], pruned: Seq
     ranked = sorted(feasible, key=lambda r: r.objective, reverse=space.maximize)
     objectives = [Objective(lambda r: r.objective, space.maximize),
                   Objective(lambda r: r.memory_bytes if r.memory_bytes is not None else float("inf"), False)]
-    if space.floors:
-        objectives.append(Objective(lambda r: min(c.value or 0.0 for c in r.floors), True))
+    for index, _ in enumerate(space.floors):  # each floor's fidelity an axis of the front (kinds differ in unit)
+        objectives.append(Objective(lambda r, i=index: r.floors[i].score if i < len(r.floors) else -float("inf"), True))
     front = pareto_front(feasible, objectives)
     return Answer(space, tuple(results), tuple(pruned), tuple(feasible), tuple(front),
                   ranked[0] if ranked else None, ranked[1] if len(ranked) > 1 else None, confirmation, seconds)

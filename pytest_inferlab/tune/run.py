@@ -8,6 +8,7 @@ limits, 2 bad input or a study that cannot go on.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -16,7 +17,7 @@ from pytest_inferlab.device import CPU, Device
 from pytest_inferlab.ground.jsonio import write_json_replace, write_text_replace
 from pytest_inferlab.tune.answer import Answer, Confirmation, answer
 from pytest_inferlab.tune.prune import split
-from pytest_inferlab.tune.space import SPEED, Space
+from pytest_inferlab.tune.space import SPEED, TASK, Space
 from pytest_inferlab.tune.study import Measure, StudyError, TuneRequest, results_of, search
 from pytest_inferlab.tune.trial import TrialPlan, run_trial
 
@@ -41,6 +42,20 @@ def session_target(pytest_args: Sequence[str]) -> tuple[Device, object]:
     return device, model
 
 
+def this_machine(device: Device, pytest_args: Sequence[str]) -> str:
+    """The machine fingerprint a trial's record will carry (record/environment.py), before any trial:
+    the same device, stack and threads (--inferlab-threads, else torch's count)."""
+    import torch
+
+    from pytest_inferlab.plugin.options import THREADS
+    from pytest_inferlab.record.environment import collect_environment, machine_id
+
+    env = collect_environment(device, Path.cwd())
+    threads = _option(pytest_args, THREADS)
+    env["threads"] = int(threads) if threads and threads.isdigit() else torch.get_num_threads()
+    return machine_id(env)
+
+
 def run_tune(request: TuneRequest, confirm: bool = True, say: Callable[[str], None] = print,
              measure: Measure = run_trial) -> tuple[int, Answer | None]:
     """The whole command; ``measure`` runs one trial (tests give a table of known figures)."""
@@ -50,6 +65,12 @@ def run_tune(request: TuneRequest, confirm: bool = True, say: Callable[[str], No
         device, model = session_target(request.pytest_args)
     except LookupError as exc:
         say(f"inferlab tune: {exc}")
+        return 2, None
+    if request.machine is None:  # checked against the study's before any trial
+        request = dataclasses.replace(request, machine=this_machine(device, request.pytest_args))
+    reason = floor_tasks_unavailable(space)
+    if reason:
+        say(f"inferlab tune: {space.source}: [floor] {reason}")
         return 2, None
     feasible, pruned = split(space, device, model)
     say(f"study {space.name} ({space.source}): {len(feasible) + len(pruned)} configurations, {len(pruned)} pruned "
@@ -78,6 +99,26 @@ def run_tune(request: TuneRequest, confirm: bool = True, say: Callable[[str], No
     say("\n".join(found.lines()))
     say(f"written: {request.folder / 'tune.json'}, {request.folder / 'report.html'}")
     return (0 if found.chosen is not None else 1), found
+
+
+def floor_tasks_unavailable(space: Space) -> str | None:
+    """Why the study's task floors cannot be decided here (lm-eval missing, a task it does not know),
+    before any trial; None when they can (or there are none)."""
+    tasks = sorted({floor.task for floor in space.floors if floor.kind == TASK})
+    if not tasks:
+        return None
+    from pytest_inferlab.measure.evals import SHIPPED_TASKS, tasks_dir, unavailable_reason
+
+    reason = unavailable_reason()
+    if reason:
+        return reason
+    from lm_eval.tasks import TaskManager
+
+    unknown = [task for task in tasks if task not in TaskManager(include_path=tasks_dir()).all_tasks]
+    if unknown:
+        return (f"lm-eval task(s) {unknown} unknown; shipped: {', '.join(SHIPPED_TASKS)} (or any lm-eval task whose "
+                "data is in the local Hugging Face cache)")
+    return None
 
 
 def _confirm(request: TuneRequest, found: Answer, measure: Measure) -> Confirmation:

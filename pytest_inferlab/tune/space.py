@@ -19,8 +19,10 @@ kv_cache = ["dynamic"]
 [slo]                       # bounds on the trial's own figures: metric = { statistic = bound }
 tpot_ms = { p50 = 150 }
 
-[floor]                     # non-inferiority to the reference, one-sided
-top1_agreement = { min = 0.9, confidence = 0.95 }
+[floor]                     # non-inferiority to the reference, one-sided at the confidence (0.95 if left out)
+top1_agreement = { min = 0.9, confidence = 0.95 }   # next-token agreement on the fidelity text
+kld_mean = { max = 0.05 }                            # mean KL divergence there, nats
+"inferlab_mc.acc" = { margin = 0.05 }                # an lm-eval task's accuracy, item by item
 ```
 
 A bad file is a ``SpaceError`` naming the file, the key and what to write instead.
@@ -39,13 +41,16 @@ from pytest_inferlab.optimizations.kv import resolve_kv
 from pytest_inferlab.optimizations.quant import resolve_quant
 from pytest_inferlab.optimizations.speculative import resolve_speculative
 from pytest_inferlab.specs.core import KVCacheSpec, QuantSpec, SpeculativeSpec
+from pytest_inferlab.specs.slo import Bound
 from pytest_inferlab.specs.workloads import resolve_workload
 
 NONE = "none"  # drafting off
 AXES = ("quantization", "kv_cache", "drafting")
 STATISTICS = ("p50", "p90", "p99", "mean", "value")
 SPEED = "output_tok_per_s"  # judged as the paired ratio to the study's reference (speedup_vs_reference)
-FLOOR_METRICS = ("top1_agreement",)
+AGREEMENT, DIVERGENCE, TASK = "agreement", "divergence", "task"  # the kinds of accuracy floor
+FLOOR_KINDS = {"top1_agreement": AGREEMENT, "kld_mean": DIVERGENCE}  # else "TASK.acc": an lm-eval task's items
+FLOOR_KEYS = {AGREEMENT: "min", DIVERGENCE: "max", TASK: "margin"}  # what each kind's table gives
 
 
 class SpaceError(ValueError):
@@ -147,30 +152,42 @@ class Axis:
 
 
 @dataclass(frozen=True, slots=True)
-class Bound:
-    """An SLO of the study: ``statistic`` of ``metric`` (the trial's own figure) at most ``limit``."""
-
-    metric: str
-    statistic: str
-    limit: float
-
-    @property
-    def label(self) -> str:
-        return f"{self.metric} {self.statistic} <= {self.limit:g}"
-
-
-@dataclass(frozen=True, slots=True)
 class Floor:
-    """An accuracy floor: the variant's ``metric`` (agreement with the reference) at least ``minimum``,
-    shown one-sided at ``confidence``; a trial whose bound falls short is "not shown", never passing."""
+    """An accuracy floor, judged as non-inferiority to the reference at ``confidence`` (one-sided):
+    ``top1_agreement`` at least ``limit``; ``kld_mean`` at most ``limit`` nats; a task's accuracy
+    (``TASK.acc``, lm-eval items) no more than ``limit`` below the reference's on the same items. A
+    trial whose bound does not clear it is "not shown", never passing."""
 
     metric: str
-    minimum: float
+    limit: float
     confidence: float = 0.95
 
     @property
+    def kind(self) -> str:
+        """AGREEMENT, DIVERGENCE or TASK: which evidence decides it (tune/floor.py)."""
+        return FLOOR_KINDS.get(self.metric, TASK)
+
+    @property
+    def task(self) -> str:
+        """The lm-eval task of a TASK floor (``inferlab_mc`` of ``inferlab_mc.acc``)."""
+        return self.metric.rpartition(".")[0]
+
+    @property
     def label(self) -> str:
-        return f"{self.metric} >= {self.minimum:g} (one-sided {self.confidence:.0%})"
+        shown = f"(one-sided {self.confidence:.0%})"
+        if self.kind == AGREEMENT:
+            return f"{self.metric} >= {self.limit:g} {shown}"
+        if self.kind == DIVERGENCE:
+            return f"{self.metric} <= {self.limit:g} nats {shown}"
+        return f"{self.metric} at most {self.limit:g} below the reference's {shown}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"metric": self.metric, "limit": self.limit, "confidence": self.confidence}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "Floor":
+        """As ``to_dict`` wrote it (a study stored before KLD and task floors says ``minimum``)."""
+        return cls(data["metric"], data["limit"] if "limit" in data else data["minimum"], data["confidence"])
 
 
 @dataclass(frozen=True, slots=True)
@@ -348,15 +365,34 @@ def _bounds(table: Any, source: str) -> tuple[Bound, ...]:
 
 def _floors(table: Any, source: str) -> tuple[Floor, ...]:
     floors = []
-    for metric, given, where in _entries(table, source, "floor", "top1_agreement = { min = 0.9 }"):
-        if metric not in FLOOR_METRICS:
-            raise SpaceError(f"{where}: floors are judged on {', '.join(FLOOR_METRICS)} (agreement with the reference)")
-        if not isinstance(given, Mapping) or "min" not in given:
-            raise SpaceError(f"{where}: expected {{ min = 0.9, confidence = 0.95 }}")
-        minimum, confidence = given["min"], given.get("confidence", 0.95)
-        if not isinstance(minimum, (int, float)) or not 0 < minimum <= 1:
-            raise SpaceError(f"{where}: min = {minimum!r}: expected a fraction in (0, 1]")
+    for metric, given, where in _entries(_flat_tasks(table, source), source, "floor", "top1_agreement = { min = 0.9 }"):
+        kind = FLOOR_KINDS.get(metric, TASK)
+        if kind == TASK and not (metric.endswith(".acc") and metric.count(".") == 1):
+            raise SpaceError(f"{where}: floors are judged on top1_agreement {{ min }}, kld_mean {{ max }} or an "
+                             "lm-eval task's per-item accuracy, TASK.acc {{ margin }} (e.g. \"inferlab_mc.acc\" = "
+                             "{{ margin = 0.05 }})")
+        key = FLOOR_KEYS[kind]
+        if not isinstance(given, Mapping) or key not in given or set(given) - {key, "confidence"}:
+            raise SpaceError(f"{where}: expected {{ {key} = {_EXAMPLE[kind]}, confidence = 0.95 }}")
+        limit, confidence = given[key], given.get("confidence", 0.95)
+        if not isinstance(limit, (int, float)) or not 0 < limit <= 1 or (kind == DIVERGENCE and limit > 10):
+            raise SpaceError(f"{where}: {key} = {limit!r}: expected {_RANGE[kind]}")
         if not isinstance(confidence, (int, float)) or not 0.5 <= confidence < 1:
             raise SpaceError(f"{where}: confidence = {confidence!r}: expected a fraction in [0.5, 1)")
-        floors.append(Floor(metric, float(minimum), float(confidence)))
+        floors.append(Floor(metric, float(limit), float(confidence)))
     return tuple(floors)
+
+
+_EXAMPLE = {AGREEMENT: "0.9", DIVERGENCE: "0.05", TASK: "0.05"}
+_RANGE = {AGREEMENT: "a fraction in (0, 1]", DIVERGENCE: "nats in (0, 1]", TASK: "a fraction of the items in (0, 1]"}
+
+
+def _flat_tasks(table: Any, source: str) -> Any:
+    """``inferlab_mc.acc = {...}`` unquoted is TOML's nested table {inferlab_mc: {acc: {...}}}: flattened."""
+    if not isinstance(table, Mapping):
+        return table
+    flat: dict[str, Any] = {}
+    for name, given in table.items():
+        nested = isinstance(given, Mapping) and given and all(isinstance(v, Mapping) for v in given.values())
+        flat.update({f"{name}.{metric}": v for metric, v in given.items()} if nested else {name: given})
+    return flat

@@ -25,12 +25,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from pytest_inferlab.judge.sequential import VIOLATED
+from pytest_inferlab.tune.floor import BELOW, NOT_SHOWN
 from pytest_inferlab.tune.prune import Pruned
 from pytest_inferlab.tune.space import SPEED, Config, Space
 from pytest_inferlab.tune.trial import DEFAULT_TIMEOUT_S, TrialPlan, TrialResult, run_trial
 
 RESULT, CONFIG_KEY, WORKER, IMPOSSIBLE, REPEAT = "result", "config_key", "worker", "impossible", "repeat_of"
-EARLY = "below the incumbent"  # the stop reason of a trial cut short (judge/sequential.py: below)
+EARLY = ("below the incumbent", VIOLATED)  # stop reasons of a trial cut short (judge/sequential.py: below, exceeds)
 CLAIM_SETTLE_S = 0.5  # between claiming a configuration and checking that no earlier trial claimed it
 
 
@@ -46,6 +48,7 @@ class TuneRequest:
     pytest_args: tuple[str, ...] = ()
     trial_timeout_s: float = DEFAULT_TIMEOUT_S
     exhaustive: bool = False  # every feasible configuration, in the file's order, each measured to precision
+    machine: str | None = None  # this worker's machine fingerprint (run.py: this_machine), checked before any trial
 
     @property
     def study_name(self) -> str:
@@ -142,13 +145,16 @@ def screen(space: Space, feasible: Sequence[Config]) -> list[Config]:
 
 
 def weights_below_floor(results: dict[str, tuple[int, TrialResult]], config: Config) -> str | None:
-    """Fidelity is the weights' (the fidelity text scored by the variant's forward pass): a configuration
-    whose quantization failed a floor in an earlier trial fails it too; drafting and caches do not
-    change the weights."""
+    """Fidelity and task accuracy are the weights' (scored by the variant's forward pass): a configuration
+    whose quantization missed a floor in an earlier trial (shown below, or not shown) misses it too;
+    drafting and lossless caches do not change the weights. A check without data (a quantized cache,
+    a crash) says nothing about the weights."""
     for number, result in results.values():
-        if result.config.quantization == config.quantization and result.floors and not result.floors_passed:
-            failed = next(c for c in result.floors if not c.passed)
-            return f"its weights ({config.quantization.label}) failed the floor in trial {number}: {failed.words()}"
+        if result.config.quantization != config.quantization:
+            continue
+        missed = [c for c in result.floors if c.outcome in (BELOW, NOT_SHOWN)]
+        if missed:
+            return f"its weights ({config.quantization.label}) missed the floor in trial {number}: {missed[0].words()}"
     return None
 
 
@@ -190,6 +196,7 @@ class Search:
     def run(self) -> Any:
         self.study = open_study(self.request)
         _check_space(self.study, self.space)
+        _check_worker(self.study, self.request.machine)
         fail_orphans(self.study, self.say)
         idle = 0
         for _ in range(50 * max(1, len(self.wanted))):  # a guard: the loop always ends sooner
@@ -262,7 +269,7 @@ class Search:
                  + (f"; stops early below the incumbent's {bar:.2f}x ({best.config.label})" if bar else ""))
         against = None if space.reference == Config() else space.reference  # None: the plain model fixture
         plan = TrialPlan(f"trial-{trial.number}", config, space.workload, space.workload_overrides, against, bar,
-                         space.floors)
+                         space.floors if config != space.reference else (), space.slo)
         try:
             result = self.measure(plan, space, self.request.folder / "trials" / f"{trial.number:04d}",
                                   self.request.pytest_args, self.request.trial_timeout_s, reference=space.reference)
@@ -329,8 +336,8 @@ def _tell(study: Any, trial: Any, result: TrialResult, space: Space, repeat: boo
     for bound in space.slo:
         value = result.slo.get(bound.label)
         trial.set_constraint(bound.label, (value - bound.limit) / bound.limit if value is not None else 1.0)
-    early = not repeat and EARLY in str(result.rounds.get("stopped") or "")
-    if early:  # cut short below the incumbent: pruned, its last figure what the sampler learns from
+    early = not repeat and any(reason in str(result.rounds.get("stopped") or "") for reason in EARLY)
+    if early:  # cut short below the incumbent or beyond an SLO: pruned, its last figure what the sampler learns from
         trial.report(result.objective, step=int(result.rounds.get("used") or 1))
         study.tell(trial, state=TrialState.PRUNED)
         return
@@ -350,9 +357,23 @@ def _check_space(study: Any, space: Space) -> None:
                          f"({known}, {study.user_attrs.get('objective')}); give the changed file another [study] name")
 
 
+def _check_worker(study: Any, machine: str | None) -> None:
+    """Before any trial: the first worker names the study's machine (as ``this_machine`` sees it); a
+    worker on another kind of machine cannot join (its figures would not be comparable)."""
+    if machine is None:
+        return
+    known = study.user_attrs.get("worker_machine")
+    if known is None:
+        study.set_user_attr("worker_machine", machine)
+    elif known != machine:
+        raise StudyError(f"this worker is machine {machine}, the study {study.study_name!r} was started on {known}: "
+                         "ratios from two kinds of machine are not one front; run this worker on a study of its own "
+                         "([study] name)")
+
+
 def _check_machine(study: Any, result: TrialResult) -> None:
-    """The first trial names the study's machine; a worker on another kind of machine stops (its
-    figures would not be comparable with the study's)."""
+    """The first trial names the study's machine as its record does (a hook may add to the
+    fingerprint); a worker whose trial was measured on another stops."""
     if result.machine_id is None:
         return
     machine = study.user_attrs.get("machine_id")

@@ -9,7 +9,6 @@ crashes or runs past its time comes back as a failed trial with its reason; noth
 from __future__ import annotations
 
 import json
-import math
 import os
 import signal
 import subprocess
@@ -20,8 +19,9 @@ from typing import Any, Mapping, Sequence
 
 from pytest_inferlab.ground.jsonio import write_json_replace, write_text_if_absent
 from pytest_inferlab.record.run_folder import RunFolderError, list_runs, load_run
-from pytest_inferlab.tune.floor import FLOOR_FILE, FloorCheck, check_floor
-from pytest_inferlab.tune.space import SPEED, Bound, Config, Floor, Space
+from pytest_inferlab.specs.slo import Bound
+from pytest_inferlab.tune.floor import BELOW, FLOOR_FILE, FloorCheck, no_data, reference_checks
+from pytest_inferlab.tune.space import SPEED, Config, Floor, Space
 
 SUITE = Path(__file__).with_name("trial_suite.py")
 DEFAULT_TIMEOUT_S = 3600.0
@@ -38,13 +38,15 @@ class TrialPlan:
     overrides: tuple[tuple[str, Any], ...] = ()
     against: Config | None = None
     incumbent: float | None = None
-    floors: tuple[Floor, ...] = ()  # checked on the weights before any timing (trial_suite.py)
+    floors: tuple[Floor, ...] = ()  # decided before any timing (trial_suite.py, floor_evidence.py)
+    bounds: tuple[Bound, ...] = ()  # the study's SLOs: the trial stops once its rounds clearly violate one
 
     def to_dict(self, folder: Path | None = None) -> dict[str, Any]:
         return {"id": self.id, "config": self.config.to_dict(), "workload": self.workload,
                 "overrides": dict(self.overrides), "against": self.against.to_dict() if self.against else None,
                 "incumbent": self.incumbent, "folder": str(folder) if folder else None,
-                "floors": [{"metric": f.metric, "minimum": f.minimum, "confidence": f.confidence} for f in self.floors]}
+                "floors": [f.to_dict() for f in self.floors],
+                "bounds": [{"metric": b.metric, "statistic": b.statistic, "limit": b.limit} for b in self.bounds]}
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +123,7 @@ def run_trial(plan: TrialPlan, space: Space, folder: Path, pytest_args: Sequence
     folder.mkdir(parents=True, exist_ok=True)
     plan_file = folder / "plan.json"
     write_json_replace(plan_file, plan.to_dict(folder))
-    (folder / FLOOR_FILE).unlink(missing_ok=True)
+    (folder / FLOOR_FILE).unlink(missing_ok=True)  # a re-run decides its floors afresh
     ini = folder / "pytest.ini"
     write_text_if_absent(ini, "[pytest]\n")  # the user's own ini file (addopts, markers) stays out of a trial
     command = [sys.executable, "-m", "pytest", str(SUITE), f"--inferlab-tune-trial={plan_file}", "-c", str(ini),
@@ -129,28 +131,42 @@ def run_trial(plan: TrialPlan, space: Space, folder: Path, pytest_args: Sequence
                "--inferlab-no-gate", "-p", "no:cacheprovider", "-q", "-rfEs", *pytest_args]
     log = folder / "pytest.log"
     code = _run(command, log, timeout_s)
-    if code == 0 and (folder / FLOOR_FILE).is_file():  # below a floor: not timed
-        checks = json.loads((folder / FLOOR_FILE).read_text(encoding="utf-8"))
-        floors = tuple(FloorCheck.from_dict(check) for check in checks)  # as trial_suite.py decided them
+    floors = _floors(plan, space, folder, reference)
+    if code == 0 and any(check.outcome == BELOW for check in floors):  # below a floor: not timed
         return TrialResult(plan.config, floors=floors, rounds={"stopped": "below the accuracy floor before timing"})
     runs = list_runs(folder)
     if not runs:
-        return TrialResult(plan.config, failed=_reason(log, code, timeout_s))
+        return TrialResult(plan.config, failed=_reason(log, code, timeout_s), floors=floors)
     try:
         run = load_run(runs[-1].folder)
     except RunFolderError as exc:
         return TrialResult(plan.config, failed=f"its run folder does not read: {exc}")
     if not run.records or code not in (0, 1):
-        return TrialResult(plan.config, failed=_reason(log, code, timeout_s))
+        return TrialResult(plan.config, failed=_reason(log, code, timeout_s), floors=floors)
     record = run.records[0]
     if code == 1:  # the case ran and failed (e.g. its outputs diverged): its record says why
-        return TrialResult(plan.config, failed=_reason(log, code, timeout_s), record=str(runs[-1].folder))
-    return result_of(record, plan.config, space, str(runs[-1].folder), same_as_reference=plan.config == reference)
+        return TrialResult(plan.config, failed=_reason(log, code, timeout_s), floors=floors,
+                           record=str(runs[-1].folder))
+    return result_of(record, plan.config, space, str(runs[-1].folder), floors,
+                     same_as_reference=plan.config == reference)
+
+
+def _floors(plan: TrialPlan, space: Space, folder: Path, reference: Config | None) -> tuple[FloorCheck, ...]:
+    """The floors as the trial decided them before timing (its floor file); the study's reference
+    meets them by definition; a floor the trial did not decide (it crashed first) has no data."""
+    if plan.config == reference:
+        return reference_checks(space.floors)
+    path = folder / FLOOR_FILE
+    if not plan.floors:
+        return ()
+    if not path.is_file():
+        return tuple(no_data(floor, "the trial ended before deciding it") for floor in plan.floors)
+    return tuple(FloorCheck.from_dict(check) for check in json.loads(path.read_text(encoding="utf-8")))
 
 
 def result_of(record: Mapping[str, Any], config: Config, space: Space, where: str,
-              same_as_reference: bool = False) -> TrialResult:
-    """A trial's figures from its record (a dict as written)."""
+              floors: tuple[FloorCheck, ...] = (), same_as_reference: bool = False) -> TrialResult:
+    """A trial's figures from its record (a dict as written) and its floors as decided before timing."""
     measurements = record.get("measurements") or {}
 
     def stat(metric: str, statistic: str) -> float | None:
@@ -167,16 +183,9 @@ def result_of(record: Mapping[str, Any], config: Config, space: Space, where: st
         objective = speed.value if speed else None
     else:
         objective = stat(space.objective, "value")
-    floors = []
-    for floor in space.floors:
-        value = stat(floor.metric, "value")
-        positions = stat("fidelity_positions", "value")
-        if value is None and same_as_reference:  # the reference agrees with itself everywhere
-            value, positions = 1.0, math.inf
-        floors.append(check_floor(floor, value, int(positions) if positions not in (None, math.inf) else positions))
     memory = stat("model_bytes", "value") or stat("peak_mem_bytes", "value")
     return TrialResult(config, None, speed, objective, {b.label: stat(b.metric, b.statistic) for b in space.slo},
-                       tuple(floors), memory, (record.get("conditions") or {}).get("rounds") or {}, where,
+                       floors, memory, (record.get("conditions") or {}).get("rounds") or {}, where,
                        record.get("spec_id"), record.get("machine_id"))
 
 

@@ -4,7 +4,8 @@
 ``--inferlab-tune-trial=PLAN``. The case is the configuration's engine measured against the study's
 reference in alternating rounds (``lab.measure(..., reference=...)``), so its figure is a paired
 ratio whose interval the host's drift between trials does not widen; ``incumbent`` stops it as
-soon as its interval is wholly below the best configuration's. The confirmation measures the pick
+soon as its interval is wholly below the best configuration's, ``bounds`` once its own rounds clearly
+violate an SLO; the accuracy floors are decided before any timing (tune/floor_evidence.py). The confirmation measures the pick
 against the runner-up the same way (``against`` names the runner-up). Its record lands in the
 trial's own run folder, with its spec id and environment, like any suite's.
 """
@@ -25,7 +26,9 @@ from pytest_inferlab.plugin.fixtures import with_command_line
 from pytest_inferlab.plugin.options import TUNE_TRIAL
 from pytest_inferlab.specs.workloads import resolve_workload
 from pytest_inferlab.ground.jsonio import write_json_replace
-from pytest_inferlab.tune.floor import BELOW, FLOOR_FILE, check_floor
+from pytest_inferlab.specs.slo import Bound
+from pytest_inferlab.tune.floor import BELOW, FLOOR_FILE
+from pytest_inferlab.tune.floor_evidence import FloorJudge
 from pytest_inferlab.tune.space import Config, Floor
 
 
@@ -42,9 +45,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     metafunc.parametrize("trial_plan", [plan], ids=[plan["id"]])
 
 
-def _build(request: pytest.FixtureRequest, config: Config) -> Engine:
+def _build(request: pytest.FixtureRequest, config: Config, drafted: bool = True) -> Engine:
     """The configuration's engine, composed as the suites' fixtures compose it (the plain
-    configuration is the ``model`` fixture itself)."""
+    configuration is the ``model`` fixture itself); ``drafted=False``: without its drafting (the
+    weights and cache the floors judge)."""
     session, model = request.getfixturevalue("inferlab_session"), request.getfixturevalue("model")
     if config == Config():
         return model
@@ -57,33 +61,36 @@ def _build(request: pytest.FixtureRequest, config: Config) -> Engine:
             engine = model.with_kv_cache(config.kv_cache, kv_caches.get(config.kv_cache.kind))
         else:
             engine = session.engines.engine_for(model.info.model, quant=config.quantization)
-        if config.drafting is not None:
+        if drafted and config.drafting is not None:
             engine = session.engines.speculative_engine(engine, config.drafting)
     except (SpeculativeUnsupported, ValueError, RuntimeError) as exc:
         pytest.fail(f"{config.label}: {exc}", pytrace=False)
     return engine
 
 
-def _floor_first(request: pytest.FixtureRequest, engine: Engine, plan: dict[str, Any]) -> None:
-    """The weights' fidelity before any timing: a variant whose top-1 agreement is shown below a floor
-    (its upper bound short of it) is not timed; the verdict goes to FLOOR_FILE and the case skips."""
-    if not plan.get("floors") or engine.info.model.quant is None:
+def _floors_first(request: pytest.FixtureRequest, config: Config, model: Engine, plan: dict[str, Any]) -> None:
+    """Every floor decided before any timing, into FLOOR_FILE; a configuration shown below one is not
+    timed (the case skips). Drafting is left out: greedy drafting is checked exact by the lab itself."""
+    floors = [Floor.from_dict(floor) for floor in plan.get("floors") or ()]
+    if not floors:
         return
-    found = request.getfixturevalue("inferlab_session").references.fidelity_of(engine)
-    checks = [check_floor(Floor(**floor), found.get(floor["metric"]), found.get("fidelity_positions"))
-              for floor in plan["floors"]]
+    judge = FloorJudge(request.getfixturevalue("inferlab_session").references, _build(request, config, drafted=False),
+                       model)
+    checks = [judge.check(floor) for floor in floors]
+    write_json_replace(Path(plan["folder"]) / FLOOR_FILE, [check.to_dict() for check in checks])
     below = [check for check in checks if check.outcome == BELOW]
     if below:
-        write_json_replace(Path(plan["folder"]) / FLOOR_FILE, [check.to_dict() for check in checks])
         pytest.skip("below the accuracy floor before timing: " + "; ".join(check.words() for check in below))
 
 
 def test_trial(request: pytest.FixtureRequest, lab: Any, model: Engine, trial_plan: dict[str, Any]) -> None:
-    engine = _build(request, Config.from_dict(trial_plan["config"]))
-    _floor_first(request, engine, trial_plan)
+    config = Config.from_dict(trial_plan["config"])
+    _floors_first(request, config, model, trial_plan)
+    engine = _build(request, config)
     against = trial_plan.get("against")
     reference = model if against is None else _build(request, Config.from_dict(against))
     workload = with_command_line(
         dataclasses.replace(resolve_workload(trial_plan["workload"]), **trial_plan.get("overrides", {})),
         request.getfixturevalue("inferlab_session").workload_overrides)
-    lab.measure(engine, workload, reference=reference, incumbent=trial_plan.get("incumbent"))
+    lab.measure(engine, workload, reference=reference, incumbent=trial_plan.get("incumbent"),
+                bounds=tuple(Bound(**bound) for bound in trial_plan.get("bounds") or ()))

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 pytest.importorskip("optuna")
+pytest.importorskip("lm_eval", reason="lm-eval decides the task floor (make install installs it)")
 pytest.importorskip("llama_cpp", reason="llama-cpp-python runs the GGUF rung (make install builds it)")
 
 from pytest_inferlab.tune.trial import SUITE  # noqa: E402
@@ -30,6 +31,8 @@ kv_cache = ["dynamic", "sliding-window"]
 tpot_ms = { p50 = 1000 }
 [floor]
 top1_agreement = { min = 0.9 }
+kld_mean = { max = 0.05 }
+inferlab_mc.acc = { margin = 0.25 }
 """
 
 
@@ -38,7 +41,8 @@ def test_a_real_study_measures_trials_as_lab_cases_and_picks(tmp_path):
     study = tmp_path / "study.toml"
     study.write_text(STUDY)
     done = subprocess.run([sys.executable, "-m", "pytest_inferlab.cli", "tune", str(study), "--results",
-                           str(tmp_path / "results"), "--", "--inferlab-max-rounds=4", "--inferlab-round-budget=30"],
+                           str(tmp_path / "results"), "--", "--inferlab-max-rounds=4", "--inferlab-round-budget=30",
+                           "--inferlab-eval-limit=20"],
                           capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout + done.stderr
     folder = tmp_path / "results" / "tune" / "real"
@@ -51,7 +55,11 @@ def test_a_real_study_measures_trials_as_lab_cases_and_picks(tmp_path):
     assert "not windowed" in trials["fp32 + kv sliding-window"]["failed"]
     fast = trials["gguf-q8_0"]
     assert fast["speed"]["low"] > 1.0  # llama.cpp Q8_0 against transformers fp32, paired
-    assert fast["floors"][0]["outcome"] == "shown" and fast["spec_id"]
+    floors = {f["metric"]: f for f in fast["floors"]}  # decided before timing, each kind from its evidence
+    assert all(f["outcome"] == "shown" for f in floors.values()) and fast["spec_id"]
+    assert floors["top1_agreement"]["samples"] == floors["kld_mean"]["samples"] > 1000  # fidelity text positions
+    assert floors["kld_mean"]["value"] < floors["kld_mean"]["bound"] < 0.05
+    assert floors["inferlab_mc.acc"]["samples"] == 20 and floors["inferlab_mc.acc"]["bound"] >= -0.25  # lm-eval items
     record = next(Path(fast["record"]).glob("*.json"))  # an ordinary record in the trial's run folder
     assert json.loads(record.read_text())["spec_id"] == fast["spec_id"]
     assert answer["pick"]["label"] == "gguf-q8_0"

@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from pytest_inferlab.judge.sequential import StoppingRule, beyond_band, log_interval, look
+from pytest_inferlab.judge.sequential import StoppingRule, beyond_band, exceeds, log_interval, look
 
 RULE = StoppingRule()
 
@@ -29,6 +29,14 @@ def test_a_ratio_clearly_beyond_the_tolerance_is_decided_before_it_is_precise():
     done = look(faster, 1.0, RULE, beyond_band(0.05))
     assert done.stop and done.reason == "decided: above 1.05x"
     assert not look([1.0, 1.1, 0.92], 1.0, RULE, beyond_band(0.05)).stop  # it could still be either
+
+
+def test_an_slo_is_decided_violated_only_when_the_whole_interval_of_its_rounds_is_above_it():
+    alpha = RULE.alpha_per_look
+    assert exceeds("tpot_ms p50 <= 100", 100, [130.0, 135.0, 128.0], alpha).startswith("clearly violates tpot_ms p50")
+    assert exceeds("tpot_ms p50 <= 100", 100, [90.0, 135.0, 110.0], alpha) is None  # it could still meet it
+    assert exceeds("tpot_ms p50 <= 100", 100, [60.0, 62.0, 61.0], alpha) is None
+    assert exceeds("tpot_ms p50 <= 100", 100, [130.0], alpha) is None  # one round: no interval
 
 
 def test_bad_rules_name_what_is_wrong():

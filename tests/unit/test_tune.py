@@ -17,7 +17,8 @@ pytest.importorskip("optuna")
 from pytest_inferlab.device import CPU
 from pytest_inferlab.engines.sources import resolve_model
 from pytest_inferlab.tune.answer import REVERSED, TIE, Confirmation, answer, reproduction
-from pytest_inferlab.tune.floor import BELOW, NOT_SHOWN, SHOWN, agreement_bounds, check_floor
+from pytest_inferlab.tune.floor import (BELOW, NO_DATA, NOT_SHOWN, SHOWN, FloorCheck, by_definition, check_agreement,
+                                        check_divergence, check_task, proportion_bounds)
 from pytest_inferlab.tune.prune import impossible, split
 from pytest_inferlab.tune.run import run_tune
 from pytest_inferlab.tune.space import Config, Floor, SpaceError, load_space, parse_space
@@ -46,6 +47,11 @@ FIGURES = {
 }
 
 
+def agreement(floor: Floor, top1: float) -> FloorCheck:
+    """The check a trial of known top-1 agreement decides (the reference's own by definition)."""
+    return by_definition(floor, "the reference itself") if top1 == 1 else check_agreement(floor, top1, 1000)
+
+
 def write_study(tmp_path: Path, text: str = STUDY) -> Path:
     path = tmp_path / "study.toml"
     path.write_text(text)
@@ -71,9 +77,11 @@ class FakeMeasure:
             mine, theirs = FIGURES[label][0], FIGURES[plan.against.label][0]
             return TrialResult(plan.config, speed=Ratio(mine / theirs, mine / theirs * 0.95, mine / theirs * 1.05))
         speed, tpot, top1 = FIGURES[label]
-        stopped = ("decided: below the incumbent's 9x" if plan.incumbent and speed * 1.05 < plan.incumbent
+        violated = [b for b in plan.bounds if tpot > b.limit * 1.05]  # what lab.measure(bounds=...) decides
+        stopped = (f"decided: clearly violates {violated[0].label}: [{tpot * 0.97:.4g}, {tpot * 1.03:.4g}]" if violated
+                   else "decided: below the incumbent's 9x" if plan.incumbent and speed * 1.05 < plan.incumbent
                    else "precise: +-4% <= +-5%")
-        floors = tuple(check_floor(f, top1, 1000 if top1 < 1 else math.inf) for f in space.floors)
+        floors = tuple(agreement(f, top1) for f in space.floors)
         return TrialResult(plan.config, None, Ratio(speed, speed * 0.96, speed * 1.04), speed,
                            {b.label: tpot for b in space.slo}, floors, 1e8 / speed, {"used": 3, "stopped": stopped},
                            machine_id="machine-a")
@@ -153,15 +161,83 @@ def test_a_gguf_rung_on_a_model_without_a_gguf_file_is_pruned():
 def test_the_floor_is_a_one_sided_clopper_pearson_bound():
     from scipy import stats
 
-    lower, upper = agreement_bounds(95, 100, 0.95)
+    lower, upper = proportion_bounds(95, 100, 0.95)
     assert stats.binom.sf(94, 100, lower) == pytest.approx(0.05, abs=1e-6)  # P(X >= 95 | lower) = alpha
     assert stats.binom.cdf(95, 100, upper) == pytest.approx(0.05, abs=1e-6)
     floor = Floor("top1_agreement", 0.9)
-    assert check_floor(floor, 0.95, 1000).outcome == SHOWN
-    assert check_floor(floor, 0.95, 40).outcome == NOT_SHOWN  # no worse, maybe; not shown: it does not pass
-    assert not check_floor(floor, 0.95, 40).passed
-    assert check_floor(floor, 0.80, 1000).outcome == BELOW
-    assert check_floor(floor, 1.0, math.inf).passed  # the reference itself
+    assert check_agreement(floor, 0.95, 1000).outcome == SHOWN
+    assert check_agreement(floor, 0.95, 40).outcome == NOT_SHOWN  # no worse, maybe; not shown: it does not pass
+    assert not check_agreement(floor, 0.95, 40).passed
+    assert check_agreement(floor, 0.80, 1000).outcome == BELOW
+    assert check_agreement(floor, None, None).outcome == NO_DATA and not check_agreement(floor, None, None).passed
+    assert by_definition(floor, "the reference itself").passed
+
+
+def test_a_kld_floor_bounds_the_mean_from_above_with_its_batch_means_error():
+    from pytest_inferlab.measure.fidelity import batch_means_se
+
+    floor = Floor("kld_mean", 0.05)
+    # 20 blocks of 64 positions: upper bound = mean + t(0.95, 19) x se = 0.03 + 1.729 x 0.005
+    shown = check_divergence(floor, 0.03, 0.005, 20 * 64, 64)
+    assert shown.outcome == SHOWN and shown.bound == pytest.approx(0.03 + 1.7291 * 0.005, abs=1e-4)
+    assert check_divergence(floor, 0.045, 0.005, 20 * 64, 64).outcome == NOT_SHOWN
+    assert check_divergence(floor, 0.08, 0.005, 20 * 64, 64).outcome == BELOW  # its lower bound is above the floor
+    assert check_divergence(floor, 0.03, None, 20 * 64, 64).outcome == NO_DATA
+    assert shown.shortfall < 0 < check_divergence(floor, 0.045, 0.005, 20 * 64, 64).shortfall
+    # batch means: a block-constant series has the spread of its block means, not of its positions / sqrt(n)
+    blocks = [0.0] * 64 + [1.0] * 64 + [0.0] * 64 + [1.0] * 64
+    assert batch_means_se(blocks, 64) == pytest.approx(math.sqrt(1 / 3) / 2)
+    assert batch_means_se(blocks[:100], 64) is None  # one block: no spread to judge
+
+
+def test_a_task_floor_is_paired_item_by_item_and_honest_with_nothing_changed():
+    floor = Floor("inferlab_mc.acc", 0.05)
+    reference = [True] * 80 + [False] * 40
+    same = check_task(floor, reference, reference)
+    assert same.value == 0 and same.outcome == SHOWN
+    assert same.bound == pytest.approx(-(1 - 0.025 ** (1 / 120)), abs=1e-9)  # 0 of 120 lost: a loss up to 3.0%
+    assert not check_task(Floor("inferlab_mc.acc", 0.02), reference, reference).passed  # 120 items cannot show 2%
+    lost_20 = [False] * 20 + reference[20:]  # 20 of 80 right answers lost: -17%
+    assert check_task(floor, lost_20, reference).outcome == BELOW
+    lost_12 = [False] * 12 + reference[12:]  # -10%, and yet not "below": the bound is conservative (Bonferroni)
+    assert check_task(floor, lost_12, reference).outcome == NOT_SHOWN
+    lost_3 = [False] * 3 + reference[3:]
+    assert check_task(floor, lost_3, reference).outcome == NOT_SHOWN
+    swapped = [False] * 3 + reference[3:80] + [True] * 3 + reference[83:]  # 3 lost, 3 gained: paired, not pooled
+    assert check_task(floor, swapped, reference).value == 0
+    assert check_task(floor, None, reference).outcome == NO_DATA
+    assert "items" in same.words() and "inferlab_mc.acc" in same.words()
+
+
+def test_floors_of_every_kind_read_from_the_study_file_and_back_from_storage(tmp_path):
+    space = load_space(write_study(tmp_path, """
+[axes]
+quantization = ["fp32", "bf16"]
+[floor]
+top1_agreement = { min = 0.9 }
+kld_mean = { max = 0.05, confidence = 0.9 }
+inferlab_mc.acc = { margin = 0.05 }
+"""))
+    assert space.floors == (Floor("top1_agreement", 0.9), Floor("kld_mean", 0.05, 0.9), Floor("inferlab_mc.acc", 0.05))
+    assert [f.kind for f in space.floors] == ["agreement", "divergence", "task"] and space.floors[2].task == "inferlab_mc"
+    check = check_task(space.floors[2], [True, False] * 60, [True, False] * 60)
+    assert FloorCheck.from_dict(json.loads(json.dumps(check.to_dict()))) == check
+    old = {"metric": "top1_agreement", "minimum": 0.9, "confidence": 0.95, "outcome": "shown", "value": 0.97,
+           "lower_bound": 0.96, "positions": 1400}  # as a study stored before this round wrote it
+    assert FloorCheck.from_dict(old) == FloorCheck(Floor("top1_agreement", 0.9), SHOWN, 0.97, 0.96, 1400)
+
+
+@pytest.mark.parametrize("text, named", [
+    ("kld_mean = { min = 0.05 }", "max = 0.05"),
+    ("top1_agreement = { max = 0.9 }", "min = 0.9"),
+    ("mmlu = { margin = 0.05 }", "TASK.acc"),
+    ('"inferlab_mc.acc" = { margin = 2 }', "margin = 2"),
+])
+def test_a_floor_given_the_wrong_bound_names_the_right_one(tmp_path, text, named):
+    path = write_study(tmp_path, "[axes]\nquantization = ['fp32']\n[floor]\n" + text + "\n")
+    with pytest.raises(SpaceError) as caught:
+        load_space(path)
+    assert str(path) in str(caught.value) and named in str(caught.value)
 
 
 # ---- the search ---------------------------------------------------------------------------------
@@ -243,6 +319,21 @@ def test_a_trial_below_the_incumbent_is_told_pruned_with_its_figure(tmp_path):
         assert "below the incumbent" in trial.user_attrs["result"]["rounds"]["stopped"]
 
 
+def test_a_trial_that_clearly_violates_an_slo_is_stopped_and_told_pruned(tmp_path):
+    from optuna.trial import TrialState
+
+    request = request_for(tmp_path, write_study(tmp_path, STUDY.replace("p50 = 100", "p50 = 52")), exhaustive=True)
+    code, found = run_tune(request, confirm=False, say=lambda _: None, measure=FakeMeasure(tmp_path / "log.txt"))
+    trials = {t.user_attrs["label"]: t for t in open_study(request).get_trials()}
+    for label, (_, tpot, _) in FIGURES.items():
+        stopped = trials[label].user_attrs["result"]["rounds"]["stopped"]
+        assert ("clearly violates tpot_ms p50 <= 52" in stopped) == (tpot > 52 * 1.05), label
+        if tpot > 52 * 1.05:  # stopped early: pruned, with the figure it had (what the sampler learns from)
+            assert trials[label].state == TrialState.PRUNED and trials[label].intermediate_values, label
+    assert trials["gguf-q8_0"].state == TrialState.COMPLETE  # met: measured to precision, told its value
+    assert found.pick.config.label == "gguf-q8_0"  # the SLO-violating ones are infeasible, not the best
+
+
 def _worker(study_path: str, results: str, log: str) -> None:
     space = load_space(Path(study_path))
     request = TuneRequest(space, Path(results) / "tune" / space.name, exhaustive=True)
@@ -316,7 +407,7 @@ def FakeResult(label: str) -> TrialResult:
     config = next(c for c in space.configurations() if c.label == label)
     speed, tpot, top1 = FIGURES[label]
     return TrialResult(config, None, Ratio(speed, speed, speed), speed, {"tpot_ms p50 <= 100": tpot},
-                       tuple(check_floor(f, top1, 1000) for f in space.floors), 1e8)
+                       tuple(agreement(f, top1) for f in space.floors), 1e8)
 
 
 def test_the_command_refuses_a_bad_study_file_naming_it(tmp_path, capsys):
@@ -370,7 +461,7 @@ def test_a_numeric_setting_is_searched_as_a_range(tmp_path):
                 out.write(f"{plan.config.label}\n")
             speed, tpot, top1 = FIGURES[label]
             speed *= 1 + (tokens or 0) / 10  # more drafted tokens help here: the sampler should find it
-            floors = tuple(check_floor(f, top1, 1000 if top1 < 1 else math.inf) for f in space.floors)
+            floors = tuple(agreement(f, top1) for f in space.floors)
             return TrialResult(plan.config, None, Ratio(speed, speed * 0.96, speed * 1.04), speed,
                                {b.label: tpot for b in space.slo}, floors, 1e8 / speed, {"used": 3}, machine_id="m")
 

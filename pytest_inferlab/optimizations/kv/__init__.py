@@ -38,6 +38,11 @@ class KVCacheConfig(Protocol):
     def unsupported_with_drafting(self) -> str | None:
         """None when speculative decoding can run on this cache; else why not (the skip reason)."""
 
+    @property
+    def lossless(self) -> bool:
+        """True when decoding reads back exactly the keys and values it wrote (a quantized cache does
+        not): accuracy floors measured on the weights then hold for the configuration too."""
+
 
 kv_caches: Registry[KVCacheConfig] = Registry("KV-cache configurations")
 
@@ -58,6 +63,10 @@ class TransformersCache:
     compile: bool = False
     factory: Callable[[Any], Any] | None = None  # builds the cache object itself (model config -> cache)
     croppable: bool = True  # assisted decoding crops the cache after each verification
+
+    @property
+    def lossless(self) -> bool:
+        return self.implementation != "quantized"
 
     def unsupported_with_drafting(self) -> str | None:
         if self.croppable:
@@ -135,6 +144,8 @@ class PagedCache:
     """Continuous batching's paged cache (settings ``page_size``, ``num_blocks``): blocks of
     ``page_size`` tokens handed to requests as they grow. ``generate`` has no such cache, so it is
     served by ``batching=continuous`` (pytest_inferlab.run.batching.continuous) only."""
+
+    lossless = True  # full-precision pages
 
     def unsupported(self, device: Device) -> str | None:
         return None
