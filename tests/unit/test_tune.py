@@ -374,6 +374,22 @@ def test_a_worker_on_another_machine_cannot_join_the_study(tmp_path):
     assert "machine-a" in lines[-1] and "machine-b" in lines[-1]
 
 
+def test_a_worker_of_another_machine_is_refused_before_its_first_trial(tmp_path):
+    from pytest_inferlab.tune.run import this_machine
+
+    mine = this_machine(CPU, ())
+    assert mine == this_machine(CPU, ()) != this_machine(CPU, ("--inferlab-threads=64",))  # threads are the machine's
+    request = request_for(tmp_path, write_study(tmp_path), exhaustive=True)
+    run_tune(request, confirm=False, say=lambda _: None, measure=FakeMeasure(tmp_path / "first.txt"))
+    assert open_study(request).user_attrs["worker_machine"] == mine  # the first worker named it
+    elsewhere = request_for(tmp_path / "b", write_study(tmp_path), exhaustive=True)
+    open_study(elsewhere).set_user_attr("worker_machine", "other-1234")  # a study another machine started
+    lines = []
+    code, _ = run_tune(elsewhere, confirm=False, say=lines.append, measure=FakeMeasure(tmp_path / "second.txt"))
+    assert code == 2 and not (tmp_path / "second.txt").exists()  # refused before any trial: nothing measured
+    assert "other-1234" in lines[-1] and mine in lines[-1]
+
+
 # ---- the answer ---------------------------------------------------------------------------------
 
 
