@@ -71,8 +71,8 @@ class Lab:
     def measure(self, engine: Engine, workload: WorkloadSpec, *, batch_size: int = 1,
                 sampling: SamplingSpec | None = None, slo: SLO | None = None, evals: Sequence[str] = (),
                 batching: BatchingSpec | str | None = None, load: LoadSpec | str | None = None,
-                reference: Engine | None = None, incumbent: float | None = None, bounds: Sequence[Bound] = ()
-                ) -> Record:
+                reference: Engine | None = None, reference_batch_size: int | None = None,
+                incumbent: float | None = None, bounds: Sequence[Bound] = ()) -> Record:
         """Run ``workload`` on ``engine`` (warm-up, then timed rounds) and write the record.
 
         ``evals``: lm-eval tasks whose scores (and per-item correctness) join the record.
@@ -83,7 +83,9 @@ class Lab:
         both are given and differ), which wins over --inferlab-slo.
         ``reference``: an engine to compare with in the same run (e.g. the unoptimized ``model``): its
         rounds alternate with the case's own, and the record carries ``speedup_vs_reference`` with its
-        95% interval and every timing metric's paired ratio (``conditions.compared_to``).
+        95% interval and every timing metric's paired ratio (``conditions.compared_to``); its batches
+        hold ``reference_batch_size`` requests (default: ``batch_size``), so a batch size can itself be
+        the optimization measured.
         ``incumbent``: with ``reference``, under adaptive rounds, stop as soon as the interval of
         ``speedup_vs_reference`` lies wholly below this ratio (the best configuration found so far
         against the same reference: ``inferlab tune``), else measure until it is precise (0: never
@@ -101,9 +103,11 @@ class Lab:
         requests = self._session.references.requests_for(engine, workload)
         paired = SpeculativePairs.for_engine(engine, batch_size, load_spec)
         against = None
-        if reference is not None and reference is not engine:
+        if reference is not None and (reference is not engine or (reference_batch_size or batch_size) != batch_size):
+            if reference_batch_size is not None and (not isinstance(reference_batch_size, int) or reference_batch_size < 1):
+                raise ValueError(f"reference_batch_size={reference_batch_size!r}: expected an integer >= 1")
             against = ReferencePairs(engine, reference, lambda ref: self._session.references.requests_for(ref, workload),
-                                     batch_size, load_spec)
+                                     reference_batch_size or batch_size, load_spec)
         rounds = LatencyCase(engine, requests, batch_size, sampling, choice.slo, self._driver(engine), self._plan(),
                              self._say_live, self._speed_tolerance(),
                              batching_spec, load_spec, self._session.settings.load_budget, paired, against,

@@ -143,11 +143,19 @@ def reproduction(config: Config, space: Space) -> list[str]:
         lines.append(f'@pytest.mark.parametrize("speculative", [{_spec(config.drafting, "SpeculativeSpec")}], '
                      'indirect=True)')
         lines.append(f"def test_pick(lab, model, {target}, speculative_model, workload):")
-        lines.append("    lab.measure(speculative_model, workload, reference=model)")
+        lines.append(f"    lab.measure(speculative_model, workload, reference=model{_batches(config, space)})")
     else:
         lines.append(f"def test_pick(lab, model, {target}, workload):")
-        lines.append(f"    lab.measure({target}, workload, reference=model)")
+        lines.append(f"    lab.measure({target}, workload, reference=model{_batches(config, space)})")
     return lines
+
+
+def _batches(config: Config, space: Space) -> str:
+    """The measure call's batch sizes, where the pick or the reference batches."""
+    reference = space.reference.batch_size
+    if config.batch_size == reference == 1:
+        return ""
+    return f", batch_size={config.batch_size}, reference_batch_size={reference}"
 
 
 def _spec(spec: Any, cls: str) -> str:

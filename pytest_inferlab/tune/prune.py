@@ -40,6 +40,9 @@ def impossible(config: Config, device: Device, model: ModelSpec | None) -> str |
             return (f"KV cache {config.kv_cache.kind} with {config.quantization.method}: the lab composes a cache "
                     "configuration with the plain model (the kv_model fixture), not with a quantized one")
     if config.drafting is not None:
+        if config.batch_size != 1:
+            return (f"{config.drafting.method} with batch {config.batch_size}: the lab's drafting runs one request "
+                    "at a time (transformers' assisted generation)")
         reason = unsupported_speculative_reason(config.drafting, device)
         if reason:
             return reason
@@ -57,8 +60,12 @@ def impossible(config: Config, device: Device, model: ModelSpec | None) -> str |
 def split(space: Space, device: Device, model: ModelSpec | None) -> tuple[list[Config], list[Pruned]]:
     """Every configuration of ``space``: those that can run, and those pruned with their reasons."""
     feasible, pruned = [], []
+    requests = space.workload_spec.count
     for config in space.configurations():
         reason = impossible(config, device, model)
+        if reason is None and config.batch_size > requests:
+            reason = (f"batch {config.batch_size} with {requests} requests a round ({space.workload}): the batch "
+                      f"would hold {requests}; raise [study.workload_overrides] count")
         if reason:
             pruned.append(Pruned(config, reason))
         else:

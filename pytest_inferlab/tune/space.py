@@ -15,6 +15,7 @@ output_tokens = 32
 quantization = ["fp32", "int8-weight", "gguf-q8_0", "gguf-q4_0"]
 drafting = ["none", { method = "prompt-lookup", max_ngram = 2, num_tokens = { low = 2, high = 16 } }]
 kv_cache = ["dynamic"]
+batch_size = [1, 4]         # requests generated together; or a range { low = 1, high = 8 }
 
 [slo]                       # bounds on the trial's own figures: metric = { statistic = bound }
 tpot_ms = { p50 = 150 }
@@ -30,6 +31,7 @@ A bad file is a ``SpaceError`` naming the file, the key and what to write instea
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import tomllib
 from dataclasses import dataclass, field
@@ -45,7 +47,8 @@ from pytest_inferlab.specs.slo import Bound
 from pytest_inferlab.specs.workloads import resolve_workload
 
 NONE = "none"  # drafting off
-AXES = ("quantization", "kv_cache", "drafting")
+AXES = ("quantization", "kv_cache", "drafting", "batch_size")
+SIZE = "size"  # the one ranged setting of a batch_size range
 STATISTICS = ("p50", "p90", "p99", "mean", "value")
 SPEED = "output_tok_per_s"  # judged as the paired ratio to the study's reference (speedup_vs_reference)
 AGREEMENT, DIVERGENCE, TASK = "agreement", "divergence", "task"  # the kinds of accuracy floor
@@ -64,6 +67,7 @@ class Config:
     quantization: QuantSpec = QuantSpec("fp32")
     kv_cache: KVCacheSpec = KVCacheSpec("dynamic")
     drafting: SpeculativeSpec | None = None
+    batch_size: int = 1  # requests generated together (lab.measure(batch_size=...))
 
     @property
     def label(self) -> str:
@@ -72,18 +76,27 @@ class Config:
             parts.append(f"kv {self.kv_cache.label}")
         if self.drafting is not None:
             parts.append(self.drafting.label)
+        if self.batch_size != 1:
+            parts.append(f"batch {self.batch_size}")
         return " + ".join(parts)
 
+    @property
+    def engine(self) -> "Config":
+        """What the engine is built from (the batch size is how it is measured)."""
+        return Config(self.quantization, self.kv_cache, self.drafting)
+
     def to_dict(self) -> dict[str, Any]:
-        return {"quantization": self.quantization.to_dict(), "kv_cache": self.kv_cache.to_dict(),
-                "drafting": self.drafting.to_dict() if self.drafting else None}
+        out = {"quantization": self.quantization.to_dict(), "kv_cache": self.kv_cache.to_dict(),
+               "drafting": self.drafting.to_dict() if self.drafting else None}
+        return out if self.batch_size == 1 else {**out, "batch_size": self.batch_size}  # keys of older studies kept
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "Config":
         drafting = data.get("drafting")
         return cls(QuantSpec.of(data["quantization"]["method"], **data["quantization"].get("settings", {})),
                    KVCacheSpec.of(data["kv_cache"]["kind"], **data["kv_cache"].get("settings", {})),
-                   SpeculativeSpec.of(drafting["method"], **drafting.get("settings", {})) if drafting else None)
+                   SpeculativeSpec.of(drafting["method"], **drafting.get("settings", {})) if drafting else None,
+                   int(data.get("batch_size", 1)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,9 +109,11 @@ class Choice:
     ranges: tuple[tuple[str, int, int], ...] = ()  # (setting, low, high)
 
     def concrete(self, values: Mapping[str, int]) -> Any:
-        """The spec with each ranged setting at ``values``'s."""
+        """The spec with each ranged setting at ``values``'s (a batch size range: the size itself)."""
         if not self.ranges:
             return self.spec
+        if isinstance(self.spec, int):
+            return int(values[SIZE])
         settings = {**dict(self.spec.settings), **{name: int(values[name]) for name, _, _ in self.ranges}}
         return type(self.spec).of(getattr(self.spec, self.spec.NAME_FIELD), **settings)
 
@@ -111,6 +126,9 @@ class Choice:
         """The ranged settings' values that make ``spec`` from this choice, or None when it does not."""
         if not self.ranges:
             return {} if spec == self.spec else None
+        if isinstance(self.spec, int):
+            (_, low, high), = self.ranges
+            return {SIZE: spec} if isinstance(spec, int) and low <= spec <= high else None
         values = {name: dict(spec.settings).get(name) for name, _, _ in self.ranges} if spec is not None else {}
         if any(not isinstance(v, int) for v in values.values()) or len(values) != len(self.ranges):
             return None
@@ -211,6 +229,11 @@ class Space:
         return self.objective == SPEED or catalog.get(self.objective).higher_is_better
 
     @property
+    def workload_spec(self) -> Any:
+        """The named workload with the file's overrides (the command line's come on top in a trial)."""
+        return dataclasses.replace(resolve_workload(self.workload), **dict(self.workload_overrides))
+
+    @property
     def reference(self) -> Config:
         """The first value of every axis (fp32, dynamic cache, no drafting when listed first)."""
         return self._config({axis.name: axis.values()[0] for axis in self.axes})
@@ -227,7 +250,7 @@ class Space:
     @staticmethod
     def _config(values: Mapping[str, Any]) -> Config:
         return Config(values.get("quantization", QuantSpec("fp32")), values.get("kv_cache", KVCacheSpec("dynamic")),
-                      values.get("drafting"))
+                      values.get("drafting"), values.get("batch_size", 1))
 
 
 def load_space(path: Path) -> Space:
@@ -307,6 +330,8 @@ def _choice(axis: str, item: Any, where: str) -> Choice:
     ``{ low = L, high = H }`` (integers) is a range."""
     if axis == "drafting" and item == NONE:
         return Choice(NONE, None)
+    if axis == "batch_size":
+        return _batch_choice(item, where)
     resolve, spec_cls, name_key = {"quantization": (resolve_quant, QuantSpec, "method"),
                                    "kv_cache": (resolve_kv, KVCacheSpec, "kind"),
                                    "drafting": (resolve_speculative, SpeculativeSpec, "method")}[axis]
@@ -330,6 +355,18 @@ def _choice(axis: str, item: Any, where: str) -> Choice:
     except LookupError as exc:
         raise SpaceError(f"{where}: {exc}") from None
     return Choice(spec.label, spec)
+
+
+def _batch_choice(item: Any, where: str) -> Choice:
+    """A batch size: an integer >= 1, or a range ``{ low = 1, high = 8 }`` searched as an integer."""
+    if isinstance(item, Mapping):
+        _, low, high = _range(SIZE, item, where)
+        if low < 1:
+            raise SpaceError(f"{where}: {dict(item)}: batch sizes start at 1")
+        return Choice(f"batch {low}..{high}", low, ((SIZE, low, high),))
+    if not isinstance(item, int) or isinstance(item, bool) or item < 1:
+        raise SpaceError(f"{where}: {item!r}: a batch size is an integer >= 1 or a range {{ low = 1, high = 8 }}")
+    return Choice(f"batch {item}", item)
 
 
 def _range(setting: str, value: Mapping[str, Any], where: str) -> tuple[str, int, int]:

@@ -132,15 +132,16 @@ def screen(space: Space, feasible: Sequence[Config]) -> list[Config]:
     """The startup design: one factor at a time from the reference (every value of every axis with the
     other axes at the reference's), in the file's order. Which quantization is fastest, and what each
     drafting method or cache configuration does alone, are the main effects; the sampler then searches
-    their combinations. A choice with ranged settings is screened at their middles. Configurations that
-    cannot run are left out."""
+    their combinations. A choice with ranged settings is screened at the middle of its values that can
+    run (a batch range past the workload's requests is pruned at its top). Configurations that cannot
+    run are left out."""
     reference, allowed, out = space.reference, set(feasible), []
     for axis in space.axes:
         for choice in axis.choices[1:]:
-            value = choice.concrete({name: (low + high) // 2 for name, low, high in choice.ranges})
-            config = dataclasses.replace(reference, **{axis.name: value})
-            if config in allowed and config not in out:
-                out.append(config)
+            runnable = [c for c in (dataclasses.replace(reference, **{axis.name: value}) for value in choice.expand())
+                        if c in allowed]
+            if runnable and runnable[len(runnable) // 2] not in out:
+                out.append(runnable[len(runnable) // 2])
     return out
 
 
@@ -284,7 +285,8 @@ class Search:
 
 
 def _values(config: Config) -> dict[str, Any]:
-    return {"quantization": config.quantization, "kv_cache": config.kv_cache, "drafting": config.drafting}
+    return {"quantization": config.quantization, "kv_cache": config.kv_cache, "drafting": config.drafting,
+            "batch_size": config.batch_size}
 
 
 def _params(space: Space, config: Config) -> dict[str, Any]:

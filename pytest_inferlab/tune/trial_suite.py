@@ -50,6 +50,7 @@ def _build(request: pytest.FixtureRequest, config: Config, drafted: bool = True)
     configuration is the ``model`` fixture itself); ``drafted=False``: without its drafting (the
     weights and cache the floors judge)."""
     session, model = request.getfixturevalue("inferlab_session"), request.getfixturevalue("model")
+    config = config.engine
     if config == Config():
         return model
     try:
@@ -87,10 +88,11 @@ def test_trial(request: pytest.FixtureRequest, lab: Any, model: Engine, trial_pl
     config = Config.from_dict(trial_plan["config"])
     _floors_first(request, config, model, trial_plan)
     engine = _build(request, config)
-    against = trial_plan.get("against")
-    reference = model if against is None else _build(request, Config.from_dict(against))
+    against = Config.from_dict(trial_plan["against"]) if trial_plan.get("against") else Config()
+    reference = _build(request, against)
     workload = with_command_line(
         dataclasses.replace(resolve_workload(trial_plan["workload"]), **trial_plan.get("overrides", {})),
         request.getfixturevalue("inferlab_session").workload_overrides)
-    lab.measure(engine, workload, reference=reference, incumbent=trial_plan.get("incumbent"),
+    lab.measure(engine, workload, batch_size=config.batch_size, reference=reference,
+                reference_batch_size=against.batch_size, incumbent=trial_plan.get("incumbent"),
                 bounds=tuple(Bound(**bound) for bound in trial_plan.get("bounds") or ()))

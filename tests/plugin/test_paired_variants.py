@@ -47,3 +47,28 @@ def test_a_variant_carries_its_paired_ratio_and_the_tradeoff_prints_its_interval
     assert len(bf16["round_values"]["tpot_ms"]) == 4
     # fp32 is a copy of the model: paired with it, an A/A comparison that shows the pairs' own noise
     assert 0.5 < records["fp32"]["measurements"]["speedup_vs_reference"]["value"] < 2
+
+
+BATCHED = """
+import pytest
+
+@pytest.fixture
+def workload_overrides():
+    return {"count": 4, "output_tokens": 6}
+
+@pytest.mark.inferlab(rounds=3, warmup=1)
+def test_batched(lab, model, workload):
+    record = lab.measure(model, workload, batch_size=4, reference=model, reference_batch_size=1)
+    compared = record.conditions["compared_to"]
+    assert compared["ratios"]["output_tok_per_s"]["pairs"] == 3
+    assert record.measurements["speedup_vs_reference"].ci95 is not None
+"""
+
+
+def test_a_batch_size_is_measured_against_the_same_engine_one_request_at_a_time(pytester):
+    pytester.makepyfile(test_suite=BATCHED)
+    result = pytester.runpytest_inprocess(*ARGS)
+    result.assert_outcomes(passed=1)
+    record = next(json.loads(p.read_text()) for p in (pytester.path / ".inferlab" / "runs").rglob("test_suite*.json"))
+    assert record["spec"]["batch_size"] == 4  # the case's own batches; the reference's one request at a time
+    assert record["measurements"]["speedup_vs_reference"]["value"] > 1  # four requests a forward pass beat one

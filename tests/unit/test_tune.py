@@ -132,6 +132,31 @@ def test_settings_of_a_method_are_a_table(tmp_path):
     assert Config.from_dict(json.loads(json.dumps(drafted.to_dict()))) == drafted
 
 
+def test_a_batch_size_axis_is_sizes_or_a_range_pruned_past_the_workload_and_under_drafting():
+    from pytest_inferlab.tune.study import screen
+
+    space = load_space_text("""
+[study.workload_overrides]
+count = 4
+[axes]
+quantization = ["fp32", "gguf-q8_0"]
+drafting = ["none", "prompt-lookup"]
+batch_size = [1, { low = 2, high = 8 }]
+""")
+    feasible, pruned = split(space, CPU, resolve_model("smollm2-135m"))
+    reasons = {p.config.label: p.reason for p in pruned}
+    assert "the batch would hold 4" in reasons["fp32 + batch 5"]
+    assert "one request at a time" in reasons["fp32 + prompt-lookup + batch 2"]
+    assert {c.batch_size for c in feasible} == {1, 2, 3, 4}
+    assert [c.label for c in screen(space, feasible)] == ["gguf-q8_0", "fp32 + prompt-lookup", "fp32 + batch 3"]
+    batched = next(c for c in feasible if c.batch_size == 4)
+    assert Config.from_dict(json.loads(json.dumps(batched.to_dict()))) == batched
+    assert "batch_size" not in Config().to_dict()  # a study stored before this axis keeps its keys
+    assert "batch_size=4, reference_batch_size=1)" in reproduction(batched, space)[-1]
+    with pytest.raises(SpaceError, match="batch_size: 0: a batch size is an integer >= 1"):
+        load_space_text("[axes]\nbatch_size = [1, 0]")
+
+
 # ---- pruning ------------------------------------------------------------------------------------
 
 
