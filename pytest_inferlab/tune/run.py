@@ -68,9 +68,9 @@ def run_tune(request: TuneRequest, confirm: bool = True, say: Callable[[str], No
         return 2, None
     if request.machine is None:  # checked against the study's before any trial
         request = dataclasses.replace(request, machine=this_machine(device, request.pytest_args))
-    reason = floor_tasks_unavailable(space)
+    reason = objective_unmeasurable(space, request.pytest_args) or floor_tasks_unavailable(space)
     if reason:
-        say(f"inferlab tune: {space.source}: [floor] {reason}")
+        say(f"inferlab tune: {space.source}: {reason}")
         return 2, None
     feasible, pruned = split(space, device, model)
     say(f"study {space.name} ({space.source}): {len(feasible) + len(pruned)} configurations, {len(pruned)} pruned "
@@ -101,6 +101,20 @@ def run_tune(request: TuneRequest, confirm: bool = True, say: Callable[[str], No
     return (0 if found.chosen is not None else 1), found
 
 
+PER_REQUEST_SLO = ("goodput_req_per_s", "slo_attainment")  # measured only against a per-request SLO
+
+
+def objective_unmeasurable(space: Space, pytest_args: Sequence[str]) -> str | None:
+    """Goodput and SLO attainment count requests that meet a per-request SLO: without one given to the
+    trials (after ``--``), no trial could measure the objective."""
+    from pytest_inferlab.plugin.options import SLO_OPTION
+
+    if space.objective in PER_REQUEST_SLO and _option(pytest_args, SLO_OPTION) is None:
+        return (f"[study] objective={space.objective!r} counts requests that meet a per-request SLO: give it to the "
+                f"trials after --, e.g. inferlab tune {space.source} -- {SLO_OPTION}='ttft_ms=2000 tpot_ms=150'")
+    return None
+
+
 def floor_tasks_unavailable(space: Space) -> str | None:
     """Why the study's task floors cannot be decided here (lm-eval missing, a task it does not know),
     before any trial; None when they can (or there are none)."""
@@ -111,12 +125,12 @@ def floor_tasks_unavailable(space: Space) -> str | None:
 
     reason = unavailable_reason()
     if reason:
-        return reason
+        return f"[floor] {reason}"
     from lm_eval.tasks import TaskManager
 
     unknown = [task for task in tasks if task not in TaskManager(include_path=tasks_dir()).all_tasks]
     if unknown:
-        return (f"lm-eval task(s) {unknown} unknown; shipped: {', '.join(SHIPPED_TASKS)} (or any lm-eval task whose "
+        return (f"[floor] lm-eval task(s) {unknown} unknown; shipped: {', '.join(SHIPPED_TASKS)} (or any lm-eval task whose "
                 "data is in the local Hugging Face cache)")
     return None
 

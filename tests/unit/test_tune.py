@@ -157,6 +157,18 @@ batch_size = [1, { low = 2, high = 8 }]
         load_space_text("[axes]\nbatch_size = [1, 0]")
 
 
+def test_an_objective_no_trial_could_measure_is_refused_before_the_first(tmp_path):
+    study = write_study(tmp_path, STUDY.replace('name = "t"', 'name = "t"\nobjective = "goodput_req_per_s"'))
+    lines = []
+    code, _ = run_tune(request_for(tmp_path, study), say=lines.append, measure=FakeMeasure(tmp_path / "log.txt"))
+    assert code == 2 and not (tmp_path / "log.txt").exists()
+    assert "per-request SLO" in lines[-1] and "--inferlab-slo=" in lines[-1] and str(study) in lines[-1]
+    floored = write_study(tmp_path, STUDY.replace("top1_agreement = { min = 0.9 }", "no_such_task.acc = { margin = 0.1 }"))
+    code, _ = run_tune(request_for(tmp_path, floored), say=lines.append, measure=FakeMeasure(tmp_path / "log.txt"))
+    assert code == 2 and not (tmp_path / "log.txt").exists()
+    assert "[floor]" in lines[-1] and ("no_such_task" in lines[-1] or "lm-eval is not installed" in lines[-1])
+
+
 # ---- pruning ------------------------------------------------------------------------------------
 
 
