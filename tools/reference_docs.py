@@ -141,13 +141,55 @@ def commands_page() -> str:
     return "\n".join(lines)
 
 
+def _doc(obj: Any) -> str:
+    return inspect.cleandoc(inspect.getdoc(obj) or "")
+
+
+def _members(cls: type, names: list[str]) -> list[str]:
+    lines = []
+    for name in names:
+        member = inspect.getattr_static(cls, name)
+        if isinstance(member, property):
+            lines += [f"### `{cls.__name__}.{name}`", "", _doc(member), ""]
+        else:
+            signature = str(inspect.signature(getattr(cls, name))).replace("(self, ", "(").replace("(self)", "()")
+            lines += [f"### `{cls.__name__}.{name}{signature}`", "", _doc(getattr(cls, name)), ""]
+    return lines
+
+
+def api_page() -> str:
+    """The ``lab`` fixture's class and the record it returns and writes, from their docstrings."""
+    from pytest_inferlab.measure.metrics import Measurement
+    from pytest_inferlab.plugin.lab import Lab
+    from pytest_inferlab.record import run_folder
+    from pytest_inferlab.record.record import Record
+
+    lines = ["# The Lab and record API", "", GENERATED, "",
+             "A suite measures through the `lab` fixture (`pytest_inferlab.plugin.lab.Lab`); each call writes one",
+             "record to the run folder and returns it (`pytest_inferlab.record.record.Record`). Records made",
+             "earlier are read back with `pytest_inferlab.record.run_folder` (the commands of `inferlab` do).", "",
+             "## Lab", "", _doc(Lab), ""]
+    lines += _members(Lab, ["measure", "sweep", "measure_overhead", "rounds", "warmup"])
+    lines += ["## Record", "", _doc(Record) or "One case's record, as written to its JSON file.", "",
+              "| field | type |", "|---|---|"]
+    lines += [f"| `{f.name}` | `{_cell(f.type)}` |" for f in dataclasses.fields(Record)]
+    lines += [""] + _members(Record, ["__getitem__", "__contains__", "exactness", "to_json"])
+    lines += ["## Measurement", "", _doc(Measurement), "", "| field | type |", "|---|---|"]
+    lines += [f"| `{f.name}` | `{_cell(f.type)}` |" for f in dataclasses.fields(Measurement)]
+    lines += ["", "## Reading runs back", ""]
+    for function in (run_folder.list_runs, run_folder.resolve_run, run_folder.load_run):
+        lines += [f"### `run_folder.{function.__name__}{inspect.signature(function)}`", "", _doc(function), ""]
+    lines += [f"`RunFolder`: {_doc(run_folder.RunFolder)} `RunFolderError`: {_doc(run_folder.RunFolderError)}", ""]
+    return "\n".join(lines)
+
+
 def pages() -> dict[Path, str]:
     sys.path.insert(0, str(ROOT / "tools"))
     from metrics_doc import render as metrics_page
 
     return {REFERENCE / "options.md": options_page(), REFERENCE / "fixtures.md": fixtures_page(),
             REFERENCE / "methods.md": methods_page(), REFERENCE / "commands.md": commands_page(),
-            REFERENCE / "metrics.md": metrics_page()}
+            REFERENCE / "metrics.md": metrics_page(), REFERENCE / "api.md": api_page()}
 
 
 if __name__ == "__main__":

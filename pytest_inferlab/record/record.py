@@ -27,6 +27,11 @@ def record_files(folder: Path, recursive: bool = False) -> list[Path]:
 
 @dataclass(frozen=True, slots=True)
 class Record:
+    """One case: what was measured (``measurements``; ``absent`` says why a metric is missing), what
+    produced it (``spec`` and its ``spec_id``, ``engine``, ``environment`` and ``machine_id``), how
+    (``rounds``, ``conditions``) and, once judged, its ``verdicts`` against ``baseline``. Written as one
+    JSON file in the run folder (atomically, never overwritten); ``record["tpot_ms"]`` reads a value."""
+
     run_id: str
     test_id: str
     params: dict[str, Any]

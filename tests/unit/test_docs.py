@@ -25,6 +25,34 @@ def test_the_reference_pages_are_generated_from_the_code_and_current():
         assert path.read_text() == text, f"{path.relative_to(ROOT)} is stale: python tools/reference_docs.py"
 
 
+def test_every_figure_the_pages_quote_comes_from_one_source():
+    from figures import problems
+
+    assert problems() == []
+
+
+def test_a_page_that_quotes_another_value_is_named(tmp_path, monkeypatch):
+    import figures
+
+    page = tmp_path / "page.md"
+    page.write_text("the tour takes <!--figure:make-lab-cached-->2 min<!--/figure--> and <!--figure:nope-->1<!--/figure-->")
+    monkeypatch.setattr(figures, "pages", lambda: [page])
+    found = figures.problems()
+    assert any("page.md:1: make-lab-cached quoted as '2 min'" in p for p in found)
+    assert any("'nope' is not in" in p for p in found)
+    figures.rewrite()
+    assert "<!--figure:make-lab-cached-->" + figures.figures()["make-lab-cached"].value in page.read_text()
+
+
+def test_every_message_the_troubleshooting_page_quotes_is_in_the_code():
+    page = (ROOT / "docs" / "troubleshooting.md").read_text()
+    quoted = re.findall(r"^### `([^`]+)`$", page, re.M)
+    assert len(quoted) >= 12
+    sources = "\n".join(p.read_text() for folder in ("pytest_inferlab", "tools") for p in (ROOT / folder).rglob("*.py"))
+    missing = [text for text in quoted if text not in sources]
+    assert not missing, f"docs/troubleshooting.md quotes messages the code no longer prints: {missing}"
+
+
 def test_every_option_and_its_ini_key_is_on_the_options_page():
     from pytest_inferlab.plugin.options import OPTIONS
 

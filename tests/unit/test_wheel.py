@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+DATA = ("pytest_inferlab/data/prompts/short_chat.jsonl", "pytest_inferlab/data/tasks/inferlab_mc.yaml",
+        "pytest_inferlab/data/traces/synthetic-chat.jsonl", "pytest_inferlab/tune/trial_suite.py")
 
 SUITE = '''import pytest
 
@@ -41,8 +43,7 @@ def test_the_wheel_installs_into_a_project_of_its_own_and_runs_its_suite(tmp_pat
     assert built.returncode == 0, built.stderr
     wheel = next((tmp_path / "dist").glob("pytest_inferlab-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
-    for member in ("pytest_inferlab/data/prompts/short_chat.jsonl", "pytest_inferlab/data/tasks/inferlab_mc.yaml",
-                   "pytest_inferlab/data/traces/synthetic-chat.jsonl", "pytest_inferlab/tune/trial_suite.py"):
+    for member in DATA:
         assert member in names, member
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()
     assert "[pytest11]\ninferlab = pytest_inferlab.plugin" in entry_points and "inferlab = pytest_inferlab.cli:main" in entry_points
@@ -76,3 +77,25 @@ def test_the_wheel_installs_into_a_project_of_its_own_and_runs_its_suite(tmp_pat
     version = subprocess.run([str(python), "-m", "pytest_inferlab.cli", "--version"], capture_output=True, text=True,
                              cwd=project)
     assert version.stdout.strip() == "pytest-inferlab 0.1.0"
+
+
+def test_the_sdist_carries_the_data_and_builds_the_same_wheel(tmp_path):
+    """What a package index serves beside the wheel: the source distribution, and the wheel built from it
+    (as pip builds one where no wheel fits) carries the same data files and entry points."""
+    import tarfile
+
+    built = subprocess.run([sys.executable, "-m", "build", "--sdist", "--no-isolation", "--outdir", str(tmp_path / "dist"),
+                            str(ROOT)], capture_output=True, text=True, timeout=300)
+    assert built.returncode == 0, built.stdout + built.stderr
+    sdist = next((tmp_path / "dist").glob("pytest_inferlab-*.tar.gz"))
+    root = sdist.name.removesuffix(".tar.gz")
+    names = tarfile.open(sdist).getnames()
+    for member in (*DATA, "pyproject.toml", "README.md"):
+        assert f"{root}/{member}" in names, member
+    rebuilt = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", str(sdist),
+                              "-w", str(tmp_path / "wheel")], capture_output=True, text=True, timeout=300)
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    wheel = zipfile.ZipFile(next((tmp_path / "wheel").glob("pytest_inferlab-*.whl")))
+    assert set(DATA) <= set(wheel.namelist())
+    entry_points = wheel.read(next(n for n in wheel.namelist() if n.endswith("entry_points.txt"))).decode()
+    assert "[pytest11]\ninferlab = pytest_inferlab.plugin" in entry_points
