@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from urllib.parse import urlsplit
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
@@ -19,7 +20,7 @@ from pytest_inferlab.engines.sources import check_model, resolve_model
 from pytest_inferlab.ground.child import Progress
 from pytest_inferlab.ground.memory import return_freed_memory
 from pytest_inferlab.ground.progress import StepProgress
-from pytest_inferlab.ground.processes import MEASURED_PIDS
+from pytest_inferlab.ground.processes import LOOPBACK, MEASURED_PIDS, loopback_server_pid
 from pytest_inferlab.specs.core import ModelSpec, QuantSpec, SpeculativeSpec
 from pytest_inferlab.specs.parallel import ParallelSpec
 
@@ -82,6 +83,7 @@ class EngineFactory:
         self._vllm: dict[tuple[ModelSpec, ParallelSpec], Engine] = {}  # vLLM's in-process engines (GPU)
         self._server: Any = None  # the local server of the serving path (local_server.LocalServer)
         self._server_engine: Engine | None = None
+        self._beside: int | None = None  # the pid of someone's server on this machine (counted as measured)
 
     def resolve(self, name: str | ModelSpec, given_by: str = "--inferlab-model") -> ModelSpec:
         return name if isinstance(name, ModelSpec) else resolve_model(name, seed=self.settings.seed, given_by=given_by)
@@ -252,13 +254,26 @@ class EngineFactory:
                 checked = {"model": spec.name, "from": match.tokenizer_from,
                            "tokenize_check": tokenize_check(json_poster(url), match, tokenizer)}
             self._server_engine = OpenAIServerEngine(url, served, spec, tokenizer, processes=self.settings.load_processes,
-                                                     server_facts=local.facts if local is not None else None,
-                                                     tokenizer_facts=checked)
+                                                     server_facts=local.facts if local is not None else
+                                                     self._beside_us(url), tokenizer_facts=checked)
         return self._server_engine
+
+    def _beside_us(self, url: str) -> dict[str, Any]:
+        """Someone's server: on this machine (loopback), its process's CPU is the case's own, as a
+        server started here is (else the interference probe would void every case it serves)."""
+        pid = loopback_server_pid(url)
+        if pid is not None:
+            MEASURED_PIDS.add(pid)
+            self._beside = pid
+            return {"where": "this machine (loopback)", "pid": pid, "cpu": "counted as the case's own"}
+        return {"where": "loopback, its process not visible to this user: its CPU counts as interference"
+                if urlsplit(url).hostname in LOOPBACK else "another machine"}
 
     def stop_server(self) -> None:
         if self._server_engine is not None:
             self._server_engine.close()  # its load-generator processes
+        if self._beside is not None:
+            MEASURED_PIDS.discard(self._beside)
         if self._server is not None:
             MEASURED_PIDS.discard(self._server.process.pid)
             self._server.stop()
