@@ -38,7 +38,7 @@ def records(pytester):
 @pytest.mark.slow
 def test_load_cases_write_records_points_and_the_curve(pytester):
     pytester.makepyfile(test_suite=SUITE)
-    result = pytester.runpytest_subprocess(*ARGS)
+    result = pytester.runpytest_inprocess(*ARGS)
     assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines([
         "*inferlab latency-throughput*", "SLO: ttft_ms<=60000 for 90% of requests*",
@@ -89,7 +89,7 @@ def test_a_sweep_on_a_saturated_engine_ends_within_its_budget(pytester):
     pytester.makepyfile(test_suite=SWEEP_TIGHT)
     pytester.makeconftest("import pytest\n@pytest.fixture\ndef workload_overrides():\n"
                           "    return {'count': 30, 'output_tokens': 32}\n")
-    result = pytester.runpytest_subprocess(*ARGS)
+    result = pytester.runpytest_inprocess(*ARGS)
     assert result.ret == 0, result.stdout.str()
 
 
@@ -119,7 +119,7 @@ def test_failure(lab, model, workload, batching, poisoned):
 @pytest.mark.slow  # 15-26 s of pytester runs: the default run keeps under 10 minutes
 def test_a_request_failing_mid_batch_is_recorded_and_the_rest_carry_on(pytester):
     pytester.makepyfile(test_suite=FAILING_REQUEST)
-    result = pytester.runpytest_subprocess(*ARGS)
+    result = pytester.runpytest_inprocess(*ARGS)
     assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines(["*1 failed closed:4*", "*2 passed*"])
 
@@ -137,7 +137,7 @@ import pytest
 def test_bad_{name}(lab, model, workload, {name}):
     pass
 """)
-        result = pytester.runpytest_subprocess(*ARGS)
+        result = pytester.runpytest_inprocess(*ARGS)
         assert result.ret == 4
         result.stderr.fnmatch_lines([expected])
 
@@ -200,7 +200,7 @@ def test_diverging(lab, diverging, workload):
 
 def test_batching_is_checked_against_sequential_decoding_and_a_planted_divergence_fails(pytester):
     pytester.makepyfile(test_suite=DIVERGING)
-    result = pytester.runpytest_subprocess(*ARGS)
+    result = pytester.runpytest_inprocess(*ARGS)
     assert result.ret == 1, result.stdout.str()
     result.stdout.fnmatch_lines(["*padded batches of 2: output DIVERGED from sequential greedy decoding at request 1, "
                                  "token 2*not a near tie*", "*1 failed, 3 passed*"])

@@ -1,5 +1,6 @@
 """The regression gate end to end on dummy:tiny: save, unchanged re-run, planted slowdown."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -10,6 +11,8 @@ from pathlib import Path
 import pytest
 
 # Tests that judge timings against the saved history run alone (marker `alone`): another worker's load would void them.
+# Runs without a planted delay run in this process (pytester's in-process runs: torch and transformers are
+# imported once); those with one run in a subprocess, whose planted_delay state starts afresh.
 
 # Timing tolerances of 50%: these tests pin the gate's mechanics, not its sharpness (that is the
 # power study's job, docs/regression.md "Detection power"). The baseline's four runs are taken back to back,
@@ -54,12 +57,13 @@ def baseline_folder(tmp_path_factory):
     root = tmp_path_factory.mktemp("gate")
     (root / "test_suite.py").write_text(SUITE)
     for _ in range(4):
-        # the interference probe must not void a saved run (invalid runs never enter a history): the
-        # host's other load is not what these tests are about
-        done = subprocess.run([sys.executable, "-m", "pytest", *ARGS, "--inferlab-save-baseline",
-                               "--inferlab-max-interference=0.99"], cwd=root,
-                              capture_output=True, text=True, env=with_tools(dict(os.environ)))
-        assert done.returncode == 0, done.stdout
+        # in this process (torch and transformers imported once, not four times: 30 s of the default
+        # run); the interference probe must not void a saved run (invalid runs never enter a history):
+        # the host's other load is not what these tests are about
+        with contextlib.chdir(root):
+            code = pytest.main([*ARGS, "--inferlab-save-baseline", "--inferlab-max-interference=0.99", "-q"])
+        sys.modules.pop("test_suite", None)  # pytester's own runs import their test_suite.py afresh
+        assert code == 0, f"saving baseline run failed (exit {code}); its output is above"
     return root / "baselines"
 
 
@@ -76,7 +80,7 @@ def saved(pytester, baseline_folder):
 @pytest.mark.alone
 def test_unchanged_rerun_passes_and_never_touches_the_baseline(pytester, saved):
     before = saved.read_bytes()
-    result = pytester.runpytest_subprocess(*ARGS)
+    result = pytester.runpytest_inprocess(*ARGS)
     assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines(["*= inferlab verdicts =*", "verdicts: *"])
     result.stdout.no_fnmatch_line("*regressed*")
@@ -163,7 +167,7 @@ def test_baseline_of_another_machine_warns_and_never_gates(pytester, saved, monk
 @pytest.mark.alone
 def test_a_corrupt_baseline_is_an_error_naming_the_file(pytester, saved):
     saved.write_text("{not json")
-    result = pytester.runpytest_subprocess(*ARGS)
+    result = pytester.runpytest_inprocess(*ARGS)
     assert result.ret == 1
     result.stdout.fnmatch_lines([f"*baseline {saved} is unreadable*"])
     assert saved.read_text() == "{not json"
@@ -171,7 +175,7 @@ def test_a_corrupt_baseline_is_an_error_naming_the_file(pytester, saved):
 
 def test_first_run_of_a_case_is_new_not_a_failure(pytester):
     pytester.makepyfile(test_suite=SUITE)
-    result = pytester.runpytest_subprocess(*ARGS, "--inferlab-max-interference=0.99")  # beside other tests' load
+    result = pytester.runpytest_inprocess(*ARGS, "--inferlab-max-interference=0.99")  # beside other tests' load
     assert result.ret == 0
     result.stdout.fnmatch_lines(["verdicts: * new"])
     assert not (pytester.path / "baselines").exists()  # a plain run never writes baselines

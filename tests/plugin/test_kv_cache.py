@@ -19,7 +19,7 @@ def test_cache(lab, kv_model, workload, kv_cache):
 
 def test_cache_configurations_are_recorded_with_their_bytes_and_agreement(pytester):
     pytester.makepyfile(test_suite=SUITE)
-    result = pytester.runpytest_subprocess(*ARGS)
+    result = pytester.runpytest_inprocess(*ARGS)
     assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines(["*SKIPPED*KV cache offloaded on cpu: offloading moves the cache*CUDA devices only*",
                                  "*3 passed, 1 skipped*"])
@@ -38,6 +38,6 @@ def test_cache_configurations_are_recorded_with_their_bytes_and_agreement(pytest
 
 def test_an_unknown_cache_configuration_is_a_usage_error_with_did_you_mean(pytester):
     pytester.makepyfile(test_suite=SUITE.replace('"offloaded"', '"statik"'))
-    result = pytester.runpytest_subprocess(*ARGS)
+    result = pytester.runpytest_inprocess(*ARGS)
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*statik*static*"])

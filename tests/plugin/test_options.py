@@ -15,7 +15,7 @@ def test_plugin_loads_without_torch():
 
 
 def test_help_lists_the_inferlab_group(pytester):
-    result = pytester.runpytest_subprocess("--help")
+    result = pytester.runpytest_inprocess("--help")
     result.stdout.fnmatch_lines([
         "*LLM inference measurements (pytest-inferlab)*",
         "*--inferlab-gpu=INFERLAB_GPU*",
@@ -52,14 +52,14 @@ def test_a_switch_the_ini_file_turns_on_the_command_line_turns_off(pytester):
     ],
 )
 def test_bad_option_values_are_usage_errors(pytester, arg, expected):
-    result = pytester.runpytest_subprocess(arg)
+    result = pytester.runpytest_inprocess(arg)
     assert result.ret == EXIT_USAGE
     result.stderr.fnmatch_lines([expected])
 
 
 def test_bad_ini_value_names_the_ini_key(pytester):
     pytester.makeini("[pytest]\ninferlab_rounds = zero\n")
-    result = pytester.runpytest_subprocess()
+    result = pytester.runpytest_inprocess()
     assert result.ret == EXIT_USAGE
     result.stderr.fnmatch_lines(["*ini option inferlab_rounds = 'zero': 'zero' is not an integer*"])
 
@@ -67,14 +67,14 @@ def test_bad_ini_value_names_the_ini_key(pytester):
 def test_ini_values_apply_and_the_command_line_wins(pytester):
     pytester.makeini("[pytest]\ninferlab_rounds = 2\ninferlab_warmup = 0\ninferlab_model = dummy:tiny\n")
     pytester.makepyfile("def test_nothing(): pass")
-    result = pytester.runpytest_subprocess("--inferlab-warmup=3")
+    result = pytester.runpytest_inprocess("--inferlab-warmup=3")
     result.stdout.fnmatch_lines(["inferlab: model=dummy:tiny device=cpu rounds=2 warmup=3 *"])
     assert result.ret == 0
 
 
 def test_gpu_option_without_a_gpu_is_a_usage_error_not_a_cpu_fallback(pytester):
     pytester.makepyfile("def test_nothing(): pass")
-    result = pytester.runpytest_subprocess("--inferlab-gpu=0")
+    result = pytester.runpytest_inprocess("--inferlab-gpu=0")
     assert result.ret == EXIT_USAGE
     result.stderr.fnmatch_lines(["*--inferlab-gpu=0: no CUDA device is visible*Run without --inferlab-gpu*"])
     result.stdout.no_fnmatch_line("*passed*")
@@ -82,26 +82,26 @@ def test_gpu_option_without_a_gpu_is_a_usage_error_not_a_cpu_fallback(pytester):
 
 def test_explicit_unknown_model_is_a_usage_error_before_any_case(pytester):
     pytester.makepyfile("def test_nothing(): pass")
-    result = pytester.runpytest_subprocess("--inferlab-model=./no/such/model")
+    result = pytester.runpytest_inprocess("--inferlab-model=./no/such/model")
     assert result.ret == EXIT_USAGE
     result.stderr.fnmatch_lines(["ERROR: --inferlab-model=./no/such/model: *no/such/model does not exist"])
 
 
 def test_plugin_can_be_disabled(pytester):
     pytester.makepyfile("def test_uses_lab(lab): pass")
-    result = pytester.runpytest_subprocess("-p", "no:inferlab")
+    result = pytester.runpytest_inprocess("-p", "no:inferlab")
     result.stdout.fnmatch_lines(["*fixture 'lab' not found*"])
     assert result.ret == 1
 
 
 def test_tolerance_for_an_unknown_metric_is_a_usage_error(pytester):
     pytester.makeini("[pytest]\ninferlab_tolerance = tpot=0.1\n")
-    result = pytester.runpytest_subprocess()
+    result = pytester.runpytest_inprocess()
     assert result.ret == EXIT_USAGE
     result.stderr.fnmatch_lines(["*inferlab_tolerance: tolerance for unknown metric(s) [[]'tpot'[]]; known: *tpot_ms*"])
 
 
 def test_malformed_tolerance_option_names_the_form(pytester):
-    result = pytester.runpytest_subprocess("--inferlab-tolerance=tpot_ms")
+    result = pytester.runpytest_inprocess("--inferlab-tolerance=tpot_ms")
     assert result.ret == EXIT_USAGE
     result.stderr.fnmatch_lines(["*argument --inferlab-tolerance: tolerances: 'tpot_ms' is not METRIC=TOLERANCE*"])

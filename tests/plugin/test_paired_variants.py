@@ -30,7 +30,7 @@ def test_a_reference_must_be_an_engine(lab, model, workload):
 
 def test_a_variant_carries_its_paired_ratio_and_the_tradeoff_prints_its_interval(pytester):
     pytester.makepyfile(test_suite=SUITE)
-    result = pytester.runpytest_subprocess(*ARGS)
+    result = pytester.runpytest_inprocess(*ARGS)
     result.assert_outcomes(passed=2, failed=2)
     result.stdout.fnmatch_lines(["*ValueError: measure(reference=...) pairs back-to-back batches round by round*"])
     result.stdout.fnmatch_lines(["*TypeError: measure(reference=...) takes an Engine to compare with (e.g. the model "

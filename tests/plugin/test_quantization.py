@@ -37,7 +37,7 @@ def test_variant(lab, quantized_model, workload, quantization):
 def test_variants_are_recorded_with_fidelity_and_impossible_ones_skip_at_collection(pytester):
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(test_suite=SUITE)
-    result = pytester.runpytest_subprocess(*ARGS)
+    result = pytester.runpytest_inprocess(*ARGS)
     assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines(["*SKIPPED*fp8-test on cpu: needs a CUDA device (fp8 kernels)*", "*2 passed, 1 skipped*"])
     records = {json.loads(p.read_text())["params"]["quantization"]: json.loads(p.read_text())
@@ -53,7 +53,7 @@ def test_variants_are_recorded_with_fidelity_and_impossible_ones_skip_at_collect
 
 def test_an_unknown_method_is_a_usage_error_with_did_you_mean(pytester):
     pytester.makepyfile(test_suite=SUITE.replace('"fp8-test"', '"int8-wieght"'))
-    result = pytester.runpytest_subprocess(*ARGS)
+    result = pytester.runpytest_inprocess(*ARGS)
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*int8-wieght*int8-weight*"])
 
@@ -69,7 +69,7 @@ def test_variant(lab, quantized_model, workload, quantization):
 
 def test_gpu_methods_and_gguf_on_a_non_gguf_model_skip_at_collection_with_the_reason(pytester):
     pytester.makepyfile(test_suite=GPU_ONLY)
-    result = pytester.runpytest_subprocess(*ARGS)
+    result = pytester.runpytest_inprocess(*ARGS)
     assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines_random([
         "*SKIPPED*awq on cpu: AWQ runs on CUDA devices only here*",
@@ -110,7 +110,7 @@ def test_task_accuracy_joins_the_record_and_is_judged_item_by_item_and_a_broken_
     pytester.makepyfile(test_suite=EVAL_SUITE)
     args = (*ARGS, "--inferlab-eval-limit=6")
     # invalid runs never enter a history; the host's other load must not void the one saved here
-    saved = pytester.runpytest_subprocess(*args, "--inferlab-save-baseline", "--inferlab-max-interference=0.99")
+    saved = pytester.runpytest_inprocess(*args, "--inferlab-save-baseline", "--inferlab-max-interference=0.99")
     assert saved.ret == 1, saved.stdout.str()  # the fp16 case errors in its fixture; fp32 and bf16 still run
     saved.stdout.fnmatch_lines_random([
         "*fp16*produced NaN/inf weights in model.layers.1.mlp.up_proj.weight*",
@@ -130,7 +130,7 @@ def test_task_accuracy_joins_the_record_and_is_judged_item_by_item_and_a_broken_
     [png] = (pytester.path / ".inferlab" / "runs").rglob("pareto.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    again = pytester.runpytest_subprocess(*args, "--inferlab-no-gate")
+    again = pytester.runpytest_inprocess(*args, "--inferlab-no-gate")
     again.stdout.fnmatch_lines(["*inferlab verdicts*"])
     verdicts = [v for p in sorted((pytester.path / ".inferlab" / "runs").iterdir())[-1].glob("*.json")
                 for v in json.loads(p.read_text())["verdicts"] if v["metric"] == "inferlab_mc.items"]

@@ -178,7 +178,7 @@ def test_records_written_before_conditions_invalid_are_judged_by_their_verdicts(
 @pytest.mark.slow  # 15-26 s of pytester runs: the default run keeps under 10 minutes
 def test_xdist_cases_are_not_saved_as_baselines(pytester):
     pytester.makepyfile(test_suite=SUITE)
-    result = pytester.runpytest_subprocess(*ARGS, "-n", "2", "--inferlab-save-baseline")
+    result = pytester.runpytest_inprocess(*ARGS, "-n", "2", "--inferlab-save-baseline")
     assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines(["baselines: 0 saved, 0 already in their history, 1 left out",
                                  "*left out test_suite.py::test_latency: invalid measurement (*)"])
@@ -190,14 +190,14 @@ def test_xdist_cases_are_not_saved_as_baselines(pytester):
 @pytest.mark.slow
 def test_an_unreadable_baseline_fails_the_case_in_one_line_and_keeps_its_record_and_stale_temps_go(pytester):
     pytester.makepyfile(test_suite=SUITE)
-    assert pytester.runpytest_subprocess(*ARGS, "--inferlab-save-baseline", "--inferlab-max-interference=0.99").ret == 0
+    assert pytester.runpytest_inprocess(*ARGS, "--inferlab-save-baseline", "--inferlab-max-interference=0.99").ret == 0
     [path] = (pytester.path / "baselines").glob("*/*.json")
     path.write_text('{"schema_version": 1, "metr')
     stale = [pytester.path / ".inferlab" / "runs" / "old" / ".tmp-999999999-x.json", path.with_name(".tmp-999999999-y.json")]
     for temp in stale:  # what writers killed mid-write left: the next run removes them
         temp.parent.mkdir(parents=True, exist_ok=True)
         temp.write_text("{")
-    result = pytester.runpytest_subprocess(*ARGS)
+    result = pytester.runpytest_inprocess(*ARGS)
     assert not any(temp.exists() for temp in stale)
     assert result.ret == 1
     result.stdout.fnmatch_lines([f"*baseline {path} is unreadable (*); fix it or restore it from git (it is never "
@@ -255,10 +255,10 @@ def test_a_future_schema_baseline_is_named_and_never_overwritten(tmp_path):
 
 def test_bad_option_values_and_an_unreachable_server_are_usage_errors(pytester):
     pytester.makepyfile(test_suite=SUITE)
-    result = pytester.runpytest_subprocess("--inferlab-rounds=many")
+    result = pytester.runpytest_inprocess("--inferlab-rounds=many")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--inferlab-rounds*many*"])
-    result = pytester.runpytest_subprocess(*ARGS, "--inferlab-server-url=http://127.0.0.1:9")
+    result = pytester.runpytest_inprocess(*ARGS, "--inferlab-server-url=http://127.0.0.1:9")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*http://127.0.0.1:9*"])
 
@@ -290,7 +290,7 @@ def test_case({fixtures}):
 def test_unknown_names_of_every_axis_are_usage_errors_at_collection(pytester, name, fixture, value, message):
     fixtures = ", ".join(dict.fromkeys(["lab", fixture, name, "workload"]))
     pytester.makepyfile(test_suite=PARAM_SUITE.format(name=name, fixtures=fixtures, value=value))
-    result = pytester.runpytest_subprocess(*ARGS)
+    result = pytester.runpytest_inprocess(*ARGS)
     assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
     [line] = [line for line in result.stderr.lines if line.startswith("ERROR: ")]
     assert line.startswith(f"ERROR: test_suite.py::test_case[{value}]: {message}"), line
@@ -313,7 +313,7 @@ def make_folder(path, config_text):
 def test_a_model_that_cannot_be_had_is_one_usage_error_before_any_case(pytester, make, message):
     pytester.makepyfile(test_suite=SUITE)
     model = make(pytester.path)
-    result = pytester.runpytest_subprocess(*ARGS[1:], f"--inferlab-model={model}")
+    result = pytester.runpytest_inprocess(*ARGS[1:], f"--inferlab-model={model}")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     lines = [line for line in result.stderr.lines if line]
     assert len(lines) == 1 and lines[0].startswith(f"ERROR: --inferlab-model={model}: ") and message in lines[0], lines
@@ -333,7 +333,7 @@ def test_a_truncated_or_foreign_gguf_file_is_named_with_what_is_wrong(pytester):
                           (pytester.path / "text.gguf", f"ERROR: --inferlab-model={pytester.path / 'text.gguf'}: "
                                                         f"{pytester.path / 'text.gguf'} is not a GGUF file (it "
                                                         "starts with b'not ', not b'GGUF')")):
-        result = pytester.runpytest_subprocess(*ARGS[1:], f"--inferlab-model={path}")
+        result = pytester.runpytest_inprocess(*ARGS[1:], f"--inferlab-model={path}")
         assert result.ret == pytest.ExitCode.USAGE_ERROR
         lines = [line for line in result.stderr.lines if line]
         assert len(lines) == 1 and lines[0].startswith(message), result.stdout.str() + result.stderr.str()
@@ -345,7 +345,7 @@ def test_a_model_that_fails_to_load_fails_every_case_in_one_line_and_is_loaded_o
     pytester.makepyfile(test_suite=SUITE.replace("def test_latency", "@pytest.mark.parametrize('n', [1, 2])\n"
                                                  "def test_latency").replace("(lab, model, workload)",
                                                                              "(lab, model, workload, n)"))
-    result = pytester.runpytest_subprocess(*ARGS[1:], f"--inferlab-model={folder}", "-rE")
+    result = pytester.runpytest_inprocess(*ARGS[1:], f"--inferlab-model={folder}", "-rE")
     assert result.ret == 1
     out = result.stdout.str()
     assert out.count("[inferlab] loading") == 1, out  # remembered, not retried for the second case
@@ -418,7 +418,7 @@ def test_a_folder_asking_for_remote_code_is_refused_without_running_it(pytester)
     for module in ("configuration_evil.py", "modeling_evil.py"):
         (folder / module).write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
     pytester.makepyfile(test_suite=SUITE)
-    result = pytester.runpytest_subprocess(*ARGS[1:], f"--inferlab-model={folder}", "-rE")
+    result = pytester.runpytest_inprocess(*ARGS[1:], f"--inferlab-model={folder}", "-rE")
     assert result.ret == 1
     result.stdout.fnmatch_lines([f"model '{folder}' ({folder}) could not be loaded: *"])
     assert not marker.exists()

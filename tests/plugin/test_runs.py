@@ -64,7 +64,7 @@ def records(pytester):
 def test_a_small_suite_writes_records_table_and_benchmark_json(pytester):
     pytester.makeconftest(CONFTEST)
     pytester.makepyfile(test_suite=SUITE)
-    result = pytester.runpytest_subprocess(*TINY, "--benchmark-json=bench.json")
+    result = pytester.runpytest_inprocess(*TINY, "--benchmark-json=bench.json")
     assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines([
         "*[[]inferlab[]] test_latency[[]1[]]: warm-up 1/3: 16 tok in *",
@@ -117,7 +117,7 @@ def test_broken(lab, always_failing, workload):
 def test_fine(lab, model, workload):
     lab.measure(model, workload)
 """)
-    result = pytester.runpytest_subprocess(*TINY)
+    result = pytester.runpytest_inprocess(*TINY)
     assert result.ret == 1
     result.stdout.fnmatch_lines(["*every request failed; first error: IndexError*", "*1 failed, 1 passed*"])
     assert [r["test_id"] for r in records(pytester).values()] == ["test_suite.py::test_fine"]
@@ -130,7 +130,7 @@ def test_twice(lab, model, workload):
     lab.measure(model, workload)
     lab.measure(model, workload)
 """)
-    result = pytester.runpytest_subprocess(*TINY)
+    result = pytester.runpytest_inprocess(*TINY)
     result.stdout.fnmatch_lines(["*lab measures one case per test*parametrize the test instead*"])
     assert result.ret == 1
 
@@ -147,7 +147,7 @@ import pytest
 def test_latency(lab, model, workload, batch_size):
     lab.measure(model, workload, batch_size=batch_size)
 """)
-    result = pytester.runpytest_subprocess(*TINY, "-n", "2")
+    result = pytester.runpytest_inprocess(*TINY, "-n", "2")
     assert result.ret == 0, result.stdout.str()
     found = records(pytester)  # one run folder shared by both workers
     assert len(found) == 4
@@ -167,7 +167,7 @@ import pytest
 def test_overhead(lab, model, workload):
     lab.measure_overhead(model, workload)
 """)
-    result = pytester.runpytest_subprocess(TINY[0], "-p", "no:cacheprovider")
+    result = pytester.runpytest_inprocess(TINY[0], "-p", "no:cacheprovider")
     assert result.ret == 0, result.stdout.str()  # no --inferlab-rounds/-warmup: the marker's 3 pairs, no warm-up
     result.stdout.fnmatch_lines(["*pair 3/3 recorded * tok/s, bare * tok/s*",
                                  "test_overhead * dummy:tiny *↓", "  ↳ overhead *%, harness cost *%"])
@@ -207,7 +207,7 @@ def test_variant(lab, model, quantized_model, workload):
 def test_composed(lab, model, quantized_model, speculative_model, workload):
     lab.measure(speculative_model, workload, reference=model)
 """)
-    result = pytester.runpytest_subprocess(*TINY, "--inferlab-rounds=3")  # an interval needs 3 pairs
+    result = pytester.runpytest_inprocess(*TINY, "--inferlab-rounds=3")  # an interval needs 3 pairs
     assert result.ret == 0, result.stdout.str()
     out = result.stdout.str()
     assert out.index("inferlab findings") > out.index("inferlab results")

@@ -39,7 +39,7 @@ def port_open(url):
 @pytest.mark.slow
 def test_a_started_server_is_measured_survives_nothing_and_is_cleaned_up(pytester):
     pytester.makepyfile(test_suite=SUITE)
-    result = pytester.runpytest_subprocess(*ARGS)
+    result = pytester.runpytest_inprocess(*ARGS)
     assert result.ret == 1, result.stdout.str()
     result.stdout.fnmatch_lines([
         "*ERROR at setup of test_after_the_death*", "the server (pid *) exited with code -9; its log*",
@@ -66,7 +66,7 @@ def test_an_external_server_is_used_and_an_unreachable_one_refused(pytester, tmp
 
     server = LocalServer(str(plain_folder(load_engine("transformers", resolve_model("dummy:tiny"), CPU)))).start()
     try:
-        result = pytester.runpytest_subprocess(*ARGS, f"--inferlab-server-url={server.url}",
+        result = pytester.runpytest_inprocess(*ARGS, f"--inferlab-server-url={server.url}",
                                                f"--inferlab-server-model={server.served}")
         assert result.ret == 0, result.stdout.str()
         result.stdout.fnmatch_lines(["*2 passed*"])
@@ -74,7 +74,7 @@ def test_an_external_server_is_used_and_an_unreachable_one_refused(pytester, tmp
     finally:
         server.stop()
     port = free_port()
-    result = pytester.runpytest_subprocess(*ARGS, f"--inferlab-server-url=http://127.0.0.1:{port}")
+    result = pytester.runpytest_inprocess(*ARGS, f"--inferlab-server-url=http://127.0.0.1:{port}")
     assert result.ret == 4
     result.stderr.fnmatch_lines([f"*--inferlab-server-url: http://127.0.0.1:{port}: no OpenAI-compatible server*"])
 
@@ -91,7 +91,7 @@ def test_vllm(lab, vllm_model, workload, parallel):
 def test_bad_layout(parallel):
     pass
 """)
-    result = pytester.runpytest_subprocess(*ARGS)
+    result = pytester.runpytest_inprocess(*ARGS)
     assert result.ret == 1
     result.stdout.fnmatch_lines(["*parallel layout 'tq2': expected tpN, ppN or tpN-ppN*",
                                  "SKIPPED ?2? *vllm: vLLM is not installed*", "*2 skipped, 1 error*"])
@@ -115,7 +115,7 @@ def test_served(lab, server_model, workload, load):
     lab.measure(server_model, workload, batching="server", load=load)
 """)
     with RunningTruthServer(TruthSpec(ttft_ms=150, gap_ms=5, tokens=8, limit=2)) as server:
-        result = pytester.runpytest_subprocess(*ARGS, f"--inferlab-server-url={server.url}",
+        result = pytester.runpytest_inprocess(*ARGS, f"--inferlab-server-url={server.url}",
                                                "--inferlab-server-model=truth")
     assert result.ret == 0, result.stdout.str()
     records = {json.loads(p.read_text())["spec"]["load"]["process"]: json.loads(p.read_text())
@@ -140,7 +140,7 @@ def test_someone_elses_server_is_never_encoded_with_the_embedded_tokenizer_silen
 
     pytester.makepyfile(test_suite=SUITE.split("def test_server_dies")[0])
     with RunningTruthServer(TruthSpec(ttft_ms=10, gap_ms=1, tokens=4)) as server:
-        result = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--inferlab-server-url={server.url}")
+        result = pytester.runpytest_inprocess("-p", "no:cacheprovider", f"--inferlab-server-url={server.url}")
     assert result.ret == 4, result.stdout.str()
     result.stderr.fnmatch_lines(["*--inferlab-server-url=*serves 'truth'*'smollm2-135m''s tokenizer and chat "
                                  "template*--inferlab-server-model=*"])

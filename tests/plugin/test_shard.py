@@ -32,11 +32,11 @@ def run_records(folder):
 @pytest.mark.slow  # three pytest runs of a suite and a merge (~50 s here)
 def test_shards_split_the_cases_and_merge_to_the_same_records_as_one_run(pytester):
     pytester.makepyfile(test_suite=SUITE)
-    whole = pytester.runpytest_subprocess(*ARGS, "--inferlab-results=whole")
+    whole = pytester.runpytest_inprocess(*ARGS, "--inferlab-results=whole")
     assert whole.ret == 0, whole.stdout.str()
     shard_dirs = []
     for index in (1, 2):
-        result = pytester.runpytest_subprocess(*ARGS, f"--inferlab-shard={index}/2", "--inferlab-results=shards")
+        result = pytester.runpytest_inprocess(*ARGS, f"--inferlab-shard={index}/2", "--inferlab-results=shards")
         assert result.ret == 0, result.stdout.str()
         result.stdout.fnmatch_lines([f"*{3 if index == 1 else 2} passed, {2 if index == 1 else 3} deselected*"])
         shard_dirs.append(max((pytester.path / "shards" / "runs").iterdir(), key=lambda p: p.stat().st_mtime))
@@ -54,7 +54,7 @@ def test_shards_split_the_cases_and_merge_to_the_same_records_as_one_run(pyteste
     # balanced by the whole run's durations: still disjoint and complete
     picked = []
     for index in (1, 2):
-        result = pytester.runpytest_subprocess(*ARGS, f"--inferlab-shard={index}/2", "--inferlab-results=timed",
+        result = pytester.runpytest_inprocess(*ARGS, f"--inferlab-shard={index}/2", "--inferlab-results=timed",
                                                f"--inferlab-shard-durations={whole_dir}", "-v")
         assert result.ret == 0, result.stdout.str()
         picked.append({line.split("::")[1].split(" ")[0] for line in result.stdout.lines if "PASSED" in line})
@@ -67,7 +67,7 @@ def test_shards_split_the_cases_and_merge_to_the_same_records_as_one_run(pyteste
 @pytest.mark.parametrize("spec", ["3/2", "0/0", "1-2", "0/3"])
 def test_a_shard_out_of_range_is_a_usage_error(pytester, spec):
     pytester.makepyfile(test_suite=SUITE)
-    result = pytester.runpytest_subprocess(*ARGS, f"--inferlab-shard={spec}")
+    result = pytester.runpytest_inprocess(*ARGS, f"--inferlab-shard={spec}")
     assert result.ret == 4
     result.stderr.fnmatch_lines([f"*--inferlab-shard*{spec}*"])
 

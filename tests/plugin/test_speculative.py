@@ -33,7 +33,7 @@ def test_sampled(lab, speculative_model, workload, speculative):
 @pytest.mark.slow
 def test_pairs_record_counts_speedup_and_exactness(pytester):
     pytester.makepyfile(test_suite=SUITE)
-    result = pytester.runpytest_subprocess(*ARGS)
+    result = pytester.runpytest_inprocess(*ARGS)
     assert result.ret == 0, result.stdout.str()
     records = {json.loads(p.read_text())["test_id"].split("::")[-1]: json.loads(p.read_text())
                for p in (pytester.path / ".inferlab" / "runs").rglob("*.json")}
@@ -67,7 +67,7 @@ import pytest
 def test_pair(lab, speculative_model, workload, speculative):
     pass
 """)
-    result = pytester.runpytest_subprocess(*ARGS)
+    result = pytester.runpytest_inprocess(*ARGS)
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*prompt-lokup*Did you mean 'prompt-lookup'*"])
 
@@ -90,7 +90,7 @@ from pytest_inferlab import SpeculativeSpec
 def test_pair(lab, speculative_model, workload, speculative):
     pass
 """)
-    result = pytester.runpytest_subprocess(*ARGS)
+    result = pytester.runpytest_subprocess(*ARGS)  # its own process: the tokenizer above was changed in this one
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*has another tokenizer than the target 'dummy:tiny' (49153 vs 49152 tokens)*"
                                  "use method 'universal-draft'*"])

@@ -30,7 +30,7 @@ def test_slo_twice(lab, model):
 
 def test_a_suite_reads_and_reports_plainly(pytester):
     pytester.makepyfile(test_suite=SUITE)
-    result = pytester.runpytest_subprocess("--inferlab-model=dummy:tiny", "--inferlab-rounds=1", "-p", "no:cacheprovider",
+    result = pytester.runpytest_inprocess("--inferlab-model=dummy:tiny", "--inferlab-rounds=1", "-p", "no:cacheprovider",
                                            "-v", "-W", "default::pytest.PytestWarning")
     assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines(["*test_ids[[]closed:2-static[]] PASSED*", "*test_ids[[]closed:2-paged-page_size=16[]] PASSED*",

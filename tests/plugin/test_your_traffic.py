@@ -24,7 +24,7 @@ def test_a_prompt_file_and_sizes_from_the_command_line_beat_the_suite(pytester):
     prompts.write_text(json.dumps({"prompt": "Name a colour."}) + "\n"
                        + json.dumps({"conversations": [{"from": "human", "value": "Count to three."}]}) + "\n")
     pytester.makepyfile(test_mine=SUITE)
-    result = pytester.runpytest_subprocess("--inferlab-model=dummy:tiny", "--inferlab-prompts=my-prompts.jsonl",
+    result = pytester.runpytest_inprocess("--inferlab-model=dummy:tiny", "--inferlab-prompts=my-prompts.jsonl",
                                            "--inferlab-requests=2", "--inferlab-results=res", "-p", "no:cacheprovider")
     assert result.ret == 0, result.stdout.str()
     record = json.loads(next((pytester.path / "res" / "runs").glob("*/*.json")).read_text())
@@ -37,7 +37,7 @@ def test_a_prompt_file_and_sizes_from_the_command_line_beat_the_suite(pytester):
 def test_a_bad_prompt_line_stops_the_run_before_any_case(pytester):
     (pytester.path / "bad.jsonl").write_text(json.dumps({"text": "fine"}) + "\n" + json.dumps({"q": "?"}) + "\n")
     pytester.makepyfile(test_mine=SUITE)
-    result = pytester.runpytest_subprocess("--inferlab-model=dummy:tiny", "--inferlab-prompts=bad.jsonl")
+    result = pytester.runpytest_inprocess("--inferlab-model=dummy:tiny", "--inferlab-prompts=bad.jsonl")
     assert result.ret == EXIT_USAGE
     result.stderr.fnmatch_lines(["*--inferlab-prompts=bad.jsonl: *bad.jsonl:2: no prompt in it*"])
 
@@ -46,7 +46,7 @@ def test_a_prompt_beyond_the_context_is_a_usage_error_naming_its_line(pytester):
     long = " ".join(["word"] * 9000)  # beyond dummy:tiny's context of 8192
     (pytester.path / "long.jsonl").write_text(json.dumps({"text": "short"}) + "\n" + json.dumps({"text": long}) + "\n")
     pytester.makepyfile(test_mine=SUITE)
-    result = pytester.runpytest_subprocess("--inferlab-model=dummy:tiny", "--inferlab-prompts=long.jsonl",
+    result = pytester.runpytest_inprocess("--inferlab-model=dummy:tiny", "--inferlab-prompts=long.jsonl",
                                            "--inferlab-output-tokens=4")
     assert result.ret == EXIT_USAGE
     result.stderr.fnmatch_lines(["*--inferlab-prompts: *long.jsonl:2: a prompt of * tokens and 4 new tokens is beyond*"])
