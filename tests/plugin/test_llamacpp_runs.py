@@ -1,5 +1,7 @@
 """GGUF ladder rungs through the fixtures: a real rung measured against transformers fp32 with its
-fidelity from llama.cpp's logits; a model that is not a GGUF file skips every rung with the reason."""
+fidelity from llama.cpp's logits; a model that is not a GGUF file skips every rung with the reason.
+These runs stay subprocesses: llama-cpp-python leaves /dev/null open (a ResourceWarning this test run
+turns into an error), which an in-process run would inherit."""
 
 import json
 
@@ -22,14 +24,14 @@ def test_rung(lab, model, quantized_model, workload):
 
 def test_a_model_that_is_not_gguf_skips_every_rung_with_the_reason(pytester):
     pytester.makepyfile(test_suite=SUITE)
-    result = pytester.runpytest_inprocess("--inferlab-model=dummy:tiny", "-p", "no:cacheprovider", "-rs")
+    result = pytester.runpytest_subprocess("--inferlab-model=dummy:tiny", "-p", "no:cacheprovider", "-rs")
     assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines(["*SKIPPED*gguf-q8_0 with model dummy:tiny: the ladder is made from a GGUF file*"])
 
 
 def test_an_unknown_rung_is_a_usage_error_with_did_you_mean(pytester):
     pytester.makepyfile(test_suite=SUITE.replace("gguf-q8_0", "gguf-q8"))
-    result = pytester.runpytest_inprocess("--inferlab-model=dummy:tiny", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("--inferlab-model=dummy:tiny", "-p", "no:cacheprovider")
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*gguf-q8*gguf-q8_0*"])
 
@@ -39,7 +41,7 @@ def test_an_unknown_rung_is_a_usage_error_with_did_you_mean(pytester):
 def test_a_rung_is_measured_by_llama_cpp_against_transformers_fp32(pytester, tmp_path, monkeypatch):
     monkeypatch.setenv("INFERLAB_CACHE_DIR", str(tmp_path / "cache"))
     pytester.makepyfile(test_suite=SUITE)
-    result = pytester.runpytest_inprocess("--inferlab-rounds=3", "--inferlab-threads=2", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("--inferlab-rounds=3", "--inferlab-threads=2", "-p", "no:cacheprovider")
     assert result.ret == 0, result.stdout.str()
     [path] = (pytester.path / ".inferlab" / "runs").rglob("*test_rung*.json")
     record = json.loads(path.read_text())
@@ -67,14 +69,14 @@ def test_served(lab, server_model, workload):
 
 def test_an_unknown_server_kind_is_a_usage_error_with_did_you_mean(pytester):
     pytester.makepyfile(test_suite=SERVED)
-    result = pytester.runpytest_inprocess("--inferlab-server=llama", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("--inferlab-server=llama", "-p", "no:cacheprovider")
     assert result.ret == 4
     result.stderr.fnmatch_lines(["*--inferlab-server*llama*llamacpp*"])
 
 
 def test_the_llama_cpp_server_skips_a_model_that_is_not_gguf_with_the_reason(pytester):
     pytester.makepyfile(test_suite=SERVED)
-    result = pytester.runpytest_inprocess("--inferlab-server=llamacpp", "--inferlab-model=dummy:tiny",
+    result = pytester.runpytest_subprocess("--inferlab-server=llamacpp", "--inferlab-model=dummy:tiny",
                                            "-p", "no:cacheprovider", "-rs")
     assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines(["*SKIPPED*--inferlab-server=llamacpp serves a GGUF file*dummy:tiny*"])
@@ -84,7 +86,7 @@ def test_the_llama_cpp_server_skips_a_model_that_is_not_gguf_with_the_reason(pyt
 @pytest.mark.skipif(llamacpp_missing() is not None, reason=str(llamacpp_missing()))
 def test_the_serving_cases_measure_llama_cpp_s_server_when_asked(pytester):
     pytester.makepyfile(test_suite=SERVED)
-    result = pytester.runpytest_inprocess("--inferlab-server=llamacpp", "--inferlab-rounds=1", "--inferlab-warmup=0",
+    result = pytester.runpytest_subprocess("--inferlab-server=llamacpp", "--inferlab-rounds=1", "--inferlab-warmup=0",
                                            "--inferlab-threads=2", "-p", "no:cacheprovider")
     assert result.ret == 0, result.stdout.str()
     [path] = (pytester.path / ".inferlab" / "runs").rglob("*test_served*.json")
@@ -118,7 +120,7 @@ def test_drafting(lab, quantized_model, speculative_model, workload, speculative
 @pytest.mark.skipif(llamacpp_missing() is not None, reason=str(llamacpp_missing()))
 def test_speculative_pairs_compose_with_a_rung_on_llama_cpp(pytester):
     pytester.makepyfile(test_suite=DRAFTING)
-    result = pytester.runpytest_inprocess("--inferlab-rounds=2", "--inferlab-threads=2", "-p", "no:cacheprovider",
+    result = pytester.runpytest_subprocess("--inferlab-rounds=2", "--inferlab-threads=2", "-p", "no:cacheprovider",
                                            "-rs")
     assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines(["*SKIPPED*early-exit on llama.cpp*", "*2 passed, 1 skipped*"])
