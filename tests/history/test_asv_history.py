@@ -38,7 +38,11 @@ def test_asv_compare_marks_the_slowed_benchmarks_worse(history_repo):
     worse = done.stdout.split("Benchmarks that have got worse:")[1]
     worse_lines = [line for line in worse.splitlines() if line.startswith("| +")]
     assert any("test_suite.test_slow.tpot_ms" in line for line in worse_lines), done.stdout
-    assert not any("test_fast" in line for line in worse_lines), done.stdout
+    # the planted delay is per token: the fast test's per-token figures must not move. Its first-token
+    # time (~6 ms on dummy:tiny, one run per commit, no host reference in asv compare) once read 1.68x
+    # in a fresh-clone CI run on a slow evening with nothing planted: not a figure a 1.5 factor can judge
+    fast = [line for line in worse_lines if "test_fast" in line]
+    assert not any(f"test_fast.{metric}" in line for line in fast for metric in DECODE_TIMED), done.stdout
 
 
 def test_both_commits_of_a_series_are_plotted(history_repo):
