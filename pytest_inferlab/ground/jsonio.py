@@ -11,7 +11,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Iterator
 
 
 def read_json_object(path: Path, error: type[Exception], what: str) -> dict[str, Any]:
@@ -26,6 +26,19 @@ def read_json_object(path: Path, error: type[Exception], what: str) -> dict[str,
 
 
 TEMP_PREFIX = ".tmp-"  # temporary files: hidden, never read as records or baselines
+
+
+def json_lines(lines: Iterable[str], name: str, error: type[Exception], hint: str = "") -> Iterator[tuple[str, Any]]:
+    """Each non-blank line of a JSONL file parsed, with where it stands (``name:line``); a line that is
+    not JSON raises ``error`` naming it (``hint`` says what a line must be)."""
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        where = f"{name}:{number}"
+        try:
+            yield where, json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise error(f"{where}: not JSON ({exc.msg}){hint}") from None
 
 
 def _umask() -> int:

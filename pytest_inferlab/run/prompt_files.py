@@ -18,10 +18,11 @@ A line that is none of these, a file with no prompt, a dataset or column that is
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from pytest_inferlab.ground.jsonio import json_lines
 
 FILE, DATASET = "file:", "dataset:"
 FORMS = ('{"text": ...}', '{"prompt": ...}', '{"messages": [{"role": "user", "content": ...}]}',
@@ -72,14 +73,7 @@ def _file(path: Path) -> tuple[Prompt, ...]:
     except OSError as exc:
         raise PromptFileError(f"{path}: {exc.strerror or exc}") from None
     prompts = []
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        where = f"{path}:{number}"
-        try:
-            item = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise PromptFileError(f"{where}: not JSON ({exc.msg})") from None
+    for where, item in json_lines(lines, str(path), PromptFileError):
         text = _text_of(item)
         if not text:
             raise PromptFileError(f"{where}: no prompt in it; a line is one of {', '.join(FORMS)}")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from pytest_inferlab.ground.jsonio import write_text_if_absent
+from pytest_inferlab.ground.jsonio import json_lines, write_text_if_absent
 from pytest_inferlab.specs.traffic import MOONCAKE_BLOCK_TOKENS, TRACES_DIR, file_sha256
 
 REQUIRED = ("timestamp", "input_length", "output_length")
@@ -53,14 +53,7 @@ def _read(path: str, digest: str) -> TraceFile:
     first_ms: float | None = None
     last_ms = -math.inf
     with open(path, encoding="utf-8") as lines:
-        for line_no, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            where = f"trace {path}:{line_no}"
-            try:
-                item = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"{where}: not JSON ({exc.msg}); each line must be one JSON object") from None
+        for where, item in json_lines(lines, f"trace {path}", ValueError, "; each line must be one JSON object"):
             if not isinstance(item, dict):
                 raise ValueError(f"{where}: expected a JSON object, got {type(item).__name__}")
             if "meta" in item and not entries and not meta:

@@ -362,29 +362,26 @@ def _check_space(study: Any, space: Space) -> None:
 def _check_worker(study: Any, machine: str | None) -> None:
     """Before any trial: the first worker names the study's machine (as ``this_machine`` sees it); a
     worker on another kind of machine cannot join (its figures would not be comparable)."""
-    if machine is None:
-        return
-    known = study.user_attrs.get("worker_machine")
-    if known is None:
-        study.set_user_attr("worker_machine", machine)
-    elif known != machine:
-        raise StudyError(f"this worker is machine {machine}, the study {study.study_name!r} was started on {known}: "
-                         "ratios from two kinds of machine are not one front; run this worker on a study of its own "
-                         "([study] name)")
+    _one_machine(study, "worker_machine", machine, "this worker is machine", "was started on")
 
 
 def _check_machine(study: Any, result: TrialResult) -> None:
     """The first trial names the study's machine as its record does (a hook may add to the
     fingerprint); a worker whose trial was measured on another stops."""
-    if result.machine_id is None:
-        return
-    machine = study.user_attrs.get("machine_id")
+    _one_machine(study, "machine_id", result.machine_id, "this worker measures on machine", "on")
+
+
+def _one_machine(study: Any, key: str, machine: str | None, this: str, theirs: str) -> None:
+    """The study's ``key`` names its machine (the first to come sets it); another machine is refused."""
     if machine is None:
-        study.set_user_attr("machine_id", result.machine_id)
-    elif machine != result.machine_id:
-        raise StudyError(f"this worker measures on machine {result.machine_id}, the study {study.study_name!r} on "
-                         f"{machine}: ratios from two kinds of machine are not one front; run this worker on a "
-                         "study of its own ([study] name)")
+        return
+    known = study.user_attrs.get(key)
+    if known is None:
+        study.set_user_attr(key, machine)
+    elif known != machine:
+        raise StudyError(f"{this} {machine}, the study {study.study_name!r} {theirs} {known}: "
+                         "ratios from two kinds of machine are not one front; run this worker on a study of its own "
+                         "([study] name)")
 
 
 def describe(result: TrialResult, space: Space) -> str:
