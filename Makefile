@@ -90,13 +90,14 @@ docs: install
 
 # The default test run: the tests that time nothing run on both cores (pytest-xdist), then those marked
 # `alone` (they judge timings, or llama.cpp's spinning threads need every core) by themselves. The slow
-# ones (marker `slow`) run apart, one at a time; .ci/run runs both.
+# ones (marker `slow`) run apart, split the same way; .ci/run runs both.
 test: install
 	$(BIN)/pytest tests/ -m "not slow and not alone" -n 2 $(ARGS)
 	$(BIN)/pytest tests/ -m "not slow and alone" $(ARGS)
 
 test-slow: install
-	$(BIN)/pytest tests/ -m slow $(ARGS)
+	$(BIN)/pytest tests/ -m "slow and not alone" -n 2 $(ARGS)
+	$(BIN)/pytest tests/ -m "slow and alone" $(ARGS)
 
 # Regenerate the lock from pyproject.toml, requirements/lab.in and requirements/nodeps.in, with the
 # newest versions the ranges allow (pip-compile in its own venv, so the lab's .venv is not touched).

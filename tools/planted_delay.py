@@ -4,8 +4,9 @@ Never load it in a measurement you mean to keep. ``INFERLAB_TEST_TOKEN_DELAY_MS=
 after every generated token; ``INFERLAB_TEST_FORWARD_DELAY_MS=D`` sleeps D ms before every forward
 pass of the model (prefill and each decode step: a slower kernel moves every series of a case alike,
 as the statistics issue planted it); ``INFERLAB_TEST_TOKEN_DELAY_CALLS=N`` limits either to the
-process's first N ``generate`` calls (a transient disturbance, as a shared host causes, which the gate's
-re-measurement must tell from a regression). The environment is read at every call, so a test can
+run's first N ``generate`` calls (a transient disturbance, as a shared host causes, which the gate's
+re-measurement must tell from a regression; a pytest run that loads the plugin counts from zero, even
+in a process that ran another). The environment is read at every call, so a test can
 change it between cases.
 
 As a pytest plugin: ``-p planted_delay`` with ``tools/`` on ``PYTHONPATH``; in a script: ``install()``.
@@ -76,3 +77,4 @@ def install() -> None:
 
 def pytest_configure(config: Any) -> None:
     install()
+    _state["calls"] = 0  # a run in the same process as an earlier one counts its own calls

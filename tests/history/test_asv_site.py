@@ -14,7 +14,7 @@ from browsing import ARTIFACTS, NO_BROWSER, have_browser
 
 NODE_MODULES = Path(sys.prefix) / "node" / "node_modules"  # the running venv's, installed by the Makefile
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900), pytest.mark.skipif(
+pytestmark = [pytest.mark.slow, pytest.mark.alone, pytest.mark.timeout(900), pytest.mark.skipif(
     not (have_browser() and (NODE_MODULES / "flot").is_dir()),
     reason=f"{NO_BROWSER}, and the site's npm libraries (make install)",
 )]

@@ -85,6 +85,7 @@ def test_sweep(lab, model, workload):
 
 
 @pytest.mark.slow
+@pytest.mark.alone
 def test_a_sweep_on_a_saturated_engine_ends_within_its_budget(pytester):
     pytester.makepyfile(test_suite=SWEEP_TIGHT)
     pytester.makeconftest("import pytest\n@pytest.fixture\ndef workload_overrides():\n"

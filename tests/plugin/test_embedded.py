@@ -4,7 +4,8 @@ import pytest
 
 from pytest_inferlab.record.record import load_record
 
-pytestmark = pytest.mark.slow
+# two torch threads on the embedded model: beside another xdist worker it ran 3x slower
+pytestmark = [pytest.mark.slow, pytest.mark.alone]
 
 
 def test_embedded_model_run_gives_plausible_numbers(pytester):

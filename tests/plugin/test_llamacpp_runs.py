@@ -37,6 +37,7 @@ def test_an_unknown_rung_is_a_usage_error_with_did_you_mean(pytester):
 
 
 @pytest.mark.slow
+@pytest.mark.alone
 @pytest.mark.skipif(llamacpp_missing() is not None, reason=str(llamacpp_missing()))
 def test_a_rung_is_measured_by_llama_cpp_against_transformers_fp32(pytester, tmp_path, monkeypatch):
     monkeypatch.setenv("INFERLAB_CACHE_DIR", str(tmp_path / "cache"))
@@ -83,6 +84,7 @@ def test_the_llama_cpp_server_skips_a_model_that_is_not_gguf_with_the_reason(pyt
 
 
 @pytest.mark.slow
+@pytest.mark.alone
 @pytest.mark.skipif(llamacpp_missing() is not None, reason=str(llamacpp_missing()))
 def test_the_serving_cases_measure_llama_cpp_s_server_when_asked(pytester):
     pytester.makepyfile(test_suite=SERVED)
@@ -117,6 +119,7 @@ def test_drafting(lab, quantized_model, speculative_model, workload, speculative
 
 
 @pytest.mark.slow
+@pytest.mark.alone
 @pytest.mark.skipif(llamacpp_missing() is not None, reason=str(llamacpp_missing()))
 def test_speculative_pairs_compose_with_a_rung_on_llama_cpp(pytester):
     pytester.makepyfile(test_suite=DRAFTING)

@@ -31,6 +31,7 @@ def test_3_after(lab, model, workload):
 
 
 @pytest.mark.slow
+@pytest.mark.alone
 def test_a_case_after_a_build_agrees_with_itself_before_it(pytester, tmp_path, monkeypatch):
     monkeypatch.setenv("INFERLAB_CACHE_DIR", str(tmp_path / "cache"))  # an empty cache: GPTQ is built in this run
     pytester.makepyfile(test_order=SUITE)

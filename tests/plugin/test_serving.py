@@ -37,6 +37,7 @@ def port_open(url):
 
 
 @pytest.mark.slow
+@pytest.mark.alone  # the other processes' CPU share is judged: no xdist worker beside it
 def test_a_started_server_is_measured_survives_nothing_and_is_cleaned_up(pytester):
     pytester.makepyfile(test_suite=SUITE)
     result = pytester.runpytest_inprocess(*ARGS)
@@ -98,6 +99,7 @@ def test_bad_layout(parallel):
 
 
 @pytest.mark.slow
+@pytest.mark.alone
 def test_a_server_of_known_timing_is_measured_with_its_own_metrics_and_its_saturation(pytester):
     """As a user would: the suites against a running server (here tools/truth_server.py, which
     speaks vLLM's /metrics names), one case within its capacity and one far beyond it."""

@@ -52,7 +52,8 @@ def test_every_pinned_case_is_still_collected():
 def test_sampled_suite_cases_record_their_pinned_spec_ids(tmp_path):
     command = [sys.executable, "-m", "pytest", *SAMPLED, "-p", "no:cacheprovider", "-q",
                f"--inferlab-results={tmp_path / 'results'}", f"--inferlab-baselines={tmp_path / 'baselines'}",
-               "--inferlab-rounds=1", "--inferlab-warmup=0", "--inferlab-eval-limit=4", "--inferlab-host-ref=none"]
+               "--inferlab-rounds=1", "--inferlab-warmup=0", "--inferlab-eval-limit=4", "--inferlab-host-ref=none",
+               "--inferlab-threads=1"]  # one thread: it runs beside another xdist worker (its ids do not depend on it)
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     records = [load_record(p) for p in (tmp_path / "results" / "runs").glob("*/*.json")]

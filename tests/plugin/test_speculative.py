@@ -31,6 +31,7 @@ def test_sampled(lab, speculative_model, workload, speculative):
 
 
 @pytest.mark.slow
+@pytest.mark.alone
 def test_pairs_record_counts_speedup_and_exactness(pytester):
     pytester.makepyfile(test_suite=SUITE)
     result = pytester.runpytest_inprocess(*ARGS)

@@ -37,6 +37,7 @@ inferlab_mc.acc = { margin = 0.25 }
 
 
 @pytest.mark.slow
+@pytest.mark.alone
 def test_a_real_study_measures_trials_as_lab_cases_and_picks(tmp_path):
     study = tmp_path / "study.toml"
     study.write_text(STUDY)
