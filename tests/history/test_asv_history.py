@@ -10,7 +10,7 @@ import pytest
 
 from .conftest import PLANTED_AT, asv
 
-# builds ten commits of real records first (~3.5 min here): more than pytest-timeout's default 300 s
+# builds ten commits of real records first (~5 min here): more than pytest-timeout's default 300 s
 pytestmark = [pytest.mark.slow, pytest.mark.alone, pytest.mark.timeout(900)]
 
 DECODE_TIMED = {"tpot_ms", "itl_ms", "itl_p25_ms", "e2e_ms", "ms_per_output_tok", "ms_per_total_tok", "ms_per_req"}
