@@ -22,7 +22,7 @@ from pytest_inferlab.judge.ab import compare_sides
 from pytest_inferlab.judge.comparison import Comparison
 from pytest_inferlab.outputs.report import format_verdict_summary, verdict_rows
 from pytest_inferlab.ground.jsonio import write_json_new
-from pytest_inferlab.record.record import RecordError, load_record, record_files
+from pytest_inferlab.record.record import Record, RecordError, read_record, record_files
 
 DEFAULT_TIMEOUT_S = 6 * 3600.0
 # Timed rounds per case (= pairs) unless the arguments say otherwise: a paired interval narrows with
@@ -115,12 +115,12 @@ def _measure_and_judge(request: ABRequest, revisions: Revisions, sides: list[Sid
     return 1 if outcome.regressed else 0
 
 
-def _records(result: SideResult) -> list[dict]:
+def _records(result: SideResult) -> list[Record]:
     run = result.run_folder()
     if run is None:
         return []
     try:
-        return [load_record(path) for path in record_files(run)]
+        return [read_record(path) for path in record_files(run)]
     except RecordError as exc:
         raise ABError(f"the {result.side.name} side's records cannot be read: {exc}") from None
 

@@ -1,5 +1,5 @@
 """The verdicts of an A/B run: each shared case's records from both sides, paired round by round.
-Pure: records in (their JSON form), verdicts out.
+Pure: records in (as read, typed), verdicts out.
 
 Every timing metric of every shared case is one series; the run's false-alarm budget is split
 over all of them (Bonferroni), as the gate does for history verdicts.
@@ -14,25 +14,26 @@ from pytest_inferlab.judge.paired import judge_paired
 from pytest_inferlab.judge.policy import policies_for
 from pytest_inferlab.judge.verdict import bonferroni_alpha
 from pytest_inferlab.measure.catalog import TIMING
+from pytest_inferlab.record.record import Record
 
 
-def _by_test(records: Sequence[Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:
-    return {r["test_id"]: r for r in records}
+def _by_test(records: Sequence[Record]) -> dict[str, Record]:
+    return {r.test_id: r for r in records}
 
 
-def _series(record: Mapping[str, Any], tolerance: Mapping[str, float]) -> dict[str, Any]:
-    values = record.get("round_values") or {}
-    policies = policies_for(sorted(values), tolerance, {})
+def _series(record: Record, tolerance: Mapping[str, float]) -> dict[str, Any]:
+    policies = policies_for(sorted(record.round_values), tolerance, {})
     return {name: policy for name, policy in policies.items() if policy.kind == TIMING}
 
 
-def _invalid(base: Mapping[str, Any], candidate: Mapping[str, Any]) -> str | None:
-    reasons = [f"{side}: {(r.get('conditions') or {}).get('invalid')}" for side, r in (("base", base), ("candidate", candidate))
-               if (r.get("conditions") or {}).get("invalid")]
+def invalid_sides(first: Record, second: Record, names: tuple[str, str]) -> str | None:
+    """Why either side's record is invalid (``conditions.invalid``), each reason named by its side."""
+    reasons = [f"{side}: {r.conditions['invalid']}" for side, r in zip(names, (first, second))
+               if r.conditions.get("invalid")]
     return "; ".join(reasons) or None
 
 
-def compare_sides(base: Sequence[Mapping[str, Any]], candidate: Sequence[Mapping[str, Any]], family_alpha: float,
+def compare_sides(base: Sequence[Record], candidate: Sequence[Record], family_alpha: float,
                   tolerance: Mapping[str, float] | None = None) -> Comparison:
     """Verdicts for every case both sides recorded; the candidate's order."""
     tolerance = tolerance or {}
@@ -44,12 +45,12 @@ def compare_sides(base: Sequence[Mapping[str, Any]], candidate: Sequence[Mapping
     cases = []
     for test_id in shared:
         b, c = base_by[test_id], cand_by[test_id]
-        invalid = _invalid(b, c)
+        invalid = invalid_sides(b, c, ("base", "candidate"))
         verdicts = []
         for name in sorted(series[test_id]):
-            bv, cv = b["round_values"][name], c["round_values"][name]
+            bv, cv = b.round_values[name], c.round_values[name]
             pairs = min(len(bv), len(cv))
             verdicts.append(judge_paired(policies[test_id][name], bv[:pairs], cv[:pairs], alpha, invalid, against="base"))
-        cases.append(CaseComparison(test_id, c["spec_id"], verdicts))
+        cases.append(CaseComparison(test_id, c.spec_id, verdicts))
     return Comparison(True, cases, [t for t in base_by if t not in cand_by], [t for t in cand_by if t not in base_by],
                       alpha)

@@ -1,5 +1,5 @@
 """Two runs compared case by case (``inferlab compare RUN_A RUN_B``), with the gate's statistics.
-Pure: records in (their JSON form), verdicts out.
+Pure: records in (as read, typed), verdicts out.
 
 A case is the same case in both runs when its test id and spec id are; every metric both records
 measured is judged for B against A:
@@ -18,17 +18,18 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from pytest_inferlab.judge.ab import compare_sides
+from pytest_inferlab.judge.ab import compare_sides, invalid_sides
 from pytest_inferlab.judge.comparison import CaseComparison, Comparison
 from pytest_inferlab.judge.policy import policies_for
 from pytest_inferlab.judge.verdict import REGRESSED, NoiseModel, Verdict, bonferroni_alpha, item_verdicts, judge_run
 from pytest_inferlab.measure.catalog import TIMING
+from pytest_inferlab.record.record import Record
 
 AB_TURNS_OPTION = "--inferlab-ab-turns"
 
 
-def _key(record: Mapping[str, Any]) -> tuple[str, str]:
-    return record["test_id"], record["spec_id"]
+def _key(record: Record) -> tuple[str, str]:
+    return record.test_id, record.spec_id
 
 
 def lockstep_pair(manifest_a: Mapping[str, Any] | None, manifest_b: Mapping[str, Any] | None) -> bool:
@@ -42,24 +43,13 @@ def lockstep_pair(manifest_a: Mapping[str, Any] | None, manifest_b: Mapping[str,
     return turns(manifest_a) is not None and turns(manifest_a) == turns(manifest_b)
 
 
-def _invalid(a: Mapping[str, Any], b: Mapping[str, Any]) -> str | None:
-    reasons = [f"{side}: {(r.get('conditions') or {}).get('invalid')}" for side, r in (("A", a), ("B", b))
-               if (r.get("conditions") or {}).get("invalid")]
-    return "; ".join(reasons) or None
-
-
-def _value(record: Mapping[str, Any], name: str) -> float | None:
-    return ((record.get("measurements") or {}).get(name) or {}).get("value")
-
-
-def compare_runs(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, Any]], family_alpha: float = 0.05,
+def compare_runs(a: Sequence[Record], b: Sequence[Record], family_alpha: float = 0.05,
                  tolerance: Mapping[str, float] | None = None, paired: bool = False) -> Comparison:
     """B judged against A for every case both measured, in B's order."""
     tolerance = tolerance or {}
     by_a, by_b = {_key(r): r for r in a}, {_key(r): r for r in b}
     shared = [k for k in by_b if k in by_a]
-    names = {k: sorted(set(by_a[k].get("measurements") or {}) & set(by_b[k].get("measurements") or {}))
-             for k in shared}
+    names = {k: sorted(set(by_a[k].measurements) & set(by_b[k].measurements)) for k in shared}
     policies = {k: policies_for(names[k], tolerance, {}) for k in shared}
     timing = sum(p.kind == TIMING for k in shared for p in policies[k].values())
     alpha = bonferroni_alpha(family_alpha, timing)
@@ -71,19 +61,19 @@ def compare_runs(a: Sequence[Mapping[str, Any]], b: Sequence[Mapping[str, Any]],
     cases = []
     for key in shared:
         ra, rb = by_a[key], by_b[key]
-        invalid = _invalid(ra, rb)
+        invalid = invalid_sides(ra, rb, ("A", "B"))
         verdicts = []
         for name, policy in policies[key].items():
             if policy.kind == TIMING and name in paired_verdicts.get(key[0], {}):
                 verdicts.append(paired_verdicts[key[0]][name])
                 continue
-            before = _value(ra, name)
-            history = [(before, (ra.get("conditions") or {}).get("host_ref_s"))] if before is not None else []
-            verdict = judge_run(policy, _value(rb, name), (rb.get("conditions") or {}).get("host_ref_s"), history,
+            before = ra.value(name)
+            history = [(before, ra.conditions.get("host_ref_s"))] if before is not None else []
+            verdict = judge_run(policy, rb.value(name), rb.conditions.get("host_ref_s"), history,
                                 alpha, NoiseModel(), invalid)
             if verdict is not None:
                 verdicts.append(verdict)
-        verdicts += item_verdicts(rb.get("evals") or {}, ra.get("evals") or {}, alpha)
+        verdicts += item_verdicts(rb.evals, ra.evals, alpha)
         cases.append(CaseComparison(key[0], key[1], verdicts))
     return Comparison(paired, cases, [k[0] for k in by_a if k not in by_b], [k[0] for k in by_b if k not in by_a],
                          alpha)

@@ -1,14 +1,14 @@
 """Latency-throughput curves: where each configuration sits under load.
 
 Every case measured under an arrival process leaves one point in its record's ``curve`` (a rate
-sweep leaves one per rate). At the end of a run the points are grouped by configuration (model,
-quantization, KV cache, batching engine); outputs/curves.py prints them as a table and draws
-``latency_throughput.png``.
+sweep leaves one per rate). At the end of a run outputs/curves.py reads them back from the records,
+grouped by configuration (model, quantization, KV cache, batching engine), and prints them as a
+table and draws ``latency_throughput.png``.
 """
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 from pytest_inferlab.specs.load import LoadSpec
 from pytest_inferlab.measure.metrics import Measurement
@@ -34,33 +34,3 @@ def curve_point(load: LoadSpec, measurements: Mapping[str, Measurement], generat
             "goodput_req_per_s": value("goodput_req_per_s"), "slo_attainment": attainment,
             "failed_requests": value("failed_requests"), "sustained": sustained,
             "shortfall": generator.get("shortfall"), "over_saturated": bool(generator.get("over_saturated"))}
-
-
-def configuration_label(record: Mapping[str, Any]) -> str:
-    """What distinguishes one line of the plot: model, quantization, KV cache, batching engine (with
-    its settings), workload (points of different traffic are different curves)."""
-    spec = record.get("spec", {})
-    model = spec.get("model") or {}
-    parts = [str(model.get("name", "?"))]
-    if model.get("quant"):
-        parts.append(model["quant"]["method"])
-    if spec.get("kv_cache"):
-        parts.append(f"kv={spec['kv_cache']['kind']}")
-    batching = spec.get("batching") or {}
-    settings = batching.get("settings") or []
-    parts.append(batching.get("kind", "static") + "".join(f" {k}={v}" for k, v in settings))
-    workload = (spec.get("workload") or {}).get("name")
-    if workload:
-        parts.append(f"on {workload}")
-    return " ".join(parts)
-
-
-def curves_of(records: Iterable[Mapping[str, Any]]) -> dict[str, list[dict[str, Any]]]:
-    """Points per configuration label, from the records (JSON form) that have any."""
-    curves: dict[str, list[dict[str, Any]]] = {}
-    for record in records:
-        label = configuration_label(record)
-        for point in record.get("curve") or []:
-            if point.get("output_tok_per_s") is not None:  # one line per configuration and arrival process
-                curves.setdefault(f"{label} {point.get('process', '')}".strip(), []).append(point)
-    return {label: sorted(points, key=lambda p: p["output_tok_per_s"]) for label, points in sorted(curves.items())}

@@ -39,6 +39,17 @@ class Measurement:
     p90_ci95: tuple[float | None, float | None] | None = None
     p99_ci95: tuple[float | None, float | None] | None = None
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, object]) -> "Measurement":
+        """The measurement ``to_dict`` wrote (``n`` is the samples' count, not stored twice)."""
+        def pair(name: str) -> tuple | None:
+            value = data.get(name)
+            return tuple(value) if value is not None else None  # type: ignore[arg-type]
+
+        return cls(str(data.get("unit", "")), data.get("value"), tuple(data.get("samples") or ()),  # type: ignore[arg-type]
+                   data.get("mean"), data.get("p50"), data.get("p90"), data.get("p99"),  # type: ignore[arg-type]
+                   pair("ci95"), pair("p90_ci95"), pair("p99_ci95"))
+
     def to_dict(self) -> dict[str, object]:
         out = {"unit": self.unit, "value": self.value, "mean": self.mean, "p50": self.p50, "p90": self.p90,
                "p99": self.p99, "n": len(self.samples), "samples": list(self.samples)}

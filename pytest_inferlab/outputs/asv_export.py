@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable
 
 from pytest_inferlab.ground.jsonio import read_json_object, write_json_replace
 from pytest_inferlab.measure.catalog import facts_of
-from pytest_inferlab.record.record import RecordError, load_record, record_files
+from pytest_inferlab.record.record import Record, RecordError, read_record, record_files
 
 RESULTS_API_VERSION = 2
 BENCHMARKS_API_VERSION = 2
@@ -102,15 +102,14 @@ def benchmark_base(test_id: str) -> str:
     return ".".join(re.sub(r"[^A-Za-z0-9_]", "_", p) for p in parts if p)
 
 
-def env_name(record: dict[str, Any]) -> str:
+def env_name(record: Record) -> str:
     """asv environment name: one per model (a graph dimension, like the machine)."""
-    model = (record.get("spec") or {}).get("model", {}).get("name", "unknown")
-    return "inferlab-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", str(model))[:80]
+    return "inferlab-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", record.model_name)[:80]
 
 
-def commit_of(record: dict[str, Any], include_dirty: bool) -> tuple[str, int]:
+def commit_of(record: Record, include_dirty: bool) -> tuple[str, int]:
     """(full commit hash, commit time in JavaScript ms) the record belongs to, or SkippedRecord."""
-    git = (record.get("environment") or {}).get("git") or {}
+    git = record.environment.get("git") or {}
     commit = git.get("commit")
     if not commit or not re.fullmatch(r"[0-9a-f]{40}", str(commit)):
         raise SkippedRecord("recorded outside a git checkout (no commit): asv cannot place it in the history")
@@ -134,23 +133,23 @@ def _stats(samples: list[float]) -> dict[str, Any] | None:
     return stats if all(math.isfinite(stats[k]) for k in ("ci_99_a", "ci_99_b")) else None
 
 
-def _started_ms(record: dict[str, Any]) -> int:
-    return int(datetime.fromisoformat(record["started_at"]).timestamp() * 1000)
+def _started_ms(record: Record) -> int:
+    return int(datetime.fromisoformat(record.started_at).timestamp() * 1000)
 
 
-def cells_of(record: dict[str, Any]) -> Iterable[tuple[str, PublishedForm, str, tuple[str, ...], tuple[str, ...], Cell]]:
+def cells_of(record: Record) -> Iterable[tuple[str, PublishedForm, str, tuple[str, ...], tuple[str, ...], Cell]]:
     """(benchmark, form, code, param names, param values, cell) for each published metric."""
-    base = benchmark_base(record["test_id"])
-    names = tuple(record.get("params") or {})
-    values = tuple(repr(v) for v in (record.get("params") or {}).values())
+    base = benchmark_base(record.test_id)
+    names = tuple(record.params)
+    values = tuple(repr(v) for v in record.params.values())
     started_ms = _started_ms(record)
-    for metric, measurement in sorted(record["measurements"].items()):
+    for metric, measurement in sorted(record.measurements.items()):
         form = published_form(metric)
-        value = measurement.get("value")
+        value = measurement.value
         if form is None or value is None or (metric in INVERTED and value <= 0):
             continue
-        samples = [form.transform(s) for s in measurement.get("samples") or [] if metric not in INVERTED or s > 0]
-        code = f"{record['test_id'].split('[', 1)[0]}\n{metric}: {facts_of(metric).help}"
+        samples = [form.transform(s) for s in measurement.samples if metric not in INVERTED or s > 0]
+        code = f"{record.test_id.split('[', 1)[0]}\n{metric}: {facts_of(metric).help}"
         if metric in INVERTED:
             code += f"\npublished as {form.name} = 1e3 / {metric} (lower is better)"
         yield (f"{base}.{form.name}", form, code, names, values,
@@ -217,9 +216,9 @@ def _merge_params(params: list[list[str]], combos: Iterable[tuple[str, ...]], wi
     return merged
 
 
-def machine_info(record: dict[str, Any]) -> dict[str, Any]:
-    env = record.get("environment") or {}
-    return {"machine": record["machine_id"], "os": env.get("platform") or "", "arch": env.get("arch") or "",
+def machine_info(record: Record) -> dict[str, Any]:
+    env = record.environment
+    return {"machine": record.machine_id, "os": env.get("platform") or "", "arch": env.get("arch") or "",
             "cpu": env.get("device_name") or env.get("cpu_model") or "", "num_cpu": str(env.get("cpu_count") or ""),
             "ram": "", "version": MACHINE_API_VERSION}
 
@@ -247,17 +246,17 @@ def _collect(record_paths: Iterable[Path], include_dirty: bool, warn: Callable[[
     found = Collected()
     for path in record_paths:
         try:
-            record = load_record(path)
+            record = read_record(path)
             commit, date_ms = commit_of(record, include_dirty)
         except (RecordError, SkippedRecord) as exc:
             text = str(exc) if str(path) in str(exc) else f"{path}: {exc}"
             summary.skipped.append(text)
             warn(f"asv export skipped {text}")
             continue
-        key = (record["machine_id"], commit, env_name(record))
-        python = ".".join(str((record.get("environment") or {}).get("python", "")).split(".")[:2])
-        found.meta[key] = {"date": date_ms, "python": python, "model": str(record["spec"]["model"]["name"])}
-        found.machines[record["machine_id"]] = machine_info(record)
+        key = (record.machine_id, commit, env_name(record))
+        python = ".".join(str(record.environment.get("python", "")).split(".")[:2])
+        found.meta[key] = {"date": date_ms, "python": python, "model": record.model_name}
+        found.machines[record.machine_id] = machine_info(record)
         for name, form, code, names, values, cell in cells_of(record):
             d = found.defs.setdefault(name, {"unit": form.unit, "param_names": list(names), "code": code, "combos": set()})
             if list(names) != d["param_names"]:

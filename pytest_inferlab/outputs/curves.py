@@ -1,13 +1,44 @@
 """Latency-throughput curves printed and drawn: a table per run and ``latency_throughput.png``, p50
-(solid) and p99 (dashed) TTFT and TPOT against achieved output tokens/s (the points: measure/curves.py)."""
+(solid) and p99 (dashed) TTFT and TPOT against achieved output tokens/s (each point made by
+measure/curves.py and kept in its record's ``curve``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from pytest_inferlab.measure.curves import curves_of
+from pytest_inferlab.record.record import Record
 from pytest_inferlab.outputs.plots import pyplot, save_png, table_and_plot
+
+
+def configuration_label(record: Record) -> str:
+    """What distinguishes one line of the plot: model, quantization, KV cache, batching engine (with
+    its settings), workload (points of different traffic are different curves)."""
+    spec = record.spec
+    model = spec.get("model") or {}
+    parts = [str(model.get("name", "?"))]
+    if model.get("quant"):
+        parts.append(model["quant"]["method"])
+    if spec.get("kv_cache"):
+        parts.append(f"kv={spec['kv_cache']['kind']}")
+    batching = spec.get("batching") or {}
+    settings = batching.get("settings") or []
+    parts.append(batching.get("kind", "static") + "".join(f" {k}={v}" for k, v in settings))
+    workload = (spec.get("workload") or {}).get("name")
+    if workload:
+        parts.append(f"on {workload}")
+    return " ".join(parts)
+
+
+def curves_of(records: Iterable[Record]) -> dict[str, list[dict[str, Any]]]:
+    """Points per configuration label, from the records that have any."""
+    curves: dict[str, list[dict[str, Any]]] = {}
+    for record in records:
+        label = configuration_label(record)
+        for point in record.curve:
+            if point.get("output_tok_per_s") is not None:  # one line per configuration and arrival process
+                curves.setdefault(f"{label} {point.get('process', '')}".strip(), []).append(point)
+    return {label: sorted(points, key=lambda p: p["output_tok_per_s"]) for label, points in sorted(curves.items())}
 
 
 def _num(value: float | None, fmt: str) -> str:
@@ -57,7 +88,7 @@ def plot_curves(curves: Mapping[str, list[dict[str, Any]]], path: Path) -> Path:
     return save_png(curves_figure(curves), path)
 
 
-def curves_summary(run_folder: Path, records: Iterable[Mapping[str, Any]]) -> tuple[list[str], Path | None, str | None]:
+def curves_summary(run_folder: Path, records: Iterable[Record]) -> tuple[list[str], Path | None, str | None]:
     """(table lines, PNG path or None, why no PNG) for a run folder's records under load (as read)."""
     return table_and_plot(curves_of(list(records)), format_curves, plot_curves,
                           run_folder / "latency_throughput.png")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from pytest_inferlab.record.record import Record
 from pytest_inferlab.specs.load import LoadSpec
 
 LATENCY, QUANT, KV, SPECULATIVE, COMPOSITION, BATCHING, SERVING, PARALLEL = (
@@ -22,8 +23,8 @@ def named(spec: Mapping[str, Any] | None, field: str) -> str | None:
     return f"{spec[field]}({settings})" if settings else str(spec[field])
 
 
-def family_of(record: Mapping[str, Any]) -> str:
-    spec = record.get("spec") or {}
+def family_of(record: Record) -> str:
+    spec = record.spec
     kv = spec.get("kv_cache")
     stacked = [name for name, present in ((QUANT, (spec.get("model") or {}).get("quant")),
                                           (KV, kv and kv.get("kind") != "dynamic"),
@@ -32,7 +33,7 @@ def family_of(record: Mapping[str, Any]) -> str:
         return COMPOSITION
     if stacked:
         return stacked[0]
-    if (record.get("conditions") or {}).get("parallel") or ((record.get("engine") or {}).get("facts") or {}).get("tensor_parallel"):
+    if record.conditions.get("parallel") or (record.engine.get("facts") or {}).get("tensor_parallel"):
         return PARALLEL
     batching = spec.get("batching")
     if batching:
@@ -40,8 +41,8 @@ def family_of(record: Mapping[str, Any]) -> str:
     return LATENCY
 
 
-def optimization_label(record: Mapping[str, Any], family: str) -> str:
-    spec = record.get("spec") or {}
+def optimization_label(record: Record, family: str) -> str:
+    spec = record.spec
     model = spec.get("model") or {}
     parts = []
     if model.get("quant"):
@@ -51,7 +52,7 @@ def optimization_label(record: Mapping[str, Any], family: str) -> str:
     if spec.get("speculative"):
         parts.append(f"{named(spec['speculative'], 'method')} drafting")
     if family == PARALLEL:
-        ranks = len(((record.get("conditions") or {}).get("parallel") or {}).get("peak_rss_bytes_per_rank") or [])
+        ranks = len((record.conditions.get("parallel") or {}).get("peak_rss_bytes_per_rank") or [])
         parts.append(f"tensor parallel x{ranks}" if ranks else "parallel layout")
     if spec.get("batching"):
         load = LoadSpec(**spec["load"]).label if spec.get("load") else ""
@@ -59,7 +60,7 @@ def optimization_label(record: Mapping[str, Any], family: str) -> str:
         parts.append(f"{kind} {load}".strip() if kind == "server" else f"{kind} batching {load}".strip())
     if not parts:
         parts.append(f"{model.get('name', '?')} as is")
-    engine = (record.get("engine") or {}).get("engine")
+    engine = record.engine.get("engine")
     if engine in ENGINE_WORDS:  # the runtime is part of what a user would pick
         parts[0] += f" on {ENGINE_WORDS[engine]}"
     workload = (spec.get("workload") or {}).get("name")

@@ -3,7 +3,7 @@ where the reference ran in the same rounds), its memory, its fidelity and its ta
 sentence that says it in words; the pick, and the speed x memory x fidelity front. The terminal's
 table (findings_table.py) and the HTML report both read it; which family a record is, families.py.
 
-Pure: records (their JSON form) in, findings out. Which reference a row is judged against:
+Pure: records (as read, typed) in, findings out. Which reference a row is judged against:
 
 - a case measured with ``reference=`` (quantized variants, KV caches, compositions): that engine,
   round by round, ``speedup_vs_reference`` with its 95% interval;
@@ -22,7 +22,7 @@ from pytest_inferlab.judge.front import Objective
 from pytest_inferlab.judge.front import pareto_front as front_of
 from pytest_inferlab.judge.verdict import mcnemar
 from pytest_inferlab.measure.exactness import EXACT, Exactness
-from pytest_inferlab.record.record import exactness_checks
+from pytest_inferlab.record.record import Record, exactness_checks
 from pytest_inferlab.outputs.families import (BATCHING, COMPOSITION, FAMILY_ORDER, KV, LATENCY, PARALLEL, QUANT,
                                               SERVING, SPECULATIVE, family_of, named, optimization_label)
 
@@ -97,10 +97,6 @@ class Finding:
         return f"{self.optimization}: " + "; ".join(parts)
 
 
-def _values(record: Mapping[str, Any]) -> dict[str, float | None]:
-    return {name: (m or {}).get("value") for name, m in (record.get("measurements") or {}).items()}
-
-
 PICK_AGREEMENT = 0.9  # the least top-1 / token agreement with the reference a pick may have
 
 
@@ -123,19 +119,19 @@ def pick_words(findings: Sequence[Finding]) -> str | None:
             f"keeping at least {PICK_AGREEMENT:.0%} top-1 agreement with the reference on this machine")
 
 
-def _shape(record: Mapping[str, Any]) -> tuple[Any, ...]:
-    spec = record.get("spec") or {}
+def _shape(record: Record) -> tuple[Any, ...]:
+    spec = record.spec
     workload = spec.get("workload") or {}
     return ((spec.get("model") or {}).get("name"), workload.get("name"), spec.get("batch_size", 1), spec.get("device"))
 
 
-def _plain_reference(record: Mapping[str, Any], family: str, records: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+def _plain_reference(record: Record, family: str, records: Sequence[Record]) -> Record | None:
     """The run's case without the optimization, for families that carry no paired reference."""
-    spec = record.get("spec") or {}
+    spec = record.spec
     for other in records:
-        if other is record or _values(other).get("output_tok_per_s") is None:
+        if other is record or other.value("output_tok_per_s") is None:
             continue
-        other_spec = other.get("spec") or {}
+        other_spec = other.spec
         if other_spec.get("measure", "latency") != "latency" or family_of(other) not in (LATENCY, BATCHING):
             continue
         if family in (BATCHING, SERVING):  # the same arrivals, one request at a time
@@ -148,38 +144,37 @@ def _plain_reference(record: Mapping[str, Any], family: str, records: Sequence[M
     return None
 
 
-def _speed(record: Mapping[str, Any], family: str, records: Sequence[Mapping[str, Any]]) -> Speed | None:
-    measurements = record.get("measurements") or {}
+def _speed(record: Record, family: str, records: Sequence[Record]) -> Speed | None:
     # A drafting case's own speed is over its target undrafted; any other case's (a composition's too:
     # its drafting alone is Finding.drafting) is over the reference it was measured with.
     candidates = [("speedup_vs_reference", None)]
     if family == SPECULATIVE:
         candidates.append(("speculative_speedup", "the target without drafting"))
     for name, against in candidates:
-        found = measurements.get(name) or {}
-        if found.get("value") is not None and found.get("ci95"):
+        found = record.measurements.get(name)
+        if found is not None and found.value is not None and found.ci95:
             if against is None:
-                ref = ((record.get("conditions") or {}).get("compared_to") or {}).get("reference") or {}
+                ref = (record.conditions.get("compared_to") or {}).get("reference") or {}
                 against = _reference_words(ref)
-            return Speed(found["value"], (found["ci95"][0], found["ci95"][1]), against)
-    if family == SPECULATIVE and (measurements.get("speculative_speedup") or {}).get("value") is not None:
-        return Speed(measurements["speculative_speedup"]["value"], None, "the target without drafting")
+            return Speed(found.value, (found.ci95[0], found.ci95[1]), against)
+    if family == SPECULATIVE and record.value("speculative_speedup") is not None:
+        return Speed(record.value("speculative_speedup"), None, "the target without drafting")
     plain = _plain_reference(record, family, records)
-    mine = _values(record).get("output_tok_per_s")
+    mine = record.value("output_tok_per_s")
     if plain is None or not mine:
         return None
-    theirs = _values(plain)["output_tok_per_s"]
+    theirs = plain.value("output_tok_per_s")
     return Speed(mine / theirs, None, optimization_label(plain, family_of(plain))) if theirs else None
 
 
-def _drafting_alone(record: Mapping[str, Any]) -> Speed | None:
+def _drafting_alone(record: Record) -> Speed | None:
     """A drafted composition's ``speculative_speedup``: what the drafting adds to its optimized target
     (beside the combined effect against the plain model, which is the row's speed)."""
-    found = (record.get("measurements") or {}).get("speculative_speedup") or {}
-    if found.get("value") is None or not (record.get("spec") or {}).get("speculative"):
+    found = record.measurements.get("speculative_speedup")
+    if found is None or found.value is None or not record.spec.get("speculative"):
         return None
-    interval = (found["ci95"][0], found["ci95"][1]) if found.get("ci95") else None
-    return Speed(found["value"], interval, "its target without drafting (same rounds)")
+    interval = (found.ci95[0], found.ci95[1]) if found.ci95 else None
+    return Speed(found.value, interval, "its target without drafting (same rounds)")
 
 
 def _reference_words(ref: Mapping[str, Any]) -> str:
@@ -191,19 +186,19 @@ def _reference_words(ref: Mapping[str, Any]) -> str:
     return " ".join(parts) + " (same rounds)"
 
 
-def _memory(record: Mapping[str, Any], family: str, records: Sequence[Mapping[str, Any]]) -> tuple[str, float | None]:
-    values = _values(record)
-    ref = ((record.get("conditions") or {}).get("compared_to") or {}).get("reference") or {}
+def _memory(record: Record, family: str, records: Sequence[Record]) -> tuple[str, float | None]:
+    values = {name: m.value for name, m in record.measurements.items()}
+    ref = (record.conditions.get("compared_to") or {}).get("reference") or {}
     parts, ratio = [], None
-    spec = record.get("spec") or {}
+    spec = record.spec
     if (spec.get("model") or {}).get("quant") and values.get("model_bytes") and ref.get("model_bytes"):
         ratio = values["model_bytes"] / ref["model_bytes"]
         parts.append(f"weights x{ratio:.2f} ({values['model_bytes'] / MiB:.0f} MiB)")
     kv = spec.get("kv_cache")
     if kv and kv.get("kind") != "dynamic" and values.get("kv_bytes_per_token"):
         dynamic = ref.get("kv_bytes_per_token") or next(
-            (_values(o).get("kv_bytes_per_token") for o in records
-              if family_of(o) == LATENCY and _shape(o) == _shape(record) and _values(o).get("kv_bytes_per_token")), None)
+            (o.value("kv_bytes_per_token") for o in records
+              if family_of(o) == LATENCY and _shape(o) == _shape(record) and o.value("kv_bytes_per_token")), None)
         if dynamic:
             kv_ratio = values["kv_bytes_per_token"] / dynamic
             parts.append(f"KV cache x{kv_ratio:.2f} per token")
@@ -214,14 +209,14 @@ def _memory(record: Mapping[str, Any], family: str, records: Sequence[Mapping[st
     if drafting.get("method") in WEIGHTLESS_DRAFTING and ratio is None and not (spec.get("model") or {}).get("quant"):
         parts.append("no extra weights")
         ratio = 1.0
-    ranks = ((record.get("conditions") or {}).get("parallel") or {}).get("peak_rss_bytes_per_rank")
+    ranks = (record.conditions.get("parallel") or {}).get("peak_rss_bytes_per_rank")
     if ranks:
         parts.append(f"{len(ranks)} ranks, {max(ranks) / MiB:.0f} MiB peak each")
     return ", ".join(parts), ratio
 
 
-def _fidelity(record: Mapping[str, Any], family: str) -> tuple[str, float | None]:
-    values = _values(record)
+def _fidelity(record: Record, family: str) -> tuple[str, float | None]:
+    values = {name: m.value for name, m in record.measurements.items()}
     parts, agreement = [], []
     if values.get("kld_mean") is not None:
         parts.append(f"KLD {values['kld_mean']:.3g}")
@@ -231,7 +226,7 @@ def _fidelity(record: Mapping[str, Any], family: str) -> tuple[str, float | None
     if values.get("kv_token_agreement") is not None:
         parts.append(f"tokens {values['kv_token_agreement']:.0%} as the dynamic cache's")
         agreement.append(values["kv_token_agreement"])
-    for claim, check in exactness_checks(record.get("conditions") or {}).items():
+    for claim, check in exactness_checks(record.conditions).items():
         parts.append(_exactness_words(claim, check))
         agreement.append(1.0 if check.lossless else 0.0)
     if family == LATENCY:
@@ -250,9 +245,9 @@ def _exactness_words(claim: str, check: Exactness) -> str:
     return f"output NOT {whose}"
 
 
-def _accuracy(record: Mapping[str, Any]) -> str:
-    evals = record.get("evals") or {}
-    reference = (((record.get("conditions") or {}).get("reference_evals") or {}).get("tasks")) or {}
+def _accuracy(record: Record) -> str:
+    evals = record.evals
+    reference = ((record.conditions.get("reference_evals") or {}).get("tasks")) or {}
     cells = []
     for task, result in sorted(evals.items()):
         metrics = result.get("metrics") or {}
@@ -273,38 +268,37 @@ def _accuracy(record: Mapping[str, Any]) -> str:
     return "; ".join(cells) or "-"
 
 
-def finding_of(record: Mapping[str, Any], records: Sequence[Mapping[str, Any]]) -> Finding | None:
+def finding_of(record: Record, records: Sequence[Record]) -> Finding | None:
     """The record's finding; None for records that measure something else (the harness, a sweep)."""
-    spec = record.get("spec") or {}
-    if spec.get("measure", "latency") != "latency":
+    if record.spec.get("measure", "latency") != "latency":
         return None
     family = family_of(record)
-    values = _values(record)
-    peak = values.get("peak_mem_bytes")
+    peak = record.value("peak_mem_bytes")
     memory, memory_ratio = _memory(record, family, records)
     fidelity, agreement = _fidelity(record, family)
-    failed = any(not check.lossless for check in exactness_checks(record.get("conditions") or {}).values())
-    return Finding(record.get("test_id", "?"), family, optimization_label(record, family),
-                   values.get("output_tok_per_s"), _speed(record, family, records),
+    failed = any(not check.lossless for check in exactness_checks(record.conditions).values())
+    return Finding(record.test_id, family, optimization_label(record, family),
+                   record.value("output_tok_per_s"), _speed(record, family, records),
                    peak / MiB if peak else None, memory, memory_ratio, fidelity, agreement, _accuracy(record),
                    failed=failed, drafting=_drafting_alone(record) if family == COMPOSITION else None,
                    tails=tail_words(record))
 
 
-def tail_words(record: Mapping[str, Any]) -> str:
+def tail_words(record: Record) -> str:
     """TTFT's p90 and p99 with their 95% intervals (the rounds' correlation counted); a bound the
     data cannot give reads as open ("[78, -)")."""
-    ttft = (record.get("measurements") or {}).get("ttft_ms") or {}
+    ttft = record.measurements.get("ttft_ms")
+    if ttft is None:
+        return ""
     cells = []
-    for q in ("p90", "p99"):
-        interval = ttft.get(f"{q}_ci95")
-        if ttft.get(q) is not None and interval:
+    for q, value, interval in (("p90", ttft.p90, ttft.p90_ci95), ("p99", ttft.p99, ttft.p99_ci95)):
+        if value is not None and interval:
             low, high = (f"{bound:.0f}" if bound is not None else "-" for bound in interval)
-            cells.append(f"TTFT {q} {ttft[q]:.0f} ms [{low}, {high}]")
+            cells.append(f"TTFT {q} {value:.0f} ms [{low}, {high}]")
     return ", ".join(cells)
 
 
-def findings_of(records: Iterable[Mapping[str, Any]]) -> list[Finding]:
+def findings_of(records: Iterable[Record]) -> list[Finding]:
     """Every finding of a run, family by family in the tour's order."""
     records = list(records)
     found = [f for f in (finding_of(r, records) for r in records) if f is not None]

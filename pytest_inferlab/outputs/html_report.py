@@ -15,11 +15,11 @@ import io
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from pytest_inferlab.measure.curves import curves_of
-from pytest_inferlab.outputs.curves import curves_figure, format_curves
+from pytest_inferlab.outputs.curves import curves_figure, curves_of, format_curves
 from pytest_inferlab.outputs.findings import Finding, FrontPoint, findings_of, front_points, pareto_front, pick_words
 from pytest_inferlab.outputs.plots import has_matplotlib, pyplot
 from pytest_inferlab.ground.jsonio import write_text_replace
+from pytest_inferlab.record.record import Record
 from pytest_inferlab.record.run_folder import RunFolder, load_run
 
 REPORT = "report.html"
@@ -153,20 +153,20 @@ def _front_section(findings: Sequence[Finding]) -> str:
     return "".join(parts)
 
 
-def _verdicts_section(records: Sequence[Mapping[str, Any]]) -> str:
+def _verdicts_section(records: Sequence[Record]) -> str:
     rows, classes, counts = [], [], {}
     for record in records:
-        for v in record.get("verdicts") or []:
+        for v in record.verdicts:
             counts[v["outcome"]] = counts.get(v["outcome"], 0) + 1
             if v["outcome"] in ("unchanged", "new"):
                 continue
             interval = v.get("interval")
-            rows.append((record["test_id"], v["metric"], v["outcome"],
+            rows.append((record.test_id, v["metric"], v["outcome"],
                          f"{v['ratio']:.3f}" if v.get("ratio") is not None else "-",
                          f"[{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "-", v.get("reason", "")))
             classes.append(v["outcome"])
     summary = ", ".join(f"{n} {o}" for o, n in sorted(counts.items(), key=lambda kv: -kv[1])) or "none"
-    baselines = {str((r.get("baseline") or {}).get("path")) for r in records if r.get("baseline")}
+    baselines = {str(r.baseline.get("path")) for r in records if r.baseline}
     head = f"<p>Verdicts against the stored baselines: {_e(summary)}.</p>"
     if not baselines:
         head += '<p class="note">No case had a baseline: every metric is new (save one with --inferlab-save-baseline).</p>'
@@ -186,9 +186,9 @@ def _flatten(data: Mapping[str, Any], prefix: str = "") -> list[tuple[str, str]]
     return out
 
 
-def _environment_section(records: Sequence[Mapping[str, Any]]) -> str:
-    environment = records[0].get("environment") or {}
-    differing = sorted({key for r in records[1:] for key, value in _flatten(r.get("environment") or {})
+def _environment_section(records: Sequence[Record]) -> str:
+    environment = records[0].environment
+    differing = sorted({key for r in records[1:] for key, value in _flatten(r.environment)
                         if dict(_flatten(environment)).get(key) != value})
     note = ("" if not differing else
             f'<p class="note">These differ between the run\'s records: {_e(", ".join(differing))}.</p>')
@@ -210,12 +210,12 @@ def build_report(run: RunFolder) -> str:
     records = list(run.records)
     findings = findings_of(records)
     manifest = run.manifest or {}
-    first = min((r.get("started_at") or "" for r in records), default="")
-    last = max((r.get("finished_at") or "" for r in records), default="")
-    git = (records[0].get("environment") or {}).get("git") or {}
+    first = min((r.started_at for r in records), default="")
+    last = max((r.finished_at for r in records), default="")
+    commit = records[0].commit
     facts = [("run", run.run_id), ("status", run.status + ("" if run.manifest else " (no manifest: an older run)")),
              ("command", " ".join(manifest.get("command") or []) or "-"), ("measured", f"{first} .. {last}"),
-             ("machine", records[0].get("machine_id")), ("commit", git.get("commit") or "-"),
+             ("machine", records[0].machine_id), ("commit", commit or "-"),
              ("records", len(records)), ("exit status", manifest.get("exit_status", "-"))]
     banner = ""
     if run.status != "finished":

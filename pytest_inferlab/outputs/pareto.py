@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Iterable
 
 from pytest_inferlab.outputs.plots import pyplot, save_png, table_and_plot
 from pytest_inferlab.judge.front import Objective
 from pytest_inferlab.judge.front import pareto_front as front_of
 from pytest_inferlab.judge.verdict import mcnemar
+from pytest_inferlab.record.record import Record
 
 MC_TASK = "inferlab_mc"
 
@@ -33,23 +34,23 @@ class Point:
     paired_speed: tuple[float, float, float] | None = None  # ratio to its reference and 95% interval (paired rounds)
 
 
-def points_from_records(records: Iterable[Mapping[str, Any]]) -> list[Point]:
+def points_from_records(records: Iterable[Record]) -> list[Point]:
     """One point per record of a quantized variant alone (records without ``spec.model.quant``, and
     compositions with drafting or a KV cache, are not). The records as read (record/run_folder.py:
     load_run checks every one, naming the file it cannot read)."""
     points = []
     for record in records:
-        spec = record.get("spec", {})
+        spec = record.spec
         quant = (spec.get("model") or {}).get("quant")
-        values = {k: (v or {}).get("value") for k, v in record.get("measurements", {}).items()}
+        values = {name: m.value for name, m in record.measurements.items()}
         if not quant or values.get("output_tok_per_s") is None or values.get("model_bytes") is None:
             continue
         if spec.get("speculative") or spec.get("kv_cache"):
             continue  # a composition: its speed is not the variant's own (the findings show it)
-        items = (record.get("evals") or {}).get(MC_TASK, {}).get("items")
-        speedup = record["measurements"].get("speedup_vs_reference") or {}
-        paired = (speedup["value"], *speedup["ci95"]) if speedup.get("ci95") else None
-        points.append(Point(quant["method"], int(record["spec"].get("batch_size", 1)), values["output_tok_per_s"],
+        items = (record.evals.get(MC_TASK) or {}).get("items")
+        speedup = record.measurements.get("speedup_vs_reference")
+        paired = (speedup.value, *speedup.ci95) if speedup is not None and speedup.ci95 else None
+        points.append(Point(quant["method"], int(spec.get("batch_size", 1)), values["output_tok_per_s"],
                             values["model_bytes"], values.get("kld_mean") or 0.0, values.get("top1_agreement"),
                             values.get(f"{MC_TASK}.acc"), tuple(items) if items is not None else None,
                             values.get("decode_bw_fraction"), paired))
@@ -130,6 +131,6 @@ def plot_tradeoff(points: list[Point], path: Path) -> Path:
     return save_png(figure, path)
 
 
-def tradeoff_summary(run_folder: Path, records: Iterable[Mapping[str, Any]]) -> tuple[list[str], Path | None, str | None]:
+def tradeoff_summary(run_folder: Path, records: Iterable[Record]) -> tuple[list[str], Path | None, str | None]:
     """(table lines, PNG path or None, why no PNG) for a run folder holding quantized records."""
     return table_and_plot(points_from_records(records), format_tradeoff, plot_tradeoff, run_folder / "pareto.png")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from pytest_inferlab.record.record import record_files
+from pytest_inferlab.record.record import Record, record_files
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,11 +51,11 @@ def assign(costs: Mapping[str, float], count: int) -> dict[str, int]:
     return out
 
 
-def _seconds(record: Mapping[str, object]) -> float | None:
+def _seconds(record: Record) -> float | None:
     try:
-        started = dt.datetime.fromisoformat(str(record["started_at"]))
-        finished = dt.datetime.fromisoformat(str(record["finished_at"]))
-    except (KeyError, ValueError):
+        started = dt.datetime.fromisoformat(record.started_at)
+        finished = dt.datetime.fromisoformat(record.finished_at)
+    except ValueError:
         return None
     return max(0.0, (finished - started).total_seconds())
 
@@ -64,14 +64,14 @@ def run_durations(run_dir: Path) -> dict[str, float]:
     """Seconds per test id in the records of one earlier run (a run folder), for balancing; a record
     that cannot be read raises RecordError naming the file (never skipped: a balance from part of a run
     would be silently wrong)."""
-    from pytest_inferlab.record.record import load_record
+    from pytest_inferlab.record.record import read_record
 
     durations = {}
     for path in record_files(run_dir):
-        record = load_record(path)
+        record = read_record(path)
         seconds = _seconds(record)
         if seconds is not None:
-            durations[str(record.get("test_id"))] = seconds
+            durations[record.test_id] = seconds
     return durations
 
 

@@ -17,7 +17,7 @@ from pytest_inferlab.outputs.report import format_table, format_verdict_summary
 from pytest_inferlab.plugin.options import Settings
 from pytest_inferlab.plugin.recorder import REPORT_KEY, VERDICT_KEY
 from pytest_inferlab.record.baselines import BaselineError, BaselineStore, save_valid
-from pytest_inferlab.record.record import RecordError, load_record, record_commit
+from pytest_inferlab.record.record import RecordError, load_record, read_record
 from pytest_inferlab.record.run_folder import finish_manifest, pytest_command
 from pytest_inferlab.record.store import RecordStore
 
@@ -135,20 +135,19 @@ def history_change_points(baselines: BaselineStore, record_paths: list[Path]) ->
     series = []
     for path in record_paths:
         try:
-            record = load_record(path)
-            baseline = baselines.load(record["machine_id"], record["test_id"], record["spec_id"])
+            record = read_record(path)
+            baseline = baselines.load(record.machine_id, record.test_id, record.spec_id)
         except (RecordError, BaselineError):
             continue  # the case reported its unreadable baseline already
         if baseline is None:
             continue
-        commit = record_commit(record)
-        for metric, measurement in sorted(record["measurements"].items()):
+        for metric, measurement in sorted(record.measurements.items()):
             history = (baseline.data["metrics"].get(metric) or {}).get("history", [])
             points = [RunPoint(run.get("run_id", ""), run.get("commit"), run["value"]) for run in history
-                      if run.get("value") is not None and run.get("run_id") != record["run_id"]]
-            if measurement.get("value") is not None:
-                points.append(RunPoint(record["run_id"], commit, measurement["value"]))
-            series.append(RunSeries(record["machine_id"], record["test_id"], metric, tuple(points)))
+                      if run.get("value") is not None and run.get("run_id") != record.run_id]
+            if measurement.value is not None:
+                points.append(RunPoint(record.run_id, record.commit, measurement.value))
+            series.append(RunSeries(record.machine_id, record.test_id, metric, tuple(points)))
     if not any(len(s.points) >= MIN_POINTS for s in series):
         return []
     try:

@@ -9,6 +9,7 @@ from typing import Any, Mapping
 from pytest_inferlab.ground.jsonio import is_temp, read_json_object
 from pytest_inferlab.measure.exactness import DIVERGED, EXACT, NEAR_TIE, Exactness, Mismatch, worst
 from pytest_inferlab.measure.metrics import Measurement
+from pytest_inferlab.specs.core import RunSpec
 
 RECORD_SCHEMA_VERSION = 1
 NOT_MEASURED = "not measured in this run"  # the reason of an invalid verdict with no value
@@ -65,6 +66,11 @@ class Record:
             raise KeyError(f"{metric} was not measured in {self.test_id}: {self.absent[metric]}")
         raise KeyError(f"{metric} is not a metric of {self.test_id}; measured: {', '.join(sorted(self.measurements))}")
 
+    def value(self, metric: str) -> float | None:
+        """A measurement's headline value, None where the case has none (``record[metric]`` says why)."""
+        found = self.measurements.get(metric)
+        return found.value if found is not None else None
+
     def __contains__(self, metric: object) -> bool:
         return metric in self.measurements
 
@@ -74,6 +80,40 @@ class Record:
         batching, prefix sharing) against decoding without it: ``record.exactness.lossless`` is True when
         the outputs are equal, or equal up to a near tie (measure/exactness.py); None: nothing was checked."""
         return worst(list(exactness_checks(self.conditions).values()))
+
+    @property
+    def model_name(self) -> str:
+        """The model as the user named it (``spec.model.name``)."""
+        return str((self.spec.get("model") or {}).get("name", "unknown"))
+
+    @property
+    def commit(self) -> str | None:
+        """The git commit the case was measured at; None outside a checkout."""
+        return ((self.environment or {}).get("git") or {}).get("commit")
+
+    @property
+    def run_spec(self) -> RunSpec:
+        """The spec that produced the case, rebuilt from its stored form (``run_spec.spec_id == spec_id``)."""
+        return RunSpec.from_dict(self.spec)
+
+    @classmethod
+    def from_json(cls, data: Any, source: str) -> "Record":
+        """The record ``to_json`` wrote, typed again; RecordError naming ``source`` where it is not one."""
+        data = parse_record(data, source)
+        try:
+            measurements = {name: Measurement.from_dict(m) for name, m in data["measurements"].items()}
+            return cls(
+                run_id=data["run_id"], test_id=data["test_id"], params=data.get("params") or {}, spec=data["spec"],
+                spec_id=data["spec_id"], measurements=measurements, absent=data.get("absent") or {},
+                engine=data.get("engine") or {}, environment=data["environment"], machine_id=data["machine_id"],
+                seed=data.get("seed", 0), started_at=data.get("started_at", ""), finished_at=data.get("finished_at", ""),
+                rounds=data.get("rounds", 0), warmup_rounds=data.get("warmup_rounds", 0),
+                conditions=data.get("conditions") or {}, output_digest=data.get("output_digest"),
+                verdicts=data.get("verdicts") or [], baseline=data.get("baseline"), evals=data.get("evals") or {},
+                curve=data.get("curve") or [], round_values=data.get("round_values") or {},
+                schema_version=data["schema_version"])
+        except (AttributeError, KeyError, TypeError, ValueError) as exc:
+            raise RecordError(f"{source}: a field does not read as a record's ({type(exc).__name__}: {exc})") from None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -129,4 +169,10 @@ def record_commit(record: Mapping[str, Any]) -> str | None:
 
 
 def load_record(path: Path) -> dict[str, Any]:
+    """A record file's JSON form, validated (the form the gate, baselines and outputs take)."""
     return parse_record(read_json_object(path, RecordError, "record"), str(path))
+
+
+def read_record(path: Path) -> Record:
+    """A record file as the typed Record the lab wrote; RecordError naming the file where it is not one."""
+    return Record.from_json(read_json_object(path, RecordError, "record"), str(path))

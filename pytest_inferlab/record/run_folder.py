@@ -21,9 +21,12 @@ import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pytest_inferlab.ground.jsonio import is_temp, read_json_object, write_json_replace, write_text_if_absent
+
+if TYPE_CHECKING:
+    from pytest_inferlab.record.record import Record
 
 MANIFEST = "inferlab-run.manifest"
 MANIFEST_VERSION = 1
@@ -75,11 +78,11 @@ class RunFolder:
 
     path: Path
     manifest: dict[str, Any] | None
-    records: tuple[dict[str, Any], ...]
+    records: tuple[Record, ...]  # typed, as the lab wrote them
 
     @property
     def run_id(self) -> str:
-        return (self.manifest or {}).get("run_id") or self.records[0]["run_id"]
+        return (self.manifest or {}).get("run_id") or self.records[0].run_id
 
     @property
     def status(self) -> str:
@@ -101,7 +104,7 @@ def read_manifest(folder: Path) -> dict[str, Any] | None:
 
 def load_run(folder: Path) -> RunFolder:
     """Every record of the run in ``folder``, checked; RunFolderError names what is wrong."""
-    from pytest_inferlab.record.record import RecordError, load_record, record_files
+    from pytest_inferlab.record.record import RecordError, read_record, record_files
 
     if not folder.exists():
         raise RunFolderError(f"{folder}: no such folder (a run folder is .inferlab/runs/<run id>)")
@@ -124,7 +127,7 @@ def load_run(folder: Path) -> RunFolder:
         raise RunFolderError(f"{folder}: not a run: no records (*.json) in it (a run folder is "
                              f".inferlab/runs/<run id>){hint}")
     try:
-        records = tuple(load_record(path) for path in paths)
+        records = tuple(read_record(path) for path in paths)
     except RecordError as exc:
         raise RunFolderError(str(exc)) from None
     return RunFolder(folder, manifest, records)

@@ -6,11 +6,11 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Iterable
 
 from pytest_inferlab.record.baselines import parse_baseline  # its errors name the file
 from pytest_inferlab.ground.jsonio import is_temp
-from pytest_inferlab.record.record import load_record, record_commit
+from pytest_inferlab.record.record import read_record
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,17 +44,12 @@ def series_from_baselines(root: Path) -> list[RunSeries]:
 
 def series_from_records(paths: Iterable[Path]) -> list[RunSeries]:
     """Records of many runs, one series per machine, case and metric, in the order the runs started."""
-    records = sorted((load_record(path) for path in paths), key=lambda r: str(r.get("started_at", "")))
+    records = sorted((read_record(path) for path in paths), key=lambda r: r.started_at)
     grouped: dict[tuple[str, str, str], list[RunPoint]] = defaultdict(list)
     for record in records:
-        commit = record_commit(record)
-        for metric, measurement in _values(record["measurements"]):
-            grouped[(record["machine_id"], record["test_id"], metric)].append(
-                RunPoint(record["run_id"], commit, measurement))
+        commit = record.commit
+        for metric, measurement in sorted(record.measurements.items()):
+            if measurement.value is not None:
+                grouped[(record.machine_id, record.test_id, metric)].append(
+                    RunPoint(record.run_id, commit, float(measurement.value)))
     return [RunSeries(machine, test_id, metric, tuple(points)) for (machine, test_id, metric), points in sorted(grouped.items())]
-
-
-def _values(measurements: Mapping[str, Any]) -> Iterable[tuple[str, float]]:
-    for name, m in sorted(measurements.items()):
-        if isinstance(m, Mapping) and m.get("value") is not None:
-            yield name, float(m["value"])

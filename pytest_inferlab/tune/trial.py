@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from pytest_inferlab.ground.jsonio import write_json_replace, write_text_if_absent
+from pytest_inferlab.record.record import Record
 from pytest_inferlab.record.run_folder import RunFolderError, list_runs, load_run
 from pytest_inferlab.specs.slo import Bound
 from pytest_inferlab.tune.floor import BELOW, FLOOR_FILE, FloorCheck, no_data, reference_checks
@@ -164,19 +165,17 @@ def _floors(plan: TrialPlan, space: Space, folder: Path, reference: Config | Non
     return tuple(FloorCheck.from_dict(check) for check in json.loads(path.read_text(encoding="utf-8")))
 
 
-def result_of(record: Mapping[str, Any], config: Config, space: Space, where: str,
+def result_of(record: Record, config: Config, space: Space, where: str,
               floors: tuple[FloorCheck, ...] = (), same_as_reference: bool = False) -> TrialResult:
-    """A trial's figures from its record (a dict as written) and its floors as decided before timing."""
-    measurements = record.get("measurements") or {}
-
+    """A trial's figures from its record (as read) and its floors as decided before timing."""
     def stat(metric: str, statistic: str) -> float | None:
-        found = measurements.get(metric) or {}
-        return found.get(statistic)
+        found = record.measurements.get(metric)
+        return getattr(found, statistic) if found is not None else None
 
     speed = None
-    found = measurements.get("speedup_vs_reference") or {}
-    if found.get("value") is not None and found.get("ci95"):
-        speed = Ratio(found["value"], found["ci95"][0], found["ci95"][1])
+    found = record.measurements.get("speedup_vs_reference")
+    if found is not None and found.value is not None and found.ci95:
+        speed = Ratio(found.value, found.ci95[0], found.ci95[1])
     elif same_as_reference:  # the reference measured against itself: 1 by definition
         speed = Ratio(1.0, 1.0, 1.0)
     if space.objective == SPEED:
@@ -185,8 +184,7 @@ def result_of(record: Mapping[str, Any], config: Config, space: Space, where: st
         objective = stat(space.objective, "value")
     memory = stat("model_bytes", "value") or stat("peak_mem_bytes", "value")
     return TrialResult(config, None, speed, objective, {b.label: stat(b.metric, b.statistic) for b in space.slo},
-                       floors, memory, (record.get("conditions") or {}).get("rounds") or {}, where,
-                       record.get("spec_id"), record.get("machine_id"))
+                       floors, memory, record.conditions.get("rounds") or {}, where, record.spec_id, record.machine_id)
 
 
 def _run(command: list[str], log: Path, timeout_s: float) -> int:

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from pytest_inferlab.record.record import load_record
+from pytest_inferlab.record.record import load_record, read_record
 
 TINY = ("--inferlab-model=dummy:tiny", "--inferlab-rounds=2", "--inferlab-warmup=1", "-p", "no:cacheprovider")
 TINY_PARAMS_BYTES = 3_268_928 * 4  # dummy:tiny has 3,268,928 float32 parameters
@@ -106,6 +106,12 @@ def test_a_small_suite_writes_records_table_and_benchmark_json(pytester):
     assert extra["test_latency[2]"]["spec_id"] == by_test["test_suite.py::test_latency[2]"][1]["spec_id"]
     assert extra["test_latency[2]"]["metrics"]["output_tok_per_s"] > 0
     assert all(b["stats"]["rounds"] == 2 for b in bench["benchmarks"])
+    # read back typed (what findings, compare, ab and the asv export take): the very record the lab wrote,
+    # its spec rebuilt to the id it carries
+    for path in (pytester.path / ".inferlab" / "runs").glob("*/*.json"):
+        typed = read_record(path)
+        assert typed.to_json() == load_record(path) and typed.run_spec.spec_id == typed.spec_id
+        assert typed.value("output_tok_per_s") == typed["output_tok_per_s"] and typed.value("energy_j") is None
 
 
 def test_a_case_whose_requests_all_fail_fails_alone_and_writes_no_record(pytester):

@@ -86,11 +86,11 @@ def test_a_paired_speed_ratio_prints_with_its_interval():
 
 
 def test_the_trade_off_takes_variants_alone_not_their_compositions():
+    from handmade_records import make_record
     from pytest_inferlab.outputs.pareto import points_from_records
 
     def record(spec):
-        measurements = {"output_tok_per_s": {"value": 30.0}, "model_bytes": {"value": 1e8}}
-        return {"spec": {"batch_size": 1, **spec}, "measurements": measurements}
+        return make_record({"output_tok_per_s": 30.0, "model_bytes": 1e8}, spec={"batch_size": 1, **spec})
 
     gptq = {"model": {"name": "m", "quant": {"method": "gptq", "settings": []}}}
     records = [record(gptq), record({**gptq, "speculative": {"method": "prompt-lookup"}}),

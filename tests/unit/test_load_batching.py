@@ -6,8 +6,9 @@ import statistics
 import pytest
 
 from pytest_inferlab.run.batching import Arrivals, BatchingSpec, generator_conditions, resolve_batching
-from pytest_inferlab.measure.curves import configuration_label, curve_point
-from pytest_inferlab.outputs.curves import format_curves
+from handmade_records import make_record
+from pytest_inferlab.measure.curves import curve_point
+from pytest_inferlab.outputs.curves import configuration_label, format_curves
 from pytest_inferlab.engines.vllm_args import NoVllmEquivalent, batching_engine_args, kv_engine_args
 from pytest_inferlab.optimizations.kv import KVCacheSpec, unsupported_pairing
 from pytest_inferlab.specs.load import LoadSpec, parse_load
@@ -131,8 +132,8 @@ def test_curve_point_is_sustained_only_on_schedule_and_within_budget():
 
 
 def test_configuration_label():
-    record = {"spec": {"model": {"name": "m", "quant": {"method": "int8-weight"}}, "kv_cache": {"kind": "fp8"},
-                       "batching": {"kind": "static", "settings": [["max_batch", 8]]}, "workload": {"name": "w"}}}
+    record = make_record(spec={"model": {"name": "m", "quant": {"method": "int8-weight"}}, "kv_cache": {"kind": "fp8"},
+                               "batching": {"kind": "static", "settings": [["max_batch", 8]]}, "workload": {"name": "w"}})
     assert configuration_label(record) == "m int8-weight kv=fp8 static max_batch=8 on w"
 
 

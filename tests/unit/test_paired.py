@@ -6,6 +6,7 @@ import threading
 
 import pytest
 
+from handmade_records import make_record
 from pytest_inferlab.judge.ab import compare_sides
 from pytest_inferlab.judge.paired import judge_paired
 from pytest_inferlab.measure.paired import MIN_PAIRS, paired_ratio
@@ -106,8 +107,8 @@ def test_nothing_is_granted_until_both_sides_have_asked():
 
 
 def _record(test_id, tpot, invalid=None):
-    return {"test_id": test_id, "spec_id": "a" * 12, "round_values": {"tpot_ms": tpot, "ttft_ms": [100.0] * len(tpot)},
-            "conditions": {"invalid": invalid}}
+    return make_record(test_id=test_id, round_values={"tpot_ms": tpot, "ttft_ms": [100.0] * len(tpot)},
+                       conditions={"invalid": invalid})
 
 
 def test_compare_sides_pairs_shared_cases_and_lists_the_rest():

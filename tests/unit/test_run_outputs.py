@@ -12,6 +12,7 @@ from pytest_inferlab.outputs.families import BATCHING, COMPOSITION, KV, LATENCY,
 from pytest_inferlab.outputs.findings import findings_of, front_points, pareto_front
 from pytest_inferlab.outputs.findings_table import format_findings
 from pytest_inferlab.outputs.html_report import build_report, write_report
+from pytest_inferlab.record.record import Record
 from pytest_inferlab.record.run_folder import (MANIFEST, RunFolderError, finish_manifest, load_run,
                                                start_manifest)
 
@@ -36,6 +37,11 @@ def record(test_id, values, spec=None, conditions=None, evals=None, run_id="r1",
             "started_at": "2026-12-02T10:00:00+00:00", "finished_at": "2026-12-02T10:01:00+00:00", "rounds": 3,
             "warmup_rounds": 1, "conditions": {**(conditions or {})}, "output_digest": None, "verdicts": [],
             "baseline": None, "evals": evals or {}, "curve": [], "round_values": round_values or {}}
+
+
+def typed(records):
+    """The hand-made records as a run folder reads them back (record/record.py: Record.from_json)."""
+    return [Record.from_json(data, f"hand-made record {data['test_id']}") for data in records]
 
 
 def quant(method):
@@ -148,7 +154,7 @@ def test_a_run_without_a_manifest_is_an_older_finished_run(tmp_path):
 
 # ---- findings -------------------------------------------------------------------------------------
 def test_each_finding_is_judged_against_its_own_reference():
-    found = {f.test_id.split("::")[1]: f for f in findings_of(run_records())}
+    found = {f.test_id.split("::")[1]: f for f in findings_of(typed(run_records()))}
     plain = found["test_latency[short-chat-1]"]
     assert plain.family == LATENCY and plain.speed is None and "the plain model" in plain.words()
     gptq = found["test_quantized[gptq-4]"]
@@ -178,7 +184,7 @@ def test_a_composition_without_its_paired_ratio_is_never_given_its_draftings_spe
     records = run_records()
     composed = next(r for r in records if "test_composed" in r["test_id"])
     del composed["measurements"]["speedup_vs_reference"]  # e.g. 2 rounds: no interval, an absent reason
-    found = next(f for f in findings_of(records) if f.family == COMPOSITION)
+    found = next(f for f in findings_of(typed(records)) if f.family == COMPOSITION)
     assert not found.speed.paired and found.speed.ratio == pytest.approx(75 / 30)  # against the plain model
     assert found.drafting.ratio == 1.7
 
@@ -186,12 +192,12 @@ def test_a_composition_without_its_paired_ratio_is_never_given_its_draftings_spe
 def test_an_interval_that_spans_one_is_no_clear_difference():
     data = record("t.py::test_v[bf16-1]", {"output_tok_per_s": 30.0, "speedup_vs_reference": measurement(1.02, (0.95, 1.1))},
                   {"model": {"name": "m", "quant": quant("bf16")}}, {"compared_to": {"reference": {"model": "m"}}})
-    [finding] = findings_of([data])
+    [finding] = findings_of(typed([data]))
     assert "no clear speed difference" in finding.words() and "spans 1" in finding.words()
 
 
 def test_the_front_keeps_only_what_nothing_beats_on_speed_memory_and_fidelity():
-    points, left_out = front_points(findings_of(run_records()))
+    points, left_out = front_points(findings_of(typed(run_records())))
     names = {p.finding.test_id.split("::")[1] for p in pareto_front(points)}
     # the composition beats gptq alone (faster, same bytes and agreement); drafting is exact at 1x memory;
     # the fp8 cache is the smallest; the plain model is beaten by lossless drafting
@@ -200,7 +206,7 @@ def test_the_front_keeps_only_what_nothing_beats_on_speed_memory_and_fidelity():
 
 
 def test_the_findings_table_has_a_row_and_a_sentence_per_finding():
-    lines = format_findings(findings_of(run_records()))
+    lines = format_findings(findings_of(typed(run_records())))
     assert lines[0].split()[:3] == ["family", "optimization", "tok/s"]
     assert any(line.startswith("quantization") and "1.60 [1.40, 1.80]" in line for line in lines)
     assert sum(line.startswith("  ") for line in lines) == 7  # the sentences
@@ -217,10 +223,10 @@ def test_the_pick_is_the_fastest_rung_or_variant_that_keeps_the_references_top1_
 
     records = [variant("gguf-q4_0", "llamacpp", 8.0, 0.7),  # fastest, but loses too much of the reference
                variant("gguf-q8_0", "llamacpp", 5.4, 0.96), variant("int8-weight", "transformers", 1.5, 0.98)]
-    lines = format_findings(findings_of(records))
+    lines = format_findings(findings_of(typed(records)))
     [advice] = [line for line in lines if line.startswith("pick: ")]
     assert advice.startswith("pick: gguf-q8_0 on llama.cpp on short-chat, 5.40x") and "at least 90% top-1" in advice
-    assert not [line for line in format_findings(findings_of(records[:1])) if line.startswith("pick")]
+    assert not [line for line in format_findings(findings_of(typed(records[:1]))) if line.startswith("pick")]
 
 
 @pytest.mark.parametrize("near_tie, words, failed", [(True, "up to a near tie (0.09 nats", False),
@@ -231,7 +237,7 @@ def test_a_drafting_divergence_reads_as_a_near_tie_or_a_failure(near_tie, words,
     drafted = record("suites/t.py::test_speculative[lookup]",
                      {"output_tok_per_s": 20.0, "speculative_speedup": measurement(0.7, (0.6, 0.8))},
                      {"speculative": {"method": "prompt-lookup", "settings": []}}, {"speculative": check})
-    [finding] = findings_of([drafted])
+    [finding] = findings_of(typed([drafted]))
     assert words in finding.fidelity and finding.failed is failed
 
 
@@ -243,7 +249,7 @@ def test_the_report_escapes_every_text_from_the_records_and_needs_no_network(tmp
     assert "<script" not in page and "http://" not in page and "https://" not in page
     for section in ("What was found", "Speed x memory x fidelity", "Latency-throughput", "Verdicts", "Environment"):
         assert f"<h2>{section}</h2>" in page
-    on_plane, _ = front_points(findings_of(run_records()))
+    on_plane, _ = front_points(findings_of(typed(run_records())))
     assert page.count('<svg class="front"') == 1 and page.count("<circle") == len(on_plane) == 5
     assert "data:image/png" not in page  # no case ran under a load: no curves
 
@@ -291,7 +297,7 @@ def verdicts_of(result, test_id):
 def test_runs_made_apart_are_judged_as_the_gate_judges_one_baseline_run():
     a = [timed("t::same", 40.0), timed("t::bigger", 40.0), timed("t::only_a", 40.0, spec_id="b" * 12)]
     b = [timed("t::same", 40.0), timed("t::bigger", 60.0, model_bytes=110.0), timed("t::only_b", 40.0, spec_id="c" * 12)]
-    result = compare_runs(a, b)
+    result = compare_runs(typed(a), typed(b))
     assert not result.paired and result.only_first == ["t::only_a"] and result.only_second == ["t::only_b"]
     same, bigger = verdicts_of(result, "t::same"), verdicts_of(result, "t::bigger")
     assert same["tpot_ms"].ratio == pytest.approx(1.0) and same["model_bytes"].outcome == "unchanged"
@@ -311,12 +317,13 @@ def test_the_two_sides_of_one_ab_are_judged_on_paired_rounds():
     manifests = [{"command": ["pytest", "--inferlab-ab-turns=/tmp/s.sock", "--inferlab-ab-side=base"]},
                  {"command": ["pytest", "--inferlab-ab-turns=/tmp/s.sock", "--inferlab-ab-side=candidate"]}]
     assert lockstep_pair(*manifests) and not lockstep_pair(manifests[0], {"command": ["pytest"]})
-    result = compare_runs(base, candidate, paired=True)
+    result = compare_runs(typed(base), typed(candidate), paired=True)
     assert verdicts_of(result, "t::case")["tpot_ms"].outcome == "regressed"
 
 
 def test_an_invalid_side_makes_its_verdicts_invalid():
-    result = compare_runs([timed("t::c", 40.0)], [timed("t::c", 40.0, invalid="other processes used 30% of the CPU")])
+    result = compare_runs(typed([timed("t::c", 40.0)]),
+                          typed([timed("t::c", 40.0, invalid="other processes used 30% of the CPU")]))
     assert verdicts_of(result, "t::c")["tpot_ms"].outcome == "invalid"
 
 

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from pytest_inferlab.record.record import RecordError, load_record, parse_record
+from pytest_inferlab.record.record import RecordError, load_record, parse_record, read_record
 from pytest_inferlab.ground.jsonio import write_json_new
 from pytest_inferlab.record.naming import safe_name
 
@@ -52,3 +52,11 @@ def test_unreadable_or_wrong_version_records_name_the_file(tmp_path):
     with pytest.raises(RecordError, match="missing field"):
         parse_record({"schema_version": 1}, "x.json")
     assert os.path.exists(bad)  # reading never deletes or rewrites
+    # read typed, a field of the wrong shape is the same kind of error, naming the file
+    shaped = tmp_path / "shaped.json"
+    shaped.write_text(json.dumps({"schema_version": 1, "run_id": "r", "test_id": "t", "spec_id": "a", "spec": {},
+                                  "measurements": {"tpot_ms": 40.0}, "environment": {}, "machine_id": "m"}))
+    with pytest.raises(RecordError, match=f"{shaped}: a field does not read as a record's"):
+        read_record(shaped)
+    with pytest.raises(RecordError, match=f"record {bad} is unreadable"):
+        read_record(bad)
