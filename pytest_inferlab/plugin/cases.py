@@ -3,7 +3,7 @@
 ``LatencyCase``: warm-up and timed rounds of a workload (back-to-back batches, or served through a
 batching engine under an arrival process, or drafted and undrafted rounds interleaved).
 ``SweepCase``: offered rate up to saturation. ``OverheadCase``: the recording path against a bare
-``generate`` loop. Each returns ``Findings``; the recorder turns them into a record.
+``generate`` loop. Each gives a ``CaseResult`` (measure/result.py); the recorder turns it into a record.
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ from pytest_inferlab.ground.alternation import pair_order
 from pytest_inferlab.engines.base import Engine
 from pytest_inferlab.measure.curves import curve_point
 from pytest_inferlab.judge.sequential import Decide, Interval, below, beyond_band, exceeds
-from pytest_inferlab.measure.metrics import Measurement, bootstrap_median_ci, measure, scalar, window_s
+from pytest_inferlab.measure.metrics import Measurement, bootstrap_median_ci, measure, round_values, scalar, window_s
 from pytest_inferlab.measure.paired import REPORT_ALPHA, compare_rounds
+from pytest_inferlab.measure.result import CaseResult
 from pytest_inferlab.measure.speculative_pairs import SpeculativePairs
-from pytest_inferlab.plugin.recorder import Findings
 from pytest_inferlab.plugin.rounds import DrivenRounds, RoundDriver, RoundPlan
 from pytest_inferlab.run.batching import BatchingSpec, generator_conditions, serve_round
 from pytest_inferlab.plugin.progress import RoundProgress
@@ -47,15 +47,19 @@ def energy_findings(energy: EnergyMeter, output_tokens: int) -> tuple[dict[str, 
 
 
 @dataclass(frozen=True, slots=True)
-class Measured:
-    """One pass over a latency case's rounds."""
+class RoundsPass:
+    """One pass over a latency case's rounds: what it measured, and the traces the enrichers read."""
 
-    measurements: dict[str, Measurement]
-    absent: dict[str, str]
-    conditions: dict[str, Any]
+    result: CaseResult
     timed: list[RoundTrace]
     failed: list[RequestTrace]
-    output_digest: str | None
+
+
+def rounds_note(rounds: dict) -> tuple[str, ...]:
+    """How many rounds adaptive rounds ran and why they stopped, for the results table's note."""
+    if rounds.get("mode") != "adaptive" or not rounds.get("stopped"):
+        return ()
+    return (f"{rounds['used']} rounds: {rounds['stopped'].split(':')[0].split(' (')[0]}",)
 
 
 @dataclass
@@ -81,7 +85,7 @@ class LatencyCase:
     _traces: list[RoundTrace] = field(default_factory=list)
     _progress: RoundProgress | None = None
 
-    def run(self, plain: bool = False) -> Measured:
+    def run(self, plain: bool = False) -> RoundsPass:
         """All rounds once; ``plain``: a re-measurement outside pytest-benchmark."""
         self._traces = []
         plan = self.plan
@@ -101,10 +105,14 @@ class LatencyCase:
         served = [r for t in timed for r in t.requests]
         joules, no_joules = energy_findings(energy, sum(r.output_tokens for r in served if r.ok))
         compared, compared_conditions, not_compared = self._compared(timed, plan)
-        return Measured({**measurements, **joules, **driven.peak_memory, **compared},
-                        {**absent, **no_joules, **driven.memory_absent, **not_compared},
-                        {**driven.conditions, **compared_conditions}, timed, [r for r in served if not r.ok],
-                        output_digest(self._traces[-1]))
+        failed = [r for r in served if not r.ok]
+        notes = (f"{len(failed)} failed",) if failed else ()
+        result = CaseResult({**measurements, **joules, **driven.peak_memory, **compared},
+                            {**absent, **no_joules, **driven.memory_absent, **not_compared},
+                            {**driven.conditions, **compared_conditions},
+                            notes + rounds_note(driven.conditions.get("rounds") or {}),
+                            output_digest(self._traces[-1]), round_values=round_values(timed))
+        return RoundsPass(result, timed, failed)
 
     def _decide(self) -> Decide:
         """A paired figure is decided beyond the tolerance band around 1, or, searching for the best
@@ -234,7 +242,7 @@ class SweepCase:
                  f"{'' if found['sustained'] else ' (not sustained)'}")
         return found
 
-    def findings(self, driven: DrivenRounds) -> Findings:
+    def result(self, driven: DrivenRounds) -> CaseResult:
         open_points = [p for p in self.points if p["rate"] is not None]
         sustained = [p["rate"] for p in open_points if p["sustained"]]
         measurements: dict[str, Measurement] = dict(driven.peak_memory)
@@ -255,7 +263,7 @@ class SweepCase:
         if sustained:
             note = (f"saturation {max(sustained):.2f} req/s" if saturated
                     else f"saturation >= {max(sustained):.2f} req/s (every swept rate sustained)")
-        return Findings(measurements, absent, conditions, note, curve=list(self.points))
+        return CaseResult(measurements, absent, conditions, (note,), curve=tuple(self.points))
 
 
 @dataclass
@@ -295,7 +303,7 @@ class OverheadCase:
         """Adaptive pairs judge the recorded/bare ratio of each pair."""
         return dataclasses.replace(self.plan, figure=lambda: _ratios(self.recorded, self.bare))
 
-    def findings(self, driven: DrivenRounds, seed: int) -> Findings:
+    def result(self, driven: DrivenRounds, seed: int) -> CaseResult:
         """``harness_overhead_pct``: median over pairs of (1 - recorded / bare) with a bootstrap 95%
         interval; ``harness_cost_pct``: the recording path's own code timed in isolation against the
         round time (on a noisy machine the paired interval is wide; this one is not)."""
@@ -315,5 +323,5 @@ class OverheadCase:
             "harness_cost_pct": Measurement("%", cost, (per_token_s * 1e6, per_request_s * 1e6)),
             **driven.peak_memory,
         }
-        return Findings(measurements, dict(driven.memory_absent), driven.conditions,
-                        f"overhead {overhead:+.2f}%, harness cost {cost:.3f}%")
+        return CaseResult(measurements, dict(driven.memory_absent), driven.conditions,
+                          (f"overhead {overhead:+.2f}%, harness cost {cost:.3f}%",))

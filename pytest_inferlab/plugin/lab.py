@@ -2,7 +2,7 @@
 
 ``Lab`` reads the test's settings once (``CaseSettings``), builds the kind of case asked for
 (``cases.py``), lets every feature's enricher add to it (``measure/enrichers.py``) and hands the
-findings to the recorder (record, gate, report). It measures one case per test, like
+result (``CaseResult``) to the recorder (record, gate, report). It measures one case per test, like
 pytest-benchmark's single-use fixture.
 """
 
@@ -16,10 +16,10 @@ import pytest
 from pytest_inferlab.engines.base import Engine
 from pytest_inferlab.judge.policy import policies_for
 from pytest_inferlab.measure.enrichers import Case, enrich
-from pytest_inferlab.measure.metrics import round_values
+from pytest_inferlab.measure.result import CaseResult
 from pytest_inferlab.plugin.case_settings import CaseSettings, SloChoice
 from pytest_inferlab.plugin.cases import LatencyCase, OverheadCase, SweepCase
-from pytest_inferlab.plugin.recorder import Findings, InferlabWarning, Recorder, now
+from pytest_inferlab.plugin.recorder import InferlabWarning, Recorder, now
 from pytest_inferlab.plugin.rounds import RoundDriver, RoundPlan
 from pytest_inferlab.measure.speculative_pairs import SpeculativePairs
 from pytest_inferlab.record.record import Record
@@ -32,13 +32,6 @@ from pytest_inferlab.specs.slo import SLO, Bound
 
 if TYPE_CHECKING:
     from pytest_inferlab.plugin.session import LabSession
-
-
-def rounds_note(rounds: dict) -> tuple[str, ...]:
-    """How many rounds adaptive rounds ran and why they stopped, for the results table's note."""
-    if rounds.get("mode") != "adaptive" or not rounds.get("stopped"):
-        return ()
-    return (f"{rounds['used']} rounds: {rounds['stopped'].split(':')[0].split(' (')[0]}",)
 
 
 class Lab:
@@ -121,19 +114,11 @@ class Lab:
         case = Case(engine, workload, batch_size, sampling, requests, measured.timed, self._session.references,
                     load_spec, batching_spec, choice.slo, self._session.settings.slo_attainment, counters_before, paired,
                     tuple(evals))
-        extras = enrich(case, measured.measurements)
-        failed = (f"{len(measured.failed)} failed",) if measured.failed else ()
-        failed += rounds_note(measured.conditions.get("rounds") or {})
-        exactness = {"exactness": {claim: check.to_dict() for claim, check in extras.exactness.items()}} \
-            if extras.exactness else {}
-        found = Findings({**measured.measurements, **extras.measurements}, {**measured.absent, **extras.absent},
-                         {**measured.conditions, **extras.conditions, **exactness, **self._slo_condition(choice),
-                          "process": process},
-                         " ".join(failed + extras.notes), measured.output_digest, extras.evals, list(extras.curve),
-                         extras.failure or extras.exactness_failure(), round_values(measured.timed))
+        found = (measured.result + enrich(case, measured.result.measurements)
+                 + CaseResult(conditions={**self._slo_condition(choice), "process": process}))
 
         def remeasure() -> tuple[dict, dict]:
-            again = rounds.run(plain=True)
+            again = rounds.run(plain=True).result
             return again.measurements, again.conditions
 
         return self._recorder().finish(spec, engine, found, started, remeasure)
@@ -163,7 +148,7 @@ class Lab:
                           budget_s or 3 * self._session.settings.load_budget, process, rates, self._say)
         started = now()
         driven = self._driver(engine).drive(sweep.run, RoundPlan.fixed(1, 0))
-        found = sweep.findings(driven)
+        found = sweep.result(driven)
         return self._recorder().finish(spec, engine, found, started)
 
     def measure_overhead(self, engine: Engine, workload: WorkloadSpec, *, sampling: SamplingSpec | None = None) -> Record:
@@ -176,7 +161,7 @@ class Lab:
                                 self._plan(), self._say_live)
         started = now()
         driven = self._driver(engine).drive(overhead.one_pair, overhead.driven_plan())
-        return self._recorder().finish(spec, engine, overhead.findings(driven, sampling.seed), started)
+        return self._recorder().finish(spec, engine, overhead.result(driven, sampling.seed), started)
 
     # ---- what every kind of case shares -----------------------------------------------
     def _claim(self, engine: Engine, batch_size: int) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -18,7 +18,8 @@ import pytest
 from pytest_inferlab.engines.base import Engine
 from pytest_inferlab.judge.gate import Gate, Judgement, Remeasure
 from pytest_inferlab.measure.enrichers import weights
-from pytest_inferlab.measure.metrics import Measurement, summary_values
+from pytest_inferlab.measure.metrics import summary_values
+from pytest_inferlab.measure.result import CaseResult
 from pytest_inferlab.outputs.report import report_row, verdict_rows, verdict_section
 from pytest_inferlab.plugin.case_settings import CaseSettings
 from pytest_inferlab.record.record import Record
@@ -34,21 +35,6 @@ class InferlabWarning(pytest.PytestWarning):
 
 def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
-
-
-@dataclass(frozen=True, slots=True)
-class Findings:
-    """Everything a kind of case measured, ready to be recorded."""
-
-    measurements: dict[str, Measurement]
-    absent: dict[str, str]
-    conditions: dict[str, Any]
-    note: str = ""
-    output_digest: str | None = None
-    evals: dict[str, Any] = field(default_factory=dict)
-    curve: list[dict[str, Any]] = field(default_factory=list)
-    failure: str | None = None  # fail the case after its record is written
-    round_values: dict[str, list[float]] = field(default_factory=dict)  # metric -> each timed round's value
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,12 +68,11 @@ class Recorder:
         self.node, self.benchmark, self.case, self.gate = node, benchmark, case, gate
         self.identity, self.write, self.say = identity, write, say
 
-    def finish(self, spec: RunSpec, engine: Engine, found: Findings, started: str,
+    def finish(self, spec: RunSpec, engine: Engine, found: CaseResult, started: str,
                remeasure: Remeasure | None = None) -> Record:
-        bytes_ = weights(engine, found.measurements)
-        measurements = {**found.measurements, **bytes_.measurements}
-        record = self._record(spec, engine, measurements, {**found.absent, **bytes_.absent}, found, started)
-        judgement = self.gate.judge(record.to_json(), self.case.tolerance)
+        found = found + weights(engine, found.measurements)
+        record = self._record(spec, engine, found, started)
+        judgement = self.gate.judge(record, self.case.tolerance)
         if remeasure is not None and judgement.regressed:
             judgement, confirmations = self.gate.confirm(record, judgement, self.case.tolerance, remeasure,
                                                          lambda text: self.say(f"{self.case.name}: {text}"))
@@ -98,23 +83,23 @@ class Recorder:
                                      conditions={**record.conditions, "invalid": judgement.invalid})
         path = self.write(record)  # kept whatever the verdict, even when the baseline is unreadable
         self._report(record, engine, path, judgement, found.note)
-        if found.failure:
-            pytest.fail(f"{found.failure} (record: {path})", pytrace=False)
+        failure = found.failure_reason()
+        if failure:
+            pytest.fail(f"{failure} (record: {path})", pytrace=False)
         return record
 
-    def _record(self, spec: RunSpec, engine: Engine, measurements: dict[str, Measurement], absent: dict[str, str],
-                found: Findings, started: str) -> Record:
+    def _record(self, spec: RunSpec, engine: Engine, found: CaseResult, started: str) -> Record:
         callspec = getattr(self.node, "callspec", None)  # pytest sets it on parametrized items only
         params = {k: param_value(v) for k, v in (callspec.params.items() if callspec else ())}
         run = self.identity()
         return Record(
             run_id=run.run_id, test_id=self.node.nodeid, params=params, spec=spec_dict(spec), spec_id=spec.spec_id,
-            measurements=measurements, absent=absent,
+            measurements=found.measurements, absent=found.absent,
             engine={**dataclasses.asdict(engine.info), "model_spec_id": engine.info.model.spec_id},
             environment=run.environment, machine_id=run.machine_id, seed=spec.sampling.seed, started_at=started,
             finished_at=now(), rounds=rounds_used(found.conditions, self.case.rounds),
-            warmup_rounds=self.case.warmup, conditions=found.conditions,
-            output_digest=found.output_digest, evals=found.evals, curve=found.curve,
+            warmup_rounds=self.case.warmup, conditions=found.recorded_conditions(),
+            output_digest=found.output_digest, evals=found.evals, curve=list(found.curve),
             round_values=found.round_values,
         )
 

@@ -14,7 +14,8 @@ from pytest_inferlab.judge.verdict import Verdict
 from pytest_inferlab.measure.catalog import DETERMINISTIC, TIMING, facts_of, unit_of
 from pytest_inferlab.measure.metrics import Measurement
 from pytest_inferlab.record.record import Record
-from pytest_inferlab.measure.enrichers import Case, Extras, engine_counters, enrich, parallel_ranks, weights
+from pytest_inferlab.measure.enrichers import Case, engine_counters, enrich, parallel_ranks, weights
+from pytest_inferlab.measure.result import CaseResult
 from pytest_inferlab.measure.references import ReferenceCache
 from pytest_inferlab.plugin.case_settings import CaseSettings
 from pytest_inferlab.record.baselines import BaselineStore
@@ -270,7 +271,7 @@ def case_of(engine, **fields):
 
 def test_enrichers_add_only_what_the_engine_has():
     plain = enrich(case_of(FakeEngine()), {})
-    assert plain == Extras()  # no ranks, no counters, no load, no variant, no cache report, no drafting, no tasks
+    assert plain == CaseResult()  # no ranks, no counters, no load, no variant, no cache report, no drafting, no tasks
     counting = CountingEngine()
     before = counting.counters()
     counting.total["tokens_from_usage"] += 5
@@ -281,12 +282,15 @@ def test_enrichers_add_only_what_the_engine_has():
     assert ranks.measurements["peak_mem_per_rank_bytes"].samples == (100, 120)
 
 
-def test_extras_add_up_and_keep_the_first_failure():
-    a = Extras({"x": 1}, notes=("a",), failure="first")
-    b = Extras({"y": 2}, {"z": "why"}, notes=("b",), failure="second")
+def test_case_results_add_up_and_keep_the_first_failure():
+    a = CaseResult({"x": 1}, notes=("a",), output_digest="d1", failure="first", curve=({"rate": 1},))
+    b = CaseResult({"y": 2}, {"z": "why"}, {"c": 3}, notes=("b",), output_digest="d2", failure="second",
+                   curve=({"rate": 2},))
     total = a + b
-    assert total.measurements == {"x": 1, "y": 2} and total.absent == {"z": "why"}
-    assert total.notes == ("a", "b") and total.failure == "first"
+    assert total.measurements == {"x": 1, "y": 2} and total.absent == {"z": "why"} and total.conditions == {"c": 3}
+    assert total.notes == ("a", "b") and total.note == "a b" and total.failure == "first"
+    assert total.output_digest == "d1" and total.curve == ({"rate": 1}, {"rate": 2})
+    assert (CaseResult() + b).failure_reason() == "second" and CaseResult().failure_reason() is None
 
 
 def test_weights_name_why_a_remote_engine_has_no_bytes():

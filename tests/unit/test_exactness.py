@@ -4,6 +4,7 @@ import pytest
 
 from pytest_inferlab.measure.exactness import (DIVERGED, EXACT, NEAR_TIE, Exactness, Mismatch, first_mismatch,
                                                judge_exactness, worst)
+from pytest_inferlab.measure.result import CaseResult
 
 REFERENCE = {0: (1, 2, 3), 1: (4, 5, 6)}
 
@@ -49,3 +50,14 @@ def test_checks_round_trip_and_the_worst_decides():
     assert worst([Exactness(EXACT, 2, "z"), near]) == near
     assert worst([near, diverged]) == diverged
     assert worst([]) is None
+
+
+def test_a_case_result_records_its_checks_and_fails_only_on_a_divergence():
+    near = Exactness(NEAR_TIE, 2, "x", Mismatch(0, 3, 7, 8, 0.0))
+    diverged = Exactness(DIVERGED, 2, "y", Mismatch(1, 0, 7, 8, 3.0))
+    tied = CaseResult(conditions={"slo": {}}, exactness={"continuous-batching": near})
+    assert tied.failure_reason() is None
+    assert tied.recorded_conditions() == {"slo": {}, "exactness": {"continuous-batching": near.to_dict()}}
+    both = tied + CaseResult(exactness={"prefix-sharing": diverged})
+    assert both.failure_reason().startswith("prefix-sharing: ") and "DIVERGED" in both.failure_reason()
+    assert CaseResult(conditions={"a": 1}).recorded_conditions() == {"a": 1}
