@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pytest_inferlab.record.baselines import BaselineError, BaselineStore, save_valid
 from pytest_inferlab.ground.jsonio import remove_stale_temps
-from pytest_inferlab.record.record import RecordError, load_record, record_files
+from pytest_inferlab.record.record import RecordError, read_record, record_files
 
 
 def save_baselines(run_dir: Path, baselines: Path) -> int:
@@ -21,7 +21,7 @@ def save_baselines(run_dir: Path, baselines: Path) -> int:
         print(f"inferlab: no records in {run_dir} (expected .inferlab/runs/<run id>/*.json)", file=sys.stderr)
         return 2
     try:
-        records = [load_record(path) for path in paths]
+        records = [read_record(path) for path in paths]
         report = save_valid(BaselineStore(baselines), records)
     except (RecordError, BaselineError) as exc:
         print(f"inferlab: {exc}; nothing was saved", file=sys.stderr)

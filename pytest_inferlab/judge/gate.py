@@ -84,23 +84,23 @@ class Gate:
             return "measured beside other pytest-xdist workers (parallel cases share the machine)"
         return None
 
-    def judge(self, record: Mapping[str, Any], test_tolerance: Mapping[str, Any], current_runs: int = 1) -> Judgement:
-        """Verdicts of ``record`` (its JSON form) against its stored baseline (saving happens at session end);
+    def judge(self, record: Record, test_tolerance: Mapping[str, Any], current_runs: int = 1) -> Judgement:
+        """Verdicts of ``record`` against its stored baseline (saving happens at session end);
         ``current_runs``: how many runs its timings are the geometric mean of."""
-        invalid = self.invalid_reason(record["conditions"])
+        invalid = self.invalid_reason(record.conditions)
         try:
-            baseline, same_machine = self.baselines.find(record["machine_id"], record["test_id"], record["spec_id"])
+            baseline, same_machine = self.baselines.find(record.machine_id, record.test_id, record.spec_id)
         except BaselineError as exc:
             return Judgement([], {"error": str(exc)}, False, invalid=invalid, error=str(exc))
-        policies = policies_for(sorted(record["measurements"]), self.settings.tolerance, test_tolerance)
+        policies = policies_for(sorted(record.measurements), self.settings.tolerance, test_tolerance)
         timing = sum(p.kind == "timing" for p in policies.values())
         alpha = bonferroni_alpha(self.settings.alpha, self.series * max(1, timing))
-        current_ref = record["conditions"].get("host_ref_s")
-        pools = self.pools(record["machine_id"]) if same_machine else (None, None)
+        current_ref = record.conditions.get("host_ref_s")
+        pools = self.pools(record.machine_id) if same_machine else (None, None)
         verdicts = []
         for name, policy in policies.items():
             runs = baseline.runs(name) if baseline else []
-            verdict = judge_run(policy, record["measurements"][name]["value"], current_ref, runs, alpha,
+            verdict = judge_run(policy, record.measurements[name].value, current_ref, runs, alpha,
                                 NoiseModel(), invalid, pools, current_runs)
             if verdict is not None:
                 verdicts.append(verdict)
@@ -110,12 +110,12 @@ class Gate:
         gating = same_machine and not self.settings.no_gate and not self.settings.save_baseline
         if baseline is None:
             return Judgement(verdicts, None, gating, None, invalid)
-        verdicts += item_verdicts(record.get("evals") or {}, baseline.data.get("evals") or {}, alpha)
+        verdicts += item_verdicts(record.evals, baseline.data.get("evals") or {}, alpha)
         reference = {"path": str(baseline.path), "machine_id": baseline.machine_id,
                      "same_machine": same_machine, "gating": gating}
         warning = None if same_machine else (
             f"compared with the baseline of another machine fingerprint ({baseline.machine_id}, "
-            f"this one is {record['machine_id']}): reported, never gating")
+            f"this one is {record.machine_id}): reported, never gating")
         return Judgement(verdicts, reference, gating, warning, invalid, slowdown=slowdown, host=evidence)
 
     def host_evidence(self, current_ref: float | None, refs: list[float], alpha: float,
@@ -153,7 +153,7 @@ class Gate:
         slowdowns hit every series of one run at once and do not repeat; a real regression repeats."""
         verdicts = list(judgement.verdicts)
         confirmations = []
-        measured = [record.to_json()]
+        measured = [record]
         # the tolerances this case is judged with (the run's and the test's), not the catalog's defaults: a
         # re-measurement within them does not confirm, however far the first measurement went
         policies = policies_for(sorted(record.measurements), self.settings.tolerance, test_tolerance)
@@ -164,7 +164,7 @@ class Gate:
             say(f"re-measuring to confirm a regression in {', '.join(sorted(suspects))} "
                 f"({attempt + 1}/{self.settings.confirm})")
             measurements, conditions = remeasure()
-            measured.append(dataclasses.replace(record, measurements=measurements, conditions=conditions).to_json())
+            measured.append(dataclasses.replace(record, measurements=measurements, conditions=conditions))
             again = self.judge(measured[-1], test_tolerance)
             together = self.judge(geometric_mean_record(measured), test_tolerance, current_runs=len(measured))
             by_metric = {v.metric: v for v in again.verdicts}
@@ -178,20 +178,20 @@ class Gate:
         return dataclasses.replace(judgement, verdicts=verdicts), confirmations
 
 
-def geometric_mean_record(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def geometric_mean_record(records: Sequence[Record]) -> Record:
     """The first record with each measured value (and the host reference) replaced by the geometric mean over
     ``records`` (one case, measured again): what the gate judges as the mean of several runs."""
     def mean(values: list[Any]) -> float | None:
         return statistics.geometric_mean(values) if values and all(v and v > 0 for v in values) else None
 
-    first = dict(records[0])
+    first = records[0]
     measurements = {}
-    for name, entry in first["measurements"].items():
-        values = [r["measurements"].get(name, {}).get("value") for r in records]
-        measurements[name] = {**entry, "value": mean(values) if mean(values) is not None else entry.get("value")}
-    refs = [r["conditions"].get("host_ref_s") for r in records]
-    return {**first, "measurements": measurements,
-            "conditions": {**first["conditions"], "host_ref_s": mean(refs)}}
+    for name, entry in first.measurements.items():
+        together = mean([r.value(name) for r in records])
+        measurements[name] = dataclasses.replace(entry, value=together if together is not None else entry.value)
+    refs = [r.conditions.get("host_ref_s") for r in records]
+    return dataclasses.replace(first, measurements=measurements,
+                               conditions={**first.conditions, "host_ref_s": mean(refs)})
 
 
 def merge(first: Verdict, again: Verdict | None, together: Verdict | None = None,

@@ -10,6 +10,7 @@ inputs: then every machine computes the same assignment.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,9 +95,9 @@ def merge_runs(run_dirs: list[Path], results: Path, run_id: str) -> list[Path]:
     two shards or shards of different commits are refused, records keep their file names and say
     which run they came from (``conditions.merged_from``)."""
     from pytest_inferlab.ground.jsonio import write_json_new
-    from pytest_inferlab.record.record import RecordError, load_record
+    from pytest_inferlab.record.record import RecordError, read_record
 
-    found: dict[str, tuple[Path, dict]] = {}
+    found: dict[str, tuple[Path, Record]] = {}
     commits: dict[str | None, Path] = {}
     for run_dir in run_dirs:
         paths = record_files(run_dir) if run_dir.is_dir() else []
@@ -104,13 +105,13 @@ def merge_runs(run_dirs: list[Path], results: Path, run_id: str) -> list[Path]:
             raise MergeError(f"{run_dir}: no records (expected a run folder, .inferlab/runs/<run id>)")
         for path in paths:
             try:
-                record = load_record(path)
+                record = read_record(path)
             except RecordError as exc:
                 raise MergeError(str(exc)) from None
             if path.name in found:
                 raise MergeError(f"{path.name} is in two shard runs ({found[path.name][0]} and {path}): the same case "
                                  "measured twice; shards must split the cases (--inferlab-shard=I/N with the same N)")
-            commits.setdefault((record.get("environment", {}).get("git") or {}).get("commit"), path)
+            commits.setdefault(record.commit, path)
             found[path.name] = (path, record)
     if len(commits) > 1:
         listed = ", ".join(f"{commit} ({path})" for commit, path in commits.items())
@@ -120,7 +121,7 @@ def merge_runs(run_dirs: list[Path], results: Path, run_id: str) -> list[Path]:
         raise MergeError(f"{folder} exists already: pick another --run-id (records are never overwritten)")
     written = []
     for name, (path, record) in sorted(found.items()):
-        merged = {**record, "run_id": run_id,
-                  "conditions": {**(record.get("conditions") or {}), "merged_from": record.get("run_id")}}
-        written.append(write_json_new(folder / name, merged))
+        merged = dataclasses.replace(record, run_id=run_id,
+                                     conditions={**record.conditions, "merged_from": record.run_id})
+        written.append(write_json_new(folder / name, merged.to_json()))
     return written

@@ -17,7 +17,7 @@ from pytest_inferlab.outputs.report import format_table, format_verdict_summary
 from pytest_inferlab.plugin.options import Settings
 from pytest_inferlab.plugin.recorder import REPORT_KEY, VERDICT_KEY
 from pytest_inferlab.record.baselines import BaselineError, BaselineStore, save_valid
-from pytest_inferlab.record.record import RecordError, load_record, read_record
+from pytest_inferlab.record.record import RecordError, read_record
 from pytest_inferlab.record.run_folder import finish_manifest, pytest_command
 from pytest_inferlab.record.store import RecordStore
 
@@ -95,7 +95,7 @@ class Summary:
     def _save_baselines(self, session: pytest.Session, record_paths: list[Path]) -> None:
         """--inferlab-save-baseline: this run's valid records, all saved or none (as save-baseline)."""
         try:
-            report = save_valid(self.baselines, [load_record(path) for path in record_paths])
+            report = save_valid(self.baselines, [read_record(path) for path in record_paths])
         except (BaselineError, RecordError) as exc:
             self.baseline_lines = [f"baselines: nothing saved: {exc}"]
             session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -20,7 +20,7 @@ from typing import Any, Iterable, Iterator
 from pytest_inferlab.record.environment import machine_fingerprint
 from pytest_inferlab.ground.jsonio import read_json_object, write_json_replace_all
 from pytest_inferlab.record.naming import baseline_filename, legacy_baseline_filename
-from pytest_inferlab.record.record import NOT_MEASURED, record_commit
+from pytest_inferlab.record.record import NOT_MEASURED, Record
 
 BASELINE_SCHEMA_VERSION = 1  # of the baseline file format (records have their own, record.py)
 HISTORY_LIMIT = 50
@@ -156,15 +156,15 @@ class BaselineStore:
                 return other, False
         return None, True
 
-    def save(self, record: dict[str, Any]) -> Saved:
-        """Append one record (a record's JSON) to its case's baseline; see ``save_all``."""
+    def save(self, record: Record) -> Saved:
+        """Append one record to its case's baseline; see ``save_all``."""
         [saved] = self.save_all([record])
         return saved
 
-    def save_all(self, records: list[dict[str, Any]]) -> list[Saved]:
+    def save_all(self, records: list[Record]) -> list[Saved]:
         """Append every record to its case's baseline, all or nothing: each file is read and checked
         (schema, test id) before any is written; a run already in a history is not appended again."""
-        folders = [self.root / record["machine_id"] for record in records]
+        folders = [self.root / record.machine_id for record in records]
         with _locked(folders):
             pending: dict[Path, _Pending] = {}
             saved = [self._add(record, pending) for record in records]
@@ -174,52 +174,51 @@ class BaselineStore:
                     item.legacy.unlink()
         return saved
 
-    def _add(self, record: dict[str, Any], pending: dict[Path, _Pending]) -> Saved:
-        folder = self.root / record["machine_id"]
-        test_id, run_id = record["test_id"], record["run_id"]
-        target = folder / baseline_filename(test_id, record["spec_id"])
+    def _add(self, record: Record, pending: dict[Path, _Pending]) -> Saved:
+        folder = self.root / record.machine_id
+        test_id, run_id = record.test_id, record.run_id
+        target = folder / baseline_filename(test_id, record.spec_id)
         if target not in pending:
-            source, legacy = self._locate(folder, test_id, record["spec_id"])
+            source, legacy = self._locate(folder, test_id, record.spec_id)
             data = self._read(source, test_id) if source.exists() else {
-                "schema_version": BASELINE_SCHEMA_VERSION, "machine_id": record["machine_id"],
-                "test_id": test_id, "spec_id": record["spec_id"], "spec": record["spec"], "metrics": {},
+                "schema_version": BASELINE_SCHEMA_VERSION, "machine_id": record.machine_id,
+                "test_id": test_id, "spec_id": record.spec_id, "spec": record.spec, "metrics": {},
             }
             pending[target] = _Pending(target, data, legacy)
         item = pending[target]
-        if run_id in Baseline(target, record["machine_id"], item.data).run_ids:
+        if run_id in Baseline(target, record.machine_id, item.data).run_ids:
             return Saved(target, test_id, run_id, "already")
         _append(item.data, record)
         item.changed = True
         return Saved(target, test_id, run_id, "saved")
 
 
-def _append(data: dict[str, Any], record: dict[str, Any]) -> None:
+def _append(data: dict[str, Any], record: Record) -> None:
     """Add one run to a baseline's content: per metric its value to the history, its samples as latest."""
-    data["fingerprint"] = machine_fingerprint(record["environment"])
+    data["fingerprint"] = machine_fingerprint(record.environment)
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    commit = record_commit(record)
-    host_ref_s = (record.get("conditions") or {}).get("host_ref_s")
-    for name, m in record["measurements"].items():
-        entry = data["metrics"].setdefault(name, {"unit": m["unit"], "history": []})
-        entry["samples"] = m["samples"]
+    host_ref_s = record.conditions.get("host_ref_s")
+    for name, m in sorted(record.measurements.items()):
+        entry = data["metrics"].setdefault(name, {"unit": m.unit, "history": []})
+        entry["samples"] = list(m.samples)
         entry["history"] = (entry["history"] + [
-            {"run_id": record["run_id"], "commit": commit, "value": m["value"], "host_ref_s": host_ref_s,
+            {"run_id": record.run_id, "commit": record.commit, "value": m.value, "host_ref_s": host_ref_s,
              "saved_at": now}
         ])[-HISTORY_LIMIT:]
-    for task, result in (record.get("evals") or {}).items():
+    for task, result in record.evals.items():
         if result.get("items") is not None:  # the latest run's per-item correctness, for McNemar
             data.setdefault("evals", {})[task] = {"items": result["items"], "limit": result.get("limit")}
     data["updated_at"] = now
 
 
 
-def invalid_reason(record: dict[str, Any]) -> str | None:
+def invalid_reason(record: Record) -> str | None:
     """Why a record's measurement cannot be trusted (another process took the CPU, xdist workers
     beside it, the load generator fell behind), or None. Such a record never enters a history."""
-    reason = (record.get("conditions") or {}).get("invalid")
+    reason = record.conditions.get("invalid")
     if reason:
         return str(reason)
-    for verdict in record.get("verdicts") or ():  # records written before conditions.invalid
+    for verdict in record.verdicts:  # records written before conditions.invalid
         if verdict.get("outcome") == "invalid" and verdict.get("reason") != NOT_MEASURED:
             return str(verdict.get("reason"))
     return None
@@ -240,9 +239,9 @@ class SaveReport:
                 + [f"  left out {test_id}: {reason}" for test_id, reason in self.left_out])
 
 
-def save_valid(store: BaselineStore, records: list[dict[str, Any]]) -> SaveReport:
+def save_valid(store: BaselineStore, records: list[Record]) -> SaveReport:
     """Save the valid records, all or nothing; invalid ones are left out and named."""
     reasons = [invalid_reason(r) for r in records]
-    left_out = tuple((r["test_id"], f"invalid measurement ({why})") for r, why in zip(records, reasons) if why)
+    left_out = tuple((r.test_id, f"invalid measurement ({why})") for r, why in zip(records, reasons) if why)
     valid = [r for r, why in zip(records, reasons) if why is None]
     return SaveReport(tuple(store.save_all(valid)), left_out)

@@ -163,13 +163,9 @@ def parse_record(data: Any, source: str) -> dict[str, Any]:
     return data
 
 
-def record_commit(record: Mapping[str, Any]) -> str | None:
-    """The git commit a record (its JSON form) was measured at, or None outside a checkout."""
-    return ((record.get("environment") or {}).get("git") or {}).get("commit")
-
-
 def load_record(path: Path) -> dict[str, Any]:
-    """A record file's JSON form, validated (the form the gate, baselines and outputs take)."""
+    """A record file's JSON form, validated: the stored form, as a tool reading the files sees it (the
+    package itself reads records typed, ``read_record``)."""
     return parse_record(read_json_object(path, RecordError, "record"), str(path))
 
 

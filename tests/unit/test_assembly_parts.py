@@ -195,11 +195,12 @@ GATE_SETTINGS = GateSettings(max_interference=0.1, tolerance={}, alpha=0.05, no_
 
 
 def gate_record(tpot, run_id="r1", share=0.0):
-    return {"run_id": run_id, "machine_id": "m", "test_id": "t.py::test_x", "spec_id": "0123456789ab",
-            "spec": {}, "environment": {"git": {"commit": "f" * 40}}, "evals": {},
-            "conditions": {"other_cpu_share": share, "host_ref_s": None},
-            "measurements": {"tpot_ms": {"unit": "ms", "value": tpot, "samples": [tpot]},
-                             "peak_mem_bytes": {"unit": "B", "value": 1000.0, "samples": [1000.0]}}}
+    return Record.from_json({
+        "schema_version": 1, "run_id": run_id, "machine_id": "m", "test_id": "t.py::test_x", "spec_id": "0123456789ab",
+        "spec": {}, "environment": {"git": {"commit": "f" * 40}}, "evals": {},
+        "conditions": {"other_cpu_share": share, "host_ref_s": None},
+        "measurements": {"tpot_ms": {"unit": "ms", "value": tpot, "samples": [tpot]},
+                         "peak_mem_bytes": {"unit": "B", "value": 1000.0, "samples": [1000.0]}}}, "a hand-made record")
 
 
 @pytest.fixture
@@ -214,7 +215,7 @@ def gate(tmp_path):
 def test_gate_judges_against_the_history_and_only_gates_its_own_machine(gate):
     same = gate.judge(gate_record(80.0), {})
     assert same.gating and same.regressed == ["tpot_ms"] and same.baseline["same_machine"]
-    other = gate.judge({**gate_record(80.0), "machine_id": "other"}, {})
+    other = gate.judge(dataclasses.replace(gate_record(80.0), machine_id="other"), {})
     assert other.regressed == [] and not other.gating and not other.baseline["same_machine"]  # reported, never gating
     assert "another machine fingerprint (m, this one is other)" in other.warning
     noisy = gate.judge(gate_record(80.0, share=0.5), {})

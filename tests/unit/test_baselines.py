@@ -10,15 +10,17 @@ import time
 import pytest
 
 from pytest_inferlab.record.baselines import HISTORY_LIMIT, BaselineError, BaselineStore
+from pytest_inferlab.record.record import Record
 
 
 def record(run_id="r1", value=40.0, machine="cpu-abc", test_id="suites/t.py::test[x]", spec_id="0123456789ab",
            host_ref_s=None):
-    return {"conditions": {"host_ref_s": host_ref_s},
+    return Record.from_json({
+        "schema_version": 1, "conditions": {"host_ref_s": host_ref_s},
         "run_id": run_id, "machine_id": machine, "test_id": test_id, "spec_id": spec_id, "spec": {"batch_size": 1},
         "environment": {"git": {"commit": "f" * 40}, "torch": "2.13.0", "threads": 1},
         "measurements": {"tpot_ms": {"unit": "ms", "value": value, "samples": [value - 1, value, value + 1]}},
-    }
+    }, "a hand-made record")
 
 
 def test_save_appends_history_and_keeps_latest_samples(tmp_path):
@@ -88,12 +90,14 @@ def test_concurrent_savers_lose_nothing(tmp_path, run_in_processes):
 SAVE_FOREVER = """
 import sys
 from pytest_inferlab.record.baselines import BaselineStore
+from pytest_inferlab.record.record import Record
 store = BaselineStore(__import__("pathlib").Path(sys.argv[1]))
-rec = {"run_id": "r", "machine_id": "m", "test_id": "t", "spec_id": "s", "spec": {}, "environment": {},
+rec = {"schema_version": 1, "run_id": "r", "machine_id": "m", "test_id": "t", "spec_id": "s", "spec": {},
+       "environment": {},
        "measurements": {f"metric_{i}": {"unit": "ms", "value": 1.0, "samples": [1.0] * 2000} for i in range(20)}}
 print("ready", flush=True)
 for i in range(10**9):
-    store.save({**rec, "run_id": f"r{i}"})  # a new run each time: every save rewrites the file
+    store.save(Record.from_json({**rec, "run_id": f"r{i}"}, "x"))  # a new run each time: every save rewrites the file
 """
 
 

@@ -2,6 +2,8 @@
 
 import math
 
+from handmade_records import make_record
+
 from pytest_inferlab.judge.gate import geometric_mean_record, merge
 from pytest_inferlab.judge.policy import policy_of
 from pytest_inferlab.judge.verdict import judge_timing
@@ -37,12 +39,12 @@ def test_a_transient_slowdown_is_not_confirmed_though_the_mean_is_slow():
 
 
 def test_the_mean_record_takes_geometric_means_and_keeps_the_rest():
-    records = [{"measurements": {"tpot_ms": {"value": 40.0, "unit": "ms"}, "failed": {"value": 0}},
-                "conditions": {"host_ref_s": 0.1, "other": 1}},
-               {"measurements": {"tpot_ms": {"value": 10.0, "unit": "ms"}, "failed": {"value": 0}},
-                "conditions": {"host_ref_s": 0.4}}]
+    records = [make_record({"tpot_ms": {"value": 40.0, "unit": "ms"}, "failed": {"value": 0}},
+                           conditions={"host_ref_s": 0.1, "other": 1}),
+               make_record({"tpot_ms": {"value": 10.0, "unit": "ms"}, "failed": {"value": 0}},
+                           conditions={"host_ref_s": 0.4})]
     mean = geometric_mean_record(records)
-    assert math.isclose(mean["measurements"]["tpot_ms"]["value"], 20.0) and mean["measurements"]["tpot_ms"]["unit"] == "ms"
-    assert mean["measurements"]["failed"]["value"] == 0  # no log of 0: the first run's value
-    assert math.isclose(mean["conditions"]["host_ref_s"], 0.2) and mean["conditions"]["other"] == 1
-    assert records[0]["measurements"]["tpot_ms"]["value"] == 40.0  # the records are not changed
+    assert math.isclose(mean["tpot_ms"], 20.0) and mean.measurements["tpot_ms"].unit == "ms"
+    assert mean["failed"] == 0  # no log of 0: the first run's value
+    assert math.isclose(mean.conditions["host_ref_s"], 0.2) and mean.conditions["other"] == 1
+    assert records[0]["tpot_ms"] == 40.0  # the records are not changed
