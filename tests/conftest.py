@@ -3,8 +3,16 @@ import os
 
 import pytest
 
+from pytest_inferlab.engines.sources import cache_dir
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# pytester gives every run it starts a HOME of its own (the test's folder), so the lab's cache under
+# ~/.cache would start empty in each: converted tokenizers, GGUF headers and rungs, reference
+# log-probabilities and lm-eval references were prepared again in every run on the embedded model. One
+# cache for the whole test session, the lab's own (entries are published whole, so workers may share
+# it); a test that checks a build sets an empty one of its own.
+os.environ.setdefault("INFERLAB_CACHE_DIR", str(cache_dir()))
 
 pytest_plugins = ["pytester"]
 

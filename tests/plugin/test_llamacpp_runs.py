@@ -36,13 +36,12 @@ def test_an_unknown_rung_is_a_usage_error_with_did_you_mean(pytester):
     result.stderr.fnmatch_lines(["*gguf-q8*gguf-q8_0*"])
 
 
-@pytest.mark.slow
-@pytest.mark.alone
+@pytest.mark.slow  # no close timing (at most a paired ratio far from 1): one llama.cpp thread, beside another worker
 @pytest.mark.skipif(llamacpp_missing() is not None, reason=str(llamacpp_missing()))
 def test_a_rung_is_measured_by_llama_cpp_against_transformers_fp32(pytester, tmp_path, monkeypatch):
     monkeypatch.setenv("INFERLAB_CACHE_DIR", str(tmp_path / "cache"))
     pytester.makepyfile(test_suite=SUITE)
-    result = pytester.runpytest_subprocess("--inferlab-rounds=3", "--inferlab-threads=2", "-p", "no:cacheprovider")
+    result = pytester.runpytest_subprocess("--inferlab-rounds=3", "--inferlab-threads=1", "-p", "no:cacheprovider")
     assert result.ret == 0, result.stdout.str()
     [path] = (pytester.path / ".inferlab" / "runs").rglob("*test_rung*.json")
     record = json.loads(path.read_text())
@@ -83,13 +82,12 @@ def test_the_llama_cpp_server_skips_a_model_that_is_not_gguf_with_the_reason(pyt
     result.stdout.fnmatch_lines(["*SKIPPED*--inferlab-server=llamacpp serves a GGUF file*dummy:tiny*"])
 
 
-@pytest.mark.slow
-@pytest.mark.alone
+@pytest.mark.slow  # no close timing (at most a paired ratio far from 1): one llama.cpp thread, beside another worker
 @pytest.mark.skipif(llamacpp_missing() is not None, reason=str(llamacpp_missing()))
 def test_the_serving_cases_measure_llama_cpp_s_server_when_asked(pytester):
     pytester.makepyfile(test_suite=SERVED)
     result = pytester.runpytest_subprocess("--inferlab-server=llamacpp", "--inferlab-rounds=1", "--inferlab-warmup=0",
-                                           "--inferlab-threads=2", "-p", "no:cacheprovider")
+                                           "--inferlab-threads=1", "-p", "no:cacheprovider")
     assert result.ret == 0, result.stdout.str()
     [path] = (pytester.path / ".inferlab" / "runs").rglob("*test_served*.json")
     record = json.loads(path.read_text())
@@ -118,12 +116,11 @@ def test_drafting(lab, quantized_model, speculative_model, workload, speculative
 """
 
 
-@pytest.mark.slow
-@pytest.mark.alone
+@pytest.mark.slow  # no close timing (at most a paired ratio far from 1): one llama.cpp thread, beside another worker
 @pytest.mark.skipif(llamacpp_missing() is not None, reason=str(llamacpp_missing()))
 def test_speculative_pairs_compose_with_a_rung_on_llama_cpp(pytester):
     pytester.makepyfile(test_suite=DRAFTING)
-    result = pytester.runpytest_subprocess("--inferlab-rounds=2", "--inferlab-threads=2", "-p", "no:cacheprovider",
+    result = pytester.runpytest_subprocess("--inferlab-rounds=2", "--inferlab-threads=1", "-p", "no:cacheprovider",
                                            "-rs")
     assert result.ret == 0, result.stdout.str()
     result.stdout.fnmatch_lines(["*SKIPPED*early-exit on llama.cpp*", "*2 passed, 1 skipped*"])

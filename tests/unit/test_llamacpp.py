@@ -15,9 +15,11 @@ from pytest_inferlab.ground.trace import Request
 from pytest_inferlab.run.workloads import prompt_texts
 from pytest_inferlab.specs.core import SamplingSpec
 
-pytestmark = pytest.mark.alone  # llama.cpp's OpenMP threads spin: beside another worker a 6 s test took 82 s
-
+# llama.cpp's OpenMP threads spin: beside another worker a 6 s test on two threads took 82 s. The tests on
+# the module's two-thread engine, and the server's, run alone; the slow ones, which time nothing, load their
+# own llama.cpp on one thread (no spinning sibling) and run on both cores beside another worker.
 needs_llamacpp = pytest.mark.skipif(llamacpp_missing() is not None, reason=str(llamacpp_missing()))
+ONE_THREAD = LlamaCppSettings(threads=1)
 EMBEDDED = resolve_model("smollm2-135m")
 
 
@@ -60,12 +62,14 @@ def engine():
 
 
 @needs_llamacpp
+@pytest.mark.alone
 def test_prompts_are_the_same_token_ids_llama_cpp_itself_makes(engine):
     for text in prompt_texts("short_chat") + prompt_texts("code"):
         assert engine.native_tokens(text) == engine.encode(text, chat=False), text[:40]
 
 
 @needs_llamacpp
+@pytest.mark.alone
 def test_every_token_is_timestamped_and_counted_and_greedy_repeats(engine):
     ids = tuple(engine.encode(prompt_texts("short_chat")[0], chat=True))
     batch = [Request(0, ids, 12), Request(1, ids, 12)]
@@ -84,20 +88,23 @@ def test_every_token_is_timestamped_and_counted_and_greedy_repeats(engine):
 
 @needs_llamacpp
 @pytest.mark.slow  # a second Llama on the file
-def test_with_prefix_reuse_the_reused_prompt_tokens_are_counted_and_without_none(engine):
-    shared = tuple(engine.encode(prompt_texts("long_context")[0], chat=False))[:48]
-    batch = [Request(0, shared + (1000, 1001), 2), Request(1, shared + (1002,), 2)]
-    assert [t.cached_tokens for t in engine.generate(batch, SamplingSpec())] == [0, 0]
-    reusing = LlamaCppEngine.load(EMBEDDED, CPU, LlamaCppSettings(threads=2, prefix_reuse=True))
+def test_with_prefix_reuse_the_reused_prompt_tokens_are_counted_and_without_none():
+    plain = LlamaCppEngine.load(EMBEDDED, CPU, ONE_THREAD)
+    reusing = LlamaCppEngine.load(EMBEDDED, CPU, LlamaCppSettings(threads=1, prefix_reuse=True))
     try:
+        shared = tuple(plain.encode(prompt_texts("long_context")[0], chat=False))[:48]
+        batch = [Request(0, shared + (1000, 1001), 2), Request(1, shared + (1002,), 2)]
+        assert [t.cached_tokens for t in plain.generate(batch, SamplingSpec())] == [0, 0]
         first, second = reusing.generate(batch, SamplingSpec())
         assert (first.cached_tokens, second.cached_tokens) == (0, 48)
-        assert (first.output_ids, second.output_ids) == tuple(t.output_ids for t in engine.generate(batch, SamplingSpec()))
+        assert (first.output_ids, second.output_ids) == tuple(t.output_ids for t in plain.generate(batch, SamplingSpec()))
     finally:
         reusing.close()
+        plain.close()
 
 
 @needs_llamacpp
+@pytest.mark.alone
 def test_a_failed_request_is_data(engine):
     [trace] = engine.generate([Request(0, (10**9,), 4)], SamplingSpec())
     assert not trace.ok and trace.error
@@ -114,7 +121,7 @@ def test_the_ladder_makes_rungs_llama_cpp_runs_with_their_bytes_and_the_requanti
     assert q4_bytes < 0.4 * f32_bytes
     assert "bounded by the source's" in q4.facts["requantized_from"] and q4.facts["source_file_type"] == "MOSTLY_Q4_1"
     assert make_rung(source, "Q4_K_M", cache=tmp_path).path == q4.path  # cached: made once
-    rung = LlamaCppEngine.load(EMBEDDED, CPU, LlamaCppSettings(threads=2), path=q4.path)
+    rung = LlamaCppEngine.load(EMBEDDED, CPU, ONE_THREAD, path=q4.path)
     try:
         assert rung.info.model_bytes == q4_bytes and rung.info.facts["gguf_file_type"] == "MOSTLY_Q4_K_M"
         [trace] = rung.generate([Request(0, tuple(rung.encode("Say hello.", chat=True)), 6)], SamplingSpec())
@@ -131,7 +138,7 @@ def test_llama_cpp_f32_and_transformers_fp32_agree_on_greedy_tokens(tmp_path, ca
     from pytest_inferlab.engines import load_engine
 
     f32 = make_rung(embedded_gguf_path("smollm2-135m"), "F32", cache=tmp_path)
-    llama = LlamaCppEngine.load(EMBEDDED, CPU, LlamaCppSettings(threads=2), path=f32.path)
+    llama = LlamaCppEngine.load(EMBEDDED, CPU, ONE_THREAD, path=f32.path)
     reference = load_engine("transformers", EMBEDDED, CPU)
     agreed = total = 0
     try:
@@ -159,6 +166,7 @@ def _pairs_of(drafting, requests, rounds=2):
 
 
 @needs_llamacpp
+@pytest.mark.alone
 def test_prompt_lookup_on_llama_cpp_is_counted_and_keeps_the_targets_greedy_output(engine):
     from pytest_inferlab.optimizations.speculative import SpeculativeSpec, drafters
 
@@ -181,6 +189,7 @@ def test_prompt_lookup_on_llama_cpp_is_counted_and_keeps_the_targets_greedy_outp
 
 
 @needs_llamacpp
+@pytest.mark.alone
 def test_methods_llama_cpp_cannot_run_skip_or_fail_with_the_reason(engine):
     from pytest_inferlab.optimizations.speculative import (SpeculativeConfigError, SpeculativeSpec,
                                                            SpeculativeUnsupported, drafters)
@@ -203,8 +212,8 @@ def test_a_lower_rung_drafts_for_the_f32_rung_exactly(tmp_path):
     from pytest_inferlab.optimizations.speculative import SpeculativeSpec, drafters
 
     source = embedded_gguf_path("smollm2-135m")
-    target = LlamaCppEngine.load(EMBEDDED, CPU, LlamaCppSettings(threads=2), path=make_rung(source, "F32").path)
-    draft = LlamaCppEngine.load(EMBEDDED, CPU, LlamaCppSettings(threads=2), path=make_rung(source, "Q4_0").path)
+    target = LlamaCppEngine.load(EMBEDDED, CPU, ONE_THREAD, path=make_rung(source, "F32").path)
+    draft = LlamaCppEngine.load(EMBEDDED, CPU, ONE_THREAD, path=make_rung(source, "Q4_0").path)
     spec = SpeculativeSpec.of("draft", quant="gguf-q4_0", num_tokens=3)
     drafting = target.drafting_with(spec, drafters.get("draft"), draft)
     try:
@@ -222,6 +231,7 @@ def test_a_lower_rung_drafts_for_the_f32_rung_exactly(tmp_path):
 
 # ---- lm-eval on llama.cpp ----------------------------------------------------------------------
 @needs_llamacpp
+@pytest.mark.alone
 def test_lm_eval_scores_a_gguf_file_with_llama_cpp_logits(engine):
     from pytest_inferlab.measure.evals import evaluate_lm
 
@@ -236,17 +246,21 @@ def test_lm_eval_scores_a_gguf_file_with_llama_cpp_logits(engine):
 
 @needs_llamacpp
 @pytest.mark.slow
-def test_lm_eval_on_llama_cpp_agrees_with_transformers_on_the_same_weights(engine, capsys):
+def test_lm_eval_on_llama_cpp_agrees_with_transformers_on_the_same_weights(capsys):
     """The Q4_1 file scored by llama.cpp and, dequantized, by transformers: measured 40/40 items alike
     and byte perplexity within 0.2% (2.358 vs 2.353)."""
     from pytest_inferlab.engines import load_engine
     from pytest_inferlab.measure.evals import evaluate_lm
 
     reference = load_engine("transformers", EMBEDDED, CPU)
+    engine = LlamaCppEngine.load(EMBEDDED, CPU, ONE_THREAD)
     scored = {}
-    for name, which in (("llamacpp", engine), ("transformers", reference)):
-        with which.lm_eval_model("cpu") as lm:
-            scored[name] = evaluate_lm(lm, ["inferlab_mc", "inferlab_ppl"], limit=20)
+    try:
+        for name, which in (("llamacpp", engine), ("transformers", reference)):
+            with which.lm_eval_model("cpu") as lm:
+                scored[name] = evaluate_lm(lm, ["inferlab_mc", "inferlab_ppl"], limit=20)
+    finally:
+        engine.close()
     ours, theirs = scored["llamacpp"], scored["transformers"]
     alike = sum(a == b for a, b in zip(ours["inferlab_mc"].items, theirs["inferlab_mc"].items))
     ratio = ours["inferlab_ppl"].metrics["byte_perplexity"] / theirs["inferlab_ppl"].metrics["byte_perplexity"]
@@ -257,6 +271,7 @@ def test_lm_eval_on_llama_cpp_agrees_with_transformers_on_the_same_weights(engin
 
 # ---- llama.cpp's OpenAI-compatible server ------------------------------------------------------
 @needs_llamacpp
+@pytest.mark.alone
 def test_the_llama_cpp_server_streams_counted_tokens_and_stops_by_its_process_group():
     import dataclasses
     import os
