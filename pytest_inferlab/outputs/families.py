@@ -67,3 +67,10 @@ def optimization_label(record: Record, family: str) -> str:
     batch = spec.get("batch_size", 1)
     where = f" on {workload}" + (f", batch {batch}" if batch != 1 else "")
     return " + ".join(parts) + where
+
+
+def case_shape(record: Record) -> tuple[Any, ...]:
+    """(model, workload, batch size, device): records with the same shape are comparable cases."""
+    spec = record.spec
+    workload = spec.get("workload") or {}
+    return ((spec.get("model") or {}).get("name"), workload.get("name"), spec.get("batch_size", 1), spec.get("device"))

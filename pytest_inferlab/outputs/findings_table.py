@@ -6,7 +6,8 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from pytest_inferlab.outputs.findings import Finding, pick_words
+from pytest_inferlab.outputs.decisions import pick_words
+from pytest_inferlab.outputs.findings import Finding
 
 
 def _num(value: float | None, fmt: str) -> str:

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from pytest_inferlab.outputs.curves import curves_figure, curves_of, format_curves
-from pytest_inferlab.outputs.findings import Finding, FrontPoint, findings_of, front_points, pareto_front, pick_words
+from pytest_inferlab.outputs.decisions import FrontPoint, front_points, pareto_front, pick_words
+from pytest_inferlab.outputs.findings import Finding, findings_of
 from pytest_inferlab.outputs.plots import has_matplotlib, pyplot
 from pytest_inferlab.ground.jsonio import write_text_replace
 from pytest_inferlab.record.record import Record

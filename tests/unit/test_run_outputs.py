@@ -9,7 +9,8 @@ import pytest
 from pytest_inferlab.cli import main
 from pytest_inferlab.judge.compare import compare_runs, format_comparison, lockstep_pair
 from pytest_inferlab.outputs.families import BATCHING, COMPOSITION, KV, LATENCY, QUANT, SPECULATIVE
-from pytest_inferlab.outputs.findings import findings_of, front_points, pareto_front
+from pytest_inferlab.outputs.decisions import front_points, pareto_front
+from pytest_inferlab.outputs.findings import findings_of
 from pytest_inferlab.outputs.findings_table import format_findings
 from pytest_inferlab.outputs.html_report import build_report, write_report
 from pytest_inferlab.record.record import Record
