@@ -60,7 +60,8 @@ $(STAMP): pyproject.toml $(LOCK) $(NODEPS_LOCK)
 	touch $@
 
 # The tour: the cases listed in suites/tour.txt (pytest reads arguments from @file, one per line),
-# one of every family, about 8 minutes on 2 cores. lab-full runs every suite (about 40 minutes).
+# one of every family, 3.5 minutes on 2 cores with the GPTQ model cached, 8-10.5 on a fresh machine; lab-full runs
+# every suite (about 71 minutes, docs/setup.md).
 lab: install
 	$(BIN)/pytest @suites/tour.txt $(ARGS)
 
