@@ -15,6 +15,6 @@ def test_the_front_keeps_what_nothing_beats_on_every_axis():
 
 
 def test_the_quantization_trade_off_and_the_findings_use_it():
-    from pytest_inferlab.outputs import findings, pareto
+    from pytest_inferlab.outputs import decisions, pareto
 
-    assert pareto.front_of is pareto_front and findings.front_of is pareto_front
+    assert pareto.front_of is pareto_front and decisions.front_of is pareto_front
