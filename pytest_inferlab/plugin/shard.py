@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from pytest_inferlab.record.record import Record, record_files
+from pytest_inferlab.ground.jsonio import write_json_new
+from pytest_inferlab.record.record import Record, RecordError, read_record, record_files
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +66,6 @@ def run_durations(run_dir: Path) -> dict[str, float]:
     """Seconds per test id in the records of one earlier run (a run folder), for balancing; a record
     that cannot be read raises RecordError naming the file (never skipped: a balance from part of a run
     would be silently wrong)."""
-    from pytest_inferlab.record.record import read_record
-
     durations = {}
     for path in record_files(run_dir):
         record = read_record(path)
@@ -94,9 +93,6 @@ def merge_runs(run_dirs: list[Path], results: Path, run_id: str) -> list[Path]:
     read first (an unreadable one stops the merge before anything is written), a case measured by
     two shards or shards of different commits are refused, records keep their file names and say
     which run they came from (``conditions.merged_from``)."""
-    from pytest_inferlab.ground.jsonio import write_json_new
-    from pytest_inferlab.record.record import RecordError, read_record
-
     found: dict[str, tuple[Path, Record]] = {}
     commits: dict[str | None, Path] = {}
     for run_dir in run_dirs:
