@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from pytest_inferlab.measure.metrics import Measurement
-from pytest_inferlab.record.record import Record
+from pytest_inferlab.record.record import RECORD_SCHEMA_VERSION, Record
 
 
 def make_record(measurements: dict[str, Any] | None = None, **fields: Any) -> Record:
@@ -24,3 +24,9 @@ def make_record(measurements: dict[str, Any] | None = None, **fields: Any) -> Re
                                     engine={}, environment={}, machine_id="m", seed=0, started_at="", finished_at="",
                                     rounds=1, warmup_rounds=0)
     return Record(measurements=typed, **{**defaults, **fields})
+
+
+def from_stored(data: dict[str, Any]) -> Record:
+    """A record written by hand in the form a record file holds (schema version defaulted), typed as
+    ``read_record`` gives it back."""
+    return Record.from_json({"schema_version": RECORD_SCHEMA_VERSION, **data}, f"hand-made record {data.get('test_id')}")

@@ -8,12 +8,13 @@ import subprocess
 import sys
 
 import pytest
+from handmade_records import from_stored
 
 from pytest_inferlab.record.baselines import BaselineError, BaselineStore, save_valid
 from pytest_inferlab.record.naming import baseline_filename, legacy_baseline_filename
 from pytest_inferlab.cli import main
 from pytest_inferlab.ground.jsonio import remove_stale_temps, write_json_new, write_json_replace
-from pytest_inferlab.record.record import Record, record_files
+from pytest_inferlab.record.record import record_files
 from pytest_inferlab.record.store import RecordStore
 
 ARGS = ("--inferlab-model=dummy:tiny", "--inferlab-rounds=1", "--inferlab-warmup=0", "--inferlab-threads=1",
@@ -35,10 +36,6 @@ def record(run_id="r1", test_id="s.py::t", value=40.0, machine="cpu-1", invalid=
             "machine_id": machine, "environment": {"git": {"commit": "a" * 40}},
             "conditions": {"invalid": invalid},
             "measurements": {"tpot_ms": {"unit": "ms", "value": value, "samples": [value]}}}
-
-
-def typed(data):
-    return Record.from_json(data, "a hand-made record")
 
 
 def write_run(folder, *records):
@@ -73,8 +70,8 @@ def test_saving_the_same_run_twice_appends_it_once_and_says_so(tmp_path, capsys)
 def test_one_unreadable_baseline_writes_nothing_and_a_retry_appends_each_case_once(tmp_path, capsys):
     baselines = tmp_path / "baselines"
     store = BaselineStore(baselines)
-    store.save(typed(record("r0", test_id="s.py::a")))
-    broken = store.save(typed(record("r0", test_id="s.py::b"))).path
+    store.save(from_stored(record("r0", test_id="s.py::a")))
+    broken = store.save(from_stored(record("r0", test_id="s.py::b"))).path
     broken.write_text("{not json")
     before = snapshot(baselines)
     run = write_run(tmp_path / "run", record("r1", test_id="s.py::a"), record("r1", test_id="s.py::b"),
@@ -86,7 +83,7 @@ def test_one_unreadable_baseline_writes_nothing_and_a_retry_appends_each_case_on
                    "overwritten); nothing was saved\n")
     assert snapshot(baselines) == before  # s.py::a not appended, s.py::c not created
     broken.unlink()  # the user restores the file (here: removes it), then retries
-    store.save(typed(record("r0", test_id="s.py::b")))
+    store.save(from_stored(record("r0", test_id="s.py::b")))
     assert main(["save-baseline", str(run), "--baselines", str(baselines)]) == 0
     assert main(["save-baseline", str(run), "--baselines", str(baselines)]) == 0
     assert [history(store, f"s.py::{name}") for name in "abc"] == [["r0", "r1"], ["r0", "r1"], ["r1"]]
@@ -94,10 +91,10 @@ def test_one_unreadable_baseline_writes_nothing_and_a_retry_appends_each_case_on
 
 def test_a_failure_while_writing_changes_no_baseline(tmp_path):
     store = BaselineStore(tmp_path)
-    store.save(typed(record("r0", test_id="s.py::a")))
+    store.save(from_stored(record("r0", test_id="s.py::a")))
     before = snapshot(tmp_path)
     with pytest.raises(ValueError):  # NaN is not JSON: the second file cannot be written
-        store.save_all([typed(record("r1", test_id="s.py::a")), typed(record("r1", test_id="s.py::b", value=float("nan")))])
+        store.save_all([from_stored(record("r1", test_id="s.py::a")), from_stored(record("r1", test_id="s.py::b", value=float("nan")))])
     assert snapshot(tmp_path) == before
 
 
@@ -106,7 +103,7 @@ def test_a_failure_while_writing_changes_no_baseline(tmp_path):
 def test_ids_that_slug_alike_or_differ_past_the_slug_get_files_of_their_own(tmp_path):
     store = BaselineStore(tmp_path)
     ids = ["s.py::t[a/b]", "s.py::t[a_b]", "s.py::t[a:b]", "s.py::t[" + "x" * 150 + "1]", "s.py::t[" + "x" * 150 + "2]"]
-    paths = {store.save(typed(record("r1", test_id=test_id))).path for test_id in ids}
+    paths = {store.save(from_stored(record("r1", test_id=test_id))).path for test_id in ids}
     assert len(paths) == 5 and len(list((tmp_path / "cpu-1").glob("*.json"))) == 5
     assert all(history(store, test_id) == ["r1"] for test_id in ids)
     assert all(len(p.name) < 120 for p in paths)
@@ -114,7 +111,7 @@ def test_ids_that_slug_alike_or_differ_past_the_slug_get_files_of_their_own(tmp_
 
 def test_a_file_of_another_test_id_is_an_error_never_a_merge(tmp_path):
     store = BaselineStore(tmp_path)
-    path = store.save(typed(record("r1", test_id="s.py::a"))).path
+    path = store.save(from_stored(record("r1", test_id="s.py::a"))).path
     data = json.loads(path.read_text())
     target = tmp_path / "cpu-1" / baseline_filename("s.py::b", "abc")
     target.write_text(json.dumps(data))  # s.py::a's content under s.py::b's name
@@ -123,27 +120,27 @@ def test_a_file_of_another_test_id_is_an_error_never_a_merge(tmp_path):
     with pytest.raises(BaselineError, match=message.replace("[", r"\[").replace(".", r"\.")):
         store.find("cpu-1", "s.py::b", "abc")
     with pytest.raises(BaselineError):
-        store.save(typed(record("r2", test_id="s.py::b")))
+        store.save(from_stored(record("r2", test_id="s.py::b")))
     assert snapshot(tmp_path) == before
 
 
 def test_baselines_saved_under_the_old_names_keep_matching_and_move_on_the_next_save(tmp_path):
     old = tmp_path / "cpu-1" / legacy_baseline_filename("s.py::t[a/b]", "abc")
     old.parent.mkdir(parents=True)
-    BaselineStore(tmp_path / "scratch").save(typed(record("r0", test_id="s.py::t[a/b]")))
+    BaselineStore(tmp_path / "scratch").save(from_stored(record("r0", test_id="s.py::t[a/b]")))
     [made] = (tmp_path / "scratch" / "cpu-1").glob("*.json")
     old.write_bytes(made.read_bytes())  # what an older pytest-inferlab wrote
     store = BaselineStore(tmp_path)
     assert store.load("cpu-1", "s.py::t[a/b]", "abc").path == old
     assert store.load("cpu-1", "s.py::t[a_b]", "abc") is None  # same old slug, another test: not its baseline
-    saved = store.save(typed(record("r1", test_id="s.py::t[a/b]")))
+    saved = store.save(from_stored(record("r1", test_id="s.py::t[a/b]")))
     assert saved.path.name == baseline_filename("s.py::t[a/b]", "abc") and not old.exists()
     assert history(store, "s.py::t[a/b]") == ["r0", "r1"]
 
 
 def test_hostile_ids_stay_inside_their_folders(tmp_path):
     hostile = "s.py::t[../../etc/passwd\x00\n]"
-    path = BaselineStore(tmp_path).save(typed(record("r1", test_id=hostile))).path
+    path = BaselineStore(tmp_path).save(from_stored(record("r1", test_id=hostile))).path
     assert path.parent == tmp_path / "cpu-1"
     rec = record("r1", test_id=hostile)
 
@@ -174,7 +171,7 @@ def test_records_written_before_conditions_invalid_are_judged_by_their_verdicts(
         {"metric": "tpot_ms", "outcome": "invalid", "reason": "other processes used 40% of the CPU"}]}
     unmeasured = {**record("r1", test_id="s.py::u"), "conditions": {}, "verdicts": [
         {"metric": "ttft_ms", "outcome": "invalid", "reason": "not measured in this run"}]}
-    report = save_valid(BaselineStore(tmp_path), [typed(old), typed(unmeasured)])
+    report = save_valid(BaselineStore(tmp_path), [from_stored(old), from_stored(unmeasured)])
     assert report.left_out == (("s.py::t", "invalid measurement (other processes used 40% of the CPU)"),)
     assert [s.test_id for s in report.saved] == ["s.py::u"]
 
@@ -249,11 +246,11 @@ def test_files_get_the_modes_the_umask_gives(tmp_path):
 
 def test_a_future_schema_baseline_is_named_and_never_overwritten(tmp_path):
     store = BaselineStore(tmp_path)
-    path = store.save(typed(record("r1"))).path
+    path = store.save(from_stored(record("r1"))).path
     path.write_text(json.dumps({**json.loads(path.read_text()), "schema_version": 9}))
     before = snapshot(tmp_path)
     with pytest.raises(BaselineError, match=f"baseline {path} has schema_version 9; this pytest-inferlab reads 1"):
-        store.save(typed(record("r2")))
+        store.save(from_stored(record("r2")))
     assert snapshot(tmp_path) == before
 
 
@@ -403,7 +400,7 @@ def test_ctrl_c_while_saving_leaves_only_whole_files(tmp_path):
 def _save_many(root, worker, count):
     store = BaselineStore(root)
     for i in range(count):
-        store.save(typed(record(f"w{worker}-{i}", test_id=f"s.py::t{i % 2}")))
+        store.save(from_stored(record(f"w{worker}-{i}", test_id=f"s.py::t{i % 2}")))
 
 
 def test_concurrent_savers_lose_nothing_and_double_nothing(tmp_path, run_in_processes):

@@ -5,6 +5,7 @@ import dataclasses
 from types import SimpleNamespace
 
 import pytest
+from handmade_records import from_stored
 
 from pytest_inferlab.device import CPU
 from pytest_inferlab.engines.base import Engine, EngineCapabilityError, EngineInfo
@@ -195,12 +196,12 @@ GATE_SETTINGS = GateSettings(max_interference=0.1, tolerance={}, alpha=0.05, no_
 
 
 def gate_record(tpot, run_id="r1", share=0.0):
-    return Record.from_json({
-        "schema_version": 1, "run_id": run_id, "machine_id": "m", "test_id": "t.py::test_x", "spec_id": "0123456789ab",
+    return from_stored({
+        "run_id": run_id, "machine_id": "m", "test_id": "t.py::test_x", "spec_id": "0123456789ab",
         "spec": {}, "environment": {"git": {"commit": "f" * 40}}, "evals": {},
         "conditions": {"other_cpu_share": share, "host_ref_s": None},
         "measurements": {"tpot_ms": {"unit": "ms", "value": tpot, "samples": [tpot]},
-                         "peak_mem_bytes": {"unit": "B", "value": 1000.0, "samples": [1000.0]}}}, "a hand-made record")
+                         "peak_mem_bytes": {"unit": "B", "value": 1000.0, "samples": [1000.0]}}})
 
 
 @pytest.fixture

@@ -9,18 +9,19 @@ import time
 
 import pytest
 
+from handmade_records import from_stored
+
 from pytest_inferlab.record.baselines import HISTORY_LIMIT, BaselineError, BaselineStore
-from pytest_inferlab.record.record import Record
 
 
 def record(run_id="r1", value=40.0, machine="cpu-abc", test_id="suites/t.py::test[x]", spec_id="0123456789ab",
            host_ref_s=None):
-    return Record.from_json({
-        "schema_version": 1, "conditions": {"host_ref_s": host_ref_s},
+    return from_stored({
+        "conditions": {"host_ref_s": host_ref_s},
         "run_id": run_id, "machine_id": machine, "test_id": test_id, "spec_id": spec_id, "spec": {"batch_size": 1},
         "environment": {"git": {"commit": "f" * 40}, "torch": "2.13.0", "threads": 1},
         "measurements": {"tpot_ms": {"unit": "ms", "value": value, "samples": [value - 1, value, value + 1]}},
-    }, "a hand-made record")
+    })
 
 
 def test_save_appends_history_and_keeps_latest_samples(tmp_path):

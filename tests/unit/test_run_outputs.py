@@ -5,6 +5,7 @@ import json
 import math
 
 import pytest
+from handmade_records import from_stored
 
 from pytest_inferlab.cli import main
 from pytest_inferlab.judge.compare import compare_runs, format_comparison, lockstep_pair
@@ -13,7 +14,6 @@ from pytest_inferlab.outputs.decisions import front_points, pareto_front
 from pytest_inferlab.outputs.findings import findings_of
 from pytest_inferlab.outputs.findings_table import format_findings
 from pytest_inferlab.outputs.html_report import build_report, write_report
-from pytest_inferlab.record.record import Record
 from pytest_inferlab.record.run_folder import (MANIFEST, RunFolderError, finish_manifest, load_run,
                                                start_manifest)
 
@@ -41,8 +41,8 @@ def record(test_id, values, spec=None, conditions=None, evals=None, run_id="r1",
 
 
 def typed(records):
-    """The hand-made records as a run folder reads them back (record/record.py: Record.from_json)."""
-    return [Record.from_json(data, f"hand-made record {data['test_id']}") for data in records]
+    """The hand-made records as a run folder reads them back (handmade_records.from_stored)."""
+    return [from_stored(data) for data in records]
 
 
 def quant(method):
